@@ -1,0 +1,84 @@
+"""Types shared by the layers: ASGI callables, the parsed request head, and
+the per-server state that every connection registers with."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from asgiws.config import Config
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+Headers = list[tuple[bytes, bytes]]
+"""Header list as ASGI wants it: names lower-cased, raw bytes."""
+
+
+@dataclass(frozen=True, slots=True)
+class RequestHead:
+    """A parsed HTTP/1.1 request line and headers.
+
+    The HTTP layer builds it once; the WebSocket upgrade takes it as is and
+    never re-parses the request.
+    """
+
+    method: str
+    raw_path: bytes  # the target without the query string, percent-encoded
+    path: str  # percent-decoded, UTF-8
+    query_string: bytes
+    http_version: str  # "1.0" or "1.1"
+    headers: Headers  # lower-cased names
+
+    def get(self, name: bytes) -> bytes | None:
+        """First value of header `name` (lower-case bytes), or None."""
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
+
+
+class ManagedConnection(Protocol):
+    """What the server needs from any live connection to shut it down."""
+
+    def shutdown(self) -> None:
+        """Begin a graceful close: finish the current request / close WS 1012."""
+
+
+@dataclass(slots=True)
+class ServerState:
+    """Shared by every connection of one server: used for graceful shutdown
+    and for the lifespan `state` copied into each scope."""
+
+    connections: set[ManagedConnection] = field(default_factory=set)
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    lifespan_state: dict[str, Any] = field(default_factory=dict)
+    total_requests: int = 0
+    default_headers: Headers = field(default_factory=list)
+    """Server/Date/custom headers for responses; the server refreshes Date every second."""
+    shutting_down: bool = False
+
+
+@dataclass(slots=True)
+class ConnectionInfo:
+    """Addresses and scheme of one accepted transport, captured once at connection_made."""
+
+    client: tuple[str, int] | None
+    server: tuple[str, int] | None
+    is_tls: bool
+
+
+@dataclass(slots=True)
+class ConnectionContext:
+    """What a protocol object is built with: the loaded config, the server's
+    shared state and this transport's addresses."""
+
+    config: Config
+    server_state: ServerState
+    info: ConnectionInfo
