@@ -51,12 +51,47 @@ class ManagedConnection(Protocol):
         """Begin a graceful close: finish the current request / close WS 1012."""
 
 
+class ConnectionRegistry(set["ManagedConnection"]):
+    """The live connections of one server.
+
+    A plain set, plus a way to await the moment it becomes empty, so that
+    graceful shutdown waits on an event instead of polling."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._empty_waiters: list[asyncio.Future[None]] = []
+
+    def discard(self, conn: object) -> None:
+        super().discard(conn)
+        if not self:
+            self._wake()
+
+    def remove(self, conn: ManagedConnection) -> None:
+        super().remove(conn)
+        if not self:
+            self._wake()
+
+    def _wake(self) -> None:
+        waiters, self._empty_waiters = self._empty_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def wait_empty(self) -> None:
+        """Return once no connection is registered."""
+        if not self:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._empty_waiters.append(waiter)
+        await waiter
+
+
 @dataclass(slots=True)
 class ServerState:
     """Shared by every connection of one server: used for graceful shutdown
     and for the lifespan `state` copied into each scope."""
 
-    connections: set[ManagedConnection] = field(default_factory=set)
+    connections: ConnectionRegistry = field(default_factory=ConnectionRegistry)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     lifespan_state: dict[str, Any] = field(default_factory=dict)
     total_requests: int = 0

@@ -1,0 +1,272 @@
+"""The server: sockets, signals, lifespan, graceful shutdown.
+
+`Server(config)` with `await server.serve()`, `server.started` and
+`server.should_exit` are the names a uvicorn user already knows.
+Nothing here polls: the main loop waits on an event, the Date header is
+refreshed by a `call_later` chain, and shutdown waits on the connection
+registry becoming empty.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+from asgiws.config import Config
+from asgiws.types import ConnectionContext, ConnectionInfo, ServerState
+
+logger = logging.getLogger("asgiws.error")
+
+HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Server:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.server_state = ServerState()
+        self.started = False
+        self.force_exit = False
+        self._should_exit = False
+        self._exit_event: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._servers: list[asyncio.base_events.Server] = []
+        self._date_timer: asyncio.TimerHandle | None = None
+        self._lifespan: Any = None
+        self.sockets: list[socket.socket] = []
+        self.exit_code = 0
+
+    # --- should_exit: settable from a signal handler, another task or thread --
+    @property
+    def should_exit(self) -> bool:
+        return self._should_exit
+
+    @should_exit.setter
+    def should_exit(self, value: bool) -> None:
+        self._should_exit = value
+        if value and self._loop is not None and self._exit_event is not None:
+            if self._loop_is_current():
+                self._exit_event.set()
+            else:
+                self._loop.call_soon_threadsafe(self._exit_event.set)
+
+    def _loop_is_current(self) -> bool:
+        try:
+            return asyncio.get_running_loop() is self._loop
+        except RuntimeError:
+            return False
+
+    # ------------------------------------------------------------------------
+    def run(self, sockets: Sequence[socket.socket] | None = None) -> int:
+        """Blocking entry point: pick the event loop, serve until told to stop."""
+        return run_with_loop(self.config.loop, self.serve(sockets))
+
+    async def serve(self, sockets: Sequence[socket.socket] | None = None) -> int:
+        self._loop = asyncio.get_running_loop()
+        self._exit_event = asyncio.Event()
+        if self._should_exit:
+            self._exit_event.set()
+        config = self.config
+        config.load()
+        with self._capture_signals():
+            await self._startup(sockets)
+            if not self._should_exit:
+                await self._exit_event.wait()
+            await self._shutdown()
+        return self.exit_code
+
+    # --- startup --------------------------------------------------------------
+    async def _startup(self, sockets: Sequence[socket.socket] | None) -> None:
+        config = self.config
+        if config.lifespan != "off":
+            from asgiws.asgi.lifespan import LifespanOn
+
+            self._lifespan = LifespanOn(config, self.server_state.lifespan_state)
+            await self._lifespan.startup()
+            if self._lifespan.should_exit:
+                logger.error("Application startup failed. Exiting.")
+                self.exit_code = 3
+                self.should_exit = True
+                return
+        self._refresh_default_headers()
+        try:
+            await self._listen(sockets)
+        except OSError as exc:
+            logger.error("cannot listen: %s", exc)
+            self.exit_code = 1
+            self.should_exit = True
+            return
+        self.started = True
+
+    def _protocol_factory(self) -> asyncio.Protocol:
+        from asgiws.http.protocol import HttpProtocol
+
+        ctx = ConnectionContext(self.config, self.server_state, ConnectionInfo(None, None, False))
+        return HttpProtocol(ctx)
+
+    async def _listen(self, sockets: Sequence[socket.socket] | None) -> None:
+        config = self.config
+        loop = asyncio.get_running_loop()
+        factory: Callable[[], asyncio.Protocol] = self._protocol_factory
+        if sockets:
+            for sock in sockets:
+                self._servers.append(
+                    await loop.create_server(
+                        factory, sock=sock, ssl=config.ssl, backlog=config.backlog
+                    )
+                )
+        elif config.fd is not None:
+            sock = socket.fromfd(config.fd, socket.AF_UNIX, socket.SOCK_STREAM)
+            self._servers.append(
+                await loop.create_server(factory, sock=sock, ssl=config.ssl, backlog=config.backlog)
+            )
+        elif config.uds is not None:
+            if os.path.exists(config.uds):
+                os.remove(config.uds)
+            self._servers.append(
+                await loop.create_unix_server(
+                    factory, path=config.uds, ssl=config.ssl, backlog=config.backlog
+                )
+            )
+            os.chmod(config.uds, 0o666)
+        else:
+            self._servers.append(
+                await loop.create_server(
+                    factory,
+                    host=config.host,
+                    port=config.port,
+                    ssl=config.ssl,
+                    backlog=config.backlog,
+                    reuse_address=True,
+                )
+            )
+        self.sockets = [s for server in self._servers for s in server.sockets]
+        scheme = "https" if config.is_ssl else "http"
+        for sock in self.sockets:
+            name = sock.getsockname()
+            if sock.family == socket.AF_UNIX:
+                where = f"unix socket {name}"
+            elif sock.family == socket.AF_INET6:
+                where = f"{scheme}://[{name[0]}]:{name[1]}"
+            else:
+                where = f"{scheme}://{name[0]}:{name[1]}"
+            logger.info("asgiws running on %s (Press CTRL+C to quit)", where)
+
+    def _refresh_default_headers(self) -> None:
+        """Server/Date/custom headers for every response; Date once a second."""
+        config = self.config
+        headers: list[tuple[bytes, bytes]] = []
+        if config.server_header:
+            headers.append((b"server", b"asgiws"))
+        if config.date_header:
+            headers.append((b"date", email.utils.formatdate(usegmt=True).encode()))
+        headers.extend(config.encoded_headers)
+        self.server_state.default_headers = headers
+        if config.date_header and self._loop is not None:
+            self._date_timer = self._loop.call_later(1.0, self._refresh_default_headers)
+
+    # --- shutdown -------------------------------------------------------------
+    async def _shutdown(self) -> None:
+        logger.info("Shutting down")
+        self.server_state.shutting_down = True
+        for server in self._servers:
+            server.close()
+        for sock in self.sockets:
+            with contextlib.suppress(OSError):
+                sock.close()
+        for conn in list(self.server_state.connections):
+            conn.shutdown()
+        timeout = self.config.timeout_graceful_shutdown
+        try:
+            await asyncio.wait_for(self._drain(), timeout)
+        except asyncio.TimeoutError:
+            logger.error(
+                "Cancel %d running task(s), timeout graceful shutdown exceeded",
+                len(self.server_state.tasks),
+            )
+            for task in self.server_state.tasks:
+                task.cancel()
+            if self.server_state.tasks:
+                await asyncio.wait(set(self.server_state.tasks), timeout=1.0)
+        for server in self._servers:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(server.wait_closed(), 1.0)
+        if self._date_timer is not None:
+            self._date_timer.cancel()
+        if self._lifespan is not None and not self._lifespan.should_exit:
+            await self._lifespan.shutdown()
+        self.started = False
+
+    async def _drain(self) -> None:
+        """Wait until every connection has closed and every app task ended."""
+        if self.server_state.connections:
+            logger.info("Waiting for connections to close. (CTRL+C to force quit)")
+        await self.server_state.connections.wait_empty()
+        while self.server_state.tasks:
+            await asyncio.wait(set(self.server_state.tasks))
+
+    # --- signals --------------------------------------------------------------
+    @contextlib.contextmanager
+    def _capture_signals(self) -> Any:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        loop = asyncio.get_running_loop()
+        installed: list[signal.Signals] = []
+        try:
+            for sig in HANDLED_SIGNALS:
+                loop.add_signal_handler(sig, self.handle_exit, sig)
+                installed.append(sig)
+        except NotImplementedError:  # pragma: no cover - Windows
+            pass
+        try:
+            yield
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+
+    def handle_exit(self, sig: signal.Signals) -> None:
+        if self._should_exit and sig == signal.SIGINT:
+            self.force_exit = True
+            for task in self.server_state.tasks:
+                task.cancel()
+        self.should_exit = True
+
+
+def run_with_loop(loop_name: str, coro: Coroutine[Any, Any, int]) -> int:
+    """Run `coro` on the chosen event loop: uvloop when asked (or `auto` and installed)."""
+    factory = loop_factory(loop_name)
+    if sys.version_info >= (3, 11):
+        with asyncio.Runner(loop_factory=factory) as runner:
+            return runner.run(coro)
+    loop = factory() if factory is not None else asyncio.new_event_loop()  # pragma: no cover
+    try:  # pragma: no cover - Python 3.10
+        asyncio.set_event_loop(loop)
+        return loop.run_until_complete(coro)
+    finally:  # pragma: no cover
+        loop.close()
+
+
+def loop_factory(loop_name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    if loop_name == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if loop_name == "uvloop":
+            from asgiws.config import ConfigError
+
+            raise ConfigError(
+                "--loop uvloop: uvloop is not installed (pip install 'asgiws[standard]')"
+            ) from None
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
