@@ -179,9 +179,6 @@ class Server:
         self.server_state.shutting_down = True
         for server in self._servers:
             server.close()
-        for sock in self.sockets:
-            with contextlib.suppress(OSError):
-                sock.close()
         for conn in list(self.server_state.connections):
             conn.shutdown()
         timeout = self.config.timeout_graceful_shutdown

@@ -1,0 +1,84 @@
+# `make run` and `make test` set up everything they need on a fresh Debian
+# machine (as root) from a clean clone; every step is skipped when already done.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# pip reinstalls only when the project's metadata changed since the last install.
+INSTALL_STAMP := $(VENV)/.installed
+NODE_DIR := tests/node
+NODE_STAMP := $(NODE_DIR)/node_modules/.installed
+
+HOST ?= 127.0.0.1
+PORT ?= 8000
+APP ?= examples.starlette_app.app:app
+PYTEST_ARGS ?=
+
+.PHONY: help run test lint typecheck pytest bench setup system-deps node-deps
+
+help:
+	@echo "make run        serve $(APP) on $(HOST):$(PORT) (HOST/PORT overridable)"
+	@echo "make test       lint, type-check and run the whole test suite"
+	@echo "make lint       ruff check"
+	@echo "make typecheck  mypy --strict on asgiws"
+	@echo "make bench      run benchmarks/run.py"
+
+# --- set-up ------------------------------------------------------------------
+
+$(PY):
+	@# Debian's own python3 needs python3-venv for `-m venv`; install it only then.
+	$(PYTHON) -m venv $(VENV) || { \
+		rm -rf $(VENV); \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y python3-venv; \
+		$(PYTHON) -m venv $(VENV); }
+
+$(INSTALL_STAMP): pyproject.toml $(wildcard setup.py) | $(PY)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[standard,dev]'
+	touch $@
+
+setup: $(INSTALL_STAMP)
+
+# Browser tests need chromium, broadcast tests redis-server, interop tests node.
+# apt-get runs only when one of them is missing.
+system-deps:
+	@missing=""; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v npm >/dev/null || missing="$$missing nodejs npm"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; \
+	fi
+
+$(NODE_STAMP): $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json | system-deps
+	cd $(NODE_DIR) && npm ci --no-audit --no-fund
+	touch $@
+
+node-deps: $(NODE_STAMP)
+
+# --- targets -----------------------------------------------------------------
+
+run: $(INSTALL_STAMP)
+	$(VENV)/bin/asgiws $(APP) --host $(HOST) --port $(PORT)
+
+lint: $(INSTALL_STAMP)
+	$(VENV)/bin/ruff check .
+
+typecheck: $(INSTALL_STAMP)
+	$(VENV)/bin/mypy --strict asgiws
+
+# pytest exits 5 when it collected nothing: that is a broken suite, not a pass.
+pytest: $(INSTALL_STAMP) system-deps node-deps
+	@rc=0; $(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS) || rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; \
+	exit $$rc
+
+test: lint typecheck pytest
+
+bench: $(INSTALL_STAMP)
+	@if [ -f benchmarks/run.py ]; then $(PY) benchmarks/run.py; \
+	else echo "benchmarks/run.py is not written yet"; fi

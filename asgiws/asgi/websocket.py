@@ -1,0 +1,364 @@
+"""The ASGI face of a WebSocket connection (ASGI 3.0, HTTP/WebSocket spec 2.5).
+
+`upgrade()` takes over a transport from the HTTP layer when a request asks
+for `Upgrade: websocket`: it validates the opening handshake, swaps in a
+`WebSocketConnection` as the transport's protocol (bytes behind the request
+head stay buffered until the app accepts), and runs the app in one task that
+translates `websocket.*` messages to connection calls and back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from typing import TYPE_CHECKING
+
+from asgiws.connection import WebSocketConnection
+from asgiws.exceptions import ClientDisconnected, ConnectionClosed
+from asgiws.http.framing import BodyEncoder, build_response_head
+from asgiws.websocket.connection import ServerEngine
+from asgiws.websocket.deflate import DeflateOptions, DeflateParams, negotiate
+from asgiws.websocket.errors import HandshakeError
+from asgiws.websocket.handshake import ClientHandshake, accept_headers, validate_request
+
+if TYPE_CHECKING:
+    from asgiws.types import ConnectionContext, Message, RequestHead, Scope
+
+__all__ = ["CONNECTION_EXTENSION", "WebSocketSession", "upgrade"]
+
+logger = logging.getLogger("asgiws.error")
+
+CONNECTION_EXTENSION = "asgiws.connection"
+"""scope["extensions"] key under which the app finds the WebSocketConnection."""
+
+
+def upgrade(
+    transport: asyncio.Transport, head: RequestHead, trailing: bytes, ctx: ConnectionContext
+) -> None:
+    """Take over `transport` for the WebSocket requested by `head`.
+
+    `trailing` are bytes that arrived behind the request head (a client may
+    send its first frame in the same packet as its handshake); they are kept
+    until the app accepts and are then parsed as WebSocket frames.
+    """
+    config = ctx.config
+    try:
+        handshake = validate_request(head.method, head.http_version, head.headers)
+        if config.ws_origins and handshake.origin not in config.ws_origins:
+            raise HandshakeError(403, f"origin {handshake.origin!r} is not allowed")
+        deflate = None
+        if config.ws_per_message_deflate and handshake.extensions:
+            deflate = negotiate(handshake.extensions, DeflateOptions.from_config(config))
+    except HandshakeError as exc:
+        logger.info("WebSocket handshake refused (%d): %s", exc.status, exc.reason)
+        _write_plain_response(transport, head, ctx, exc.status, exc.reason, exc.headers)
+        transport.close()
+        return
+
+    conn = WebSocketConnection(config, registry=ctx.server_state.connections)
+    conn.path = head.path
+    conn.request_headers = head.headers
+    transport.set_protocol(conn)
+    conn.connection_made(transport)
+    if trailing:
+        conn.data_received(trailing)
+
+    session = WebSocketSession(conn, head, handshake, deflate, ctx)
+    task = asyncio.get_running_loop().create_task(session.run())
+    tasks = ctx.server_state.tasks
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
+
+
+def _write_plain_response(
+    transport: asyncio.Transport,
+    head: RequestHead,
+    ctx: ConnectionContext,
+    status: int,
+    text: str,
+    headers: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    """A complete text/plain response that ends the connection."""
+    body = text.encode("utf-8")
+    response = build_response_head(
+        status,
+        [
+            *(headers or []),
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"content-length", b"%d" % len(body)),
+        ],
+        method=head.method,
+        http_version=head.http_version,
+        keep_alive=False,
+        default_headers=ctx.server_state.default_headers,
+    )
+    transport.writelines([response.data, body])
+
+
+class _Phase(enum.Enum):
+    CONNECTING = "connecting"  # websocket.connect delivered, app has not answered
+    ACCEPTED = "accepted"  # 101 sent: websocket.receive/send flow
+    RESPONDING = "responding"  # websocket.http.response.start sent, body pending
+    DONE = "done"  # denied, failed or app closed: nothing more goes out
+
+
+class WebSocketSession:
+    """One run of the ASGI app over one WebSocket connection."""
+
+    __slots__ = (
+        "_connect_sent",
+        "_ctx",
+        "_deflate",
+        "_disconnect",
+        "_encoder",
+        "_handshake",
+        "_handshake_timer",
+        "_head",
+        "_phase",
+        "conn",
+        "scope",
+    )
+
+    def __init__(
+        self,
+        conn: WebSocketConnection,
+        head: RequestHead,
+        handshake: ClientHandshake,
+        deflate: tuple[str, DeflateParams] | None,
+        ctx: ConnectionContext,
+    ) -> None:
+        self.conn = conn
+        self._head = head
+        self._handshake = handshake
+        self._deflate = deflate
+        self._ctx = ctx
+        self._phase = _Phase.CONNECTING
+        self._connect_sent = False
+        self._disconnect: Message | None = None
+        self._encoder: BodyEncoder | None = None
+        # The app must answer websocket.connect in time; else the connection
+        # is dropped (it holds a socket and a task).
+        self._handshake_timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(
+            ctx.config.ws_handshake_timeout, self._handshake_timed_out
+        )
+        self.scope = self._build_scope()
+
+    def _build_scope(self) -> Scope:
+        head, ctx = self._head, self._ctx
+        info = ctx.info
+        root_path = ctx.config.root_path
+        return {
+            "type": "websocket",
+            "asgi": {"version": "3.0", "spec_version": "2.5"},
+            "http_version": head.http_version,
+            "scheme": "wss" if info.is_tls else "ws",
+            "server": info.server,
+            "client": info.client,
+            "root_path": root_path,
+            # As uvicorn does since 0.26: path and raw_path include root_path.
+            "path": root_path + head.path,
+            "raw_path": root_path.encode("ascii") + head.raw_path,
+            "query_string": head.query_string,
+            "headers": head.headers,
+            "subprotocols": self._handshake.subprotocols,
+            "state": dict(ctx.server_state.lifespan_state),
+            "extensions": {"websocket.http.response": {}, CONNECTION_EXTENSION: self.conn},
+        }
+
+    # ------------------------------------------------------------------
+    async def run(self) -> None:
+        """Call the app and clean up whatever state it leaves the socket in."""
+        conn = self.conn
+        try:
+            await self._ctx.config.loaded_app(self.scope, self.receive, self.send)
+        except ClientDisconnected:
+            # Our own "send after close"; the spec says not to log it as an error.
+            logger.debug("ASGI app stopped: the WebSocket client disconnected")
+        except asyncio.CancelledError:
+            self._finish_after_error()
+            raise
+        except Exception:
+            logger.exception("Exception in ASGI application")
+            self._finish_after_error()
+        else:
+            if self._phase is _Phase.CONNECTING:
+                logger.error("ASGI callable returned without sending handshake.")
+                self._respond_500()
+            elif self._phase is _Phase.RESPONDING:
+                logger.error("ASGI callable returned without completing the response.")
+                conn.abort()
+            elif self._phase is _Phase.ACCEPTED:
+                # The app is done with the socket: the normal closure.
+                conn.start_close(1000, "")
+        finally:
+            self._cancel_handshake_timer()
+
+    def _finish_after_error(self) -> None:
+        phase = self._phase
+        if phase is _Phase.CONNECTING:
+            self._respond_500()
+        elif phase is _Phase.ACCEPTED:
+            self.conn.start_close(1011, "")  # 1011: internal error
+        elif phase is _Phase.RESPONDING:
+            self.conn.abort()  # half a response is on the wire
+        self._phase = _Phase.DONE
+
+    def _respond_500(self) -> None:
+        self._phase = _Phase.DONE
+        transport = self.conn.transport
+        if transport is not None and not self.conn.closed:
+            _write_plain_response(transport, self._head, self._ctx, 500, "Internal Server Error")
+            transport.close()
+
+    def _handshake_timed_out(self) -> None:
+        self._handshake_timer = None
+        if self._phase is _Phase.CONNECTING or self._phase is _Phase.RESPONDING:
+            logger.info("WebSocket handshake timed out: the app did not accept in time")
+            self._phase = _Phase.DONE
+            self.conn.abort()
+
+    def _cancel_handshake_timer(self) -> None:
+        if self._handshake_timer is not None:
+            self._handshake_timer.cancel()
+            self._handshake_timer = None
+
+    # ------------------------------------------------------------------
+    async def receive(self) -> Message:
+        if self._phase is _Phase.ACCEPTED:
+            try:
+                data = await self.conn.recv()
+            except ConnectionClosed as exc:
+                # The code that ended the connection: the peer's, else ours
+                # (e.g. 1009 or 1011 "keepalive ping timeout" when the peer
+                # never answered), else 1006 (no close frame at all).
+                close = exc.rcvd or exc.sent
+                if close is None:
+                    return self._disconnected(exc.code, exc.reason)
+                return self._disconnected(close.code, close.reason)
+            # "" and b"" are messages too: never test the payload for truth.
+            if type(data) is str:
+                return {"type": "websocket.receive", "text": data}
+            return {"type": "websocket.receive", "bytes": data}
+        if not self._connect_sent:
+            self._connect_sent = True
+            return {"type": "websocket.connect"}
+        if self._phase is _Phase.DONE:
+            if self._disconnect is not None:
+                return self._disconnect
+            await self.conn.wait_closed()
+            code = self.conn.close_code
+            return self._disconnected(1006 if code is None else code, self.conn.close_reason or "")
+        raise RuntimeError("websocket.receive called before websocket.accept")
+
+    def _disconnected(self, code: int, reason: str) -> Message:
+        message: Message = {"type": "websocket.disconnect", "code": code, "reason": reason}
+        self._disconnect = message
+        return message
+
+    async def send(self, message: Message) -> None:
+        kind = message["type"]
+        phase = self._phase
+        if phase is _Phase.ACCEPTED:
+            if kind == "websocket.send":
+                data = message.get("bytes")
+                if data is None:
+                    data = message.get("text")
+                    if data is None:
+                        raise TypeError("websocket.send needs 'bytes' or 'text'")
+                try:
+                    await self.conn.send(data)
+                except ConnectionClosed as exc:
+                    raise ClientDisconnected(str(exc)) from exc
+            elif kind == "websocket.close":
+                self._phase = _Phase.DONE
+                self.conn.start_close(message.get("code") or 1000, message.get("reason") or "")
+            else:
+                raise RuntimeError(f"Unexpected ASGI message {kind!r} after websocket.accept")
+        elif phase is _Phase.CONNECTING:
+            if kind == "websocket.accept":
+                self._accept(message)
+            elif kind == "websocket.close":
+                # ASGI: close before accept -> HTTP 403, no WebSocket at all.
+                self._phase = _Phase.DONE
+                self._cancel_handshake_timer()
+                self._respond_plain(403, "Forbidden")
+            elif kind == "websocket.http.response.start":
+                self._start_response(message)
+            else:
+                raise RuntimeError(f"Unexpected ASGI message {kind!r} before websocket.accept")
+        elif phase is _Phase.RESPONDING:
+            if kind != "websocket.http.response.body":
+                raise RuntimeError(f"Expected websocket.http.response.body, got {kind!r}")
+            self._send_response_body(message)
+        elif kind == "websocket.close" and not self.conn.closed:
+            pass  # a second close while the closing handshake runs: nothing to do
+        else:
+            raise ClientDisconnected(f"cannot send {kind!r}: the WebSocket is closed")
+
+    def _accept(self, message: Message) -> None:
+        conn = self.conn
+        if conn.closed:
+            self._phase = _Phase.DONE
+            raise ClientDisconnected("the client disconnected before websocket.accept")
+        subprotocol: str | None = message.get("subprotocol")
+        extensions_value, params = self._deflate if self._deflate is not None else (None, None)
+        headers = accept_headers(
+            self._handshake.key, subprotocol, extensions_value, list(message.get("headers") or [])
+        )
+        response = build_response_head(
+            101,
+            headers,
+            method="GET",
+            http_version=self._head.http_version,
+            keep_alive=True,
+            default_headers=self._ctx.server_state.default_headers,
+        )
+        config = self._ctx.config
+        engine = ServerEngine(max_size=config.ws_max_size, deflate=params)
+        self._cancel_handshake_timer()
+        self._phase = _Phase.ACCEPTED
+        conn.subprotocol = subprotocol
+        conn.response_headers = headers
+        transport = conn.transport
+        assert transport is not None
+        transport.write(response.data)
+        conn.attach_engine(engine)
+
+    def _respond_plain(self, status: int, text: str) -> None:
+        transport = self.conn.transport
+        if transport is not None and not self.conn.closed:
+            _write_plain_response(transport, self._head, self._ctx, status, text)
+            transport.close()
+
+    def _start_response(self, message: Message) -> None:
+        """`websocket.http.response.start`: deny the upgrade with the app's response."""
+        response = build_response_head(
+            int(message["status"]),
+            message.get("headers") or [],
+            method=self._head.method,
+            http_version=self._head.http_version,
+            keep_alive=False,
+            default_headers=self._ctx.server_state.default_headers,
+        )
+        self._cancel_handshake_timer()
+        self._phase = _Phase.RESPONDING
+        self._encoder = response.encoder
+        transport = self.conn.transport
+        if transport is not None and not self.conn.closed:
+            transport.write(response.data)
+
+    def _send_response_body(self, message: Message) -> None:
+        assert self._encoder is not None
+        more = bool(message.get("more_body", False))
+        chunks = self._encoder.encode(bytes(message.get("body", b"")), more)
+        conn = self.conn
+        transport = conn.transport
+        if conn.closed or transport is None:
+            self._phase = _Phase.DONE
+            raise ClientDisconnected("the client disconnected during the denial response")
+        if chunks:
+            transport.writelines(chunks)
+        if not more:
+            self._phase = _Phase.DONE
+            transport.close()

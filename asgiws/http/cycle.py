@@ -1,0 +1,288 @@
+"""One request/response exchange as the ASGI `http.*` protocol sees it.
+
+`RequestCycle` owns the scope, the request body buffer, and the response
+state (start, then body messages, then done).  The connection (`protocol.py`)
+feeds it parsed body bytes and tells it when the client went away; the cycle
+calls back when the app has consumed body (so reading may resume) and when
+the response is complete (so the next pipelined request may run).
+
+The response head is held back until the first body message (the ASGI spec:
+"the protocol server must not start sending the response to the client until
+it has received at least one Response Body event"), so head and first body
+go out in one write, and an app that fails between the two still gets a 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote
+
+from asgiws.exceptions import ClientDisconnected
+from asgiws.http.flow import FlowControl
+from asgiws.http.framing import ResponseHead, build_response_head
+from asgiws.types import ASGIApp, ConnectionContext, Message, RequestHead, Scope
+
+logger = logging.getLogger("asgiws.error")
+access_logger = logging.getLogger("asgiws.access")
+
+ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
+CONTINUE_RESPONSE = b"HTTP/1.1 100 Continue\r\n\r\n"
+SMALL_WRITE = 16 * 1024
+"""Below this many bytes the parts of a write are joined; above, writelines."""
+
+_DISCONNECT: dict[str, Any] = {"type": "http.disconnect"}
+
+
+def build_scope(head: RequestHead, ctx: ConnectionContext) -> Scope:
+    """The ASGI http scope.  `path`/`raw_path` include `root_path`, as in
+    uvicorn >= 0.26 and as Starlette expects."""
+    root_path = ctx.config.root_path
+    info = ctx.info
+    return {
+        "type": "http",
+        "asgi": ASGI_VERSION.copy(),
+        "http_version": head.http_version,
+        "server": info.server,
+        "client": info.client,
+        "scheme": "https" if info.is_tls else "http",
+        "method": head.method,
+        "root_path": root_path,
+        "path": root_path + head.path if root_path else head.path,
+        "raw_path": root_path.encode() + head.raw_path if root_path else head.raw_path,
+        "query_string": head.query_string,
+        "headers": head.headers,
+        "state": ctx.server_state.lifespan_state.copy(),
+    }
+
+
+class ResponseState(enum.Enum):
+    START = "start"  # waiting for http.response.start
+    BODY = "body"  # waiting for http.response.body (more_body until False)
+    DONE = "done"
+
+
+class RequestCycle:
+    def __init__(
+        self,
+        scope: Scope,
+        app: ASGIApp,
+        ctx: ConnectionContext,
+        transport: asyncio.Transport,
+        flow: FlowControl,
+        *,
+        keep_alive: bool,
+        expect_continue: bool,
+        on_body_taken: Callable[[], None],
+        on_complete: Callable[[RequestCycle], None],
+    ) -> None:
+        self.scope = scope
+        self.app = app
+        self.ctx = ctx
+        self.transport = transport
+        self.flow = flow
+        self.keep_alive = keep_alive
+        self.waiting_for_100_continue = expect_continue
+        self._on_body_taken = on_body_taken
+        self._on_complete = on_complete
+        # request side, fed by the connection
+        self._chunks: list[bytes] = []
+        self.buffered = 0
+        self.more_body = True
+        self._final_delivered = False
+        self.discard_body = False
+        self.disconnected = False
+        self._event = asyncio.Event()
+        # response side
+        self.state = ResponseState.START
+        self.written = False
+        self.response_head: ResponseHead | None = None
+
+    # --- connection -> cycle -------------------------------------------------
+    def feed_body(self, data: bytes) -> None:
+        if self.discard_body or not data:
+            return
+        self._chunks.append(data)
+        self.buffered += len(data)
+        self._event.set()
+
+    def end_body(self) -> None:
+        self.more_body = False
+        self._event.set()
+
+    def drop_body(self) -> None:
+        """The response is complete: the rest of the request body is read and dropped."""
+        self.discard_body = True
+        self._chunks = []
+        self.buffered = 0
+
+    def lost(self) -> None:
+        self.disconnected = True
+        self._event.set()
+
+    # --- the app -------------------------------------------------------------
+    async def run_asgi(self) -> None:
+        try:
+            await self.app(self.scope, self.receive, self.send)
+        except asyncio.CancelledError:
+            self._abort()
+            raise
+        except BaseException as exc:
+            if self.disconnected and isinstance(exc, OSError):
+                logger.debug("Client went away during the response: %r", exc)
+            else:
+                logger.error("Exception in ASGI application\n", exc_info=exc)
+            await self._fail()
+        else:
+            if self.state is ResponseState.DONE or self.disconnected:
+                return
+            if self.state is ResponseState.START:
+                logger.error("ASGI callable returned without starting response.")
+            else:
+                logger.error("ASGI callable returned without completing response.")
+            await self._fail()
+
+    async def _fail(self) -> None:
+        """500 when nothing reached the client yet; otherwise cut the connection."""
+        if self.state is ResponseState.DONE or self.disconnected:
+            return
+        if self.written:
+            self._abort()
+            return
+        body = b"Internal Server Error"
+        self.state = ResponseState.BODY
+        self._log_access(500)
+        self.response_head = self._build_head(
+            500,
+            [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"21")],
+        )
+        try:
+            await self._send_body(body, False)
+        except OSError:
+            self._abort()
+
+    def _abort(self) -> None:
+        if self.state is not ResponseState.DONE:
+            self.transport.close()
+
+    # --- receive ---------------------------------------------------------------
+    async def receive(self) -> Message:
+        if self.waiting_for_100_continue and not self.written and not self.disconnected:
+            # RFC 9110 10.1.1: send 100 only once the app wants the body.
+            self.waiting_for_100_continue = False
+            self.transport.write(CONTINUE_RESPONSE)
+        while True:
+            if self.disconnected or self.state is ResponseState.DONE:
+                return dict(_DISCONNECT)
+            if self._chunks or (not self.more_body and not self._final_delivered):
+                chunks = self._chunks
+                body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+                self._chunks = []
+                self.buffered = 0
+                self._final_delivered = not self.more_body
+                self._on_body_taken()
+                return {"type": "http.request", "body": body, "more_body": self.more_body}
+            self._event.clear()
+            await self._event.wait()
+
+    # --- send ------------------------------------------------------------------
+    async def send(self, message: Message) -> None:
+        message_type = message.get("type")
+        if self.disconnected:
+            raise ClientDisconnected("the HTTP client has disconnected")
+        state = self.state
+        if state is ResponseState.START:
+            if message_type != "http.response.start":
+                raise RuntimeError(
+                    f"Expected ASGI message 'http.response.start', but got {message_type!r}."
+                )
+            status = message.get("status")
+            self.response_head = self._build_head(status, message.get("headers", ()))
+            self.state = ResponseState.BODY
+            self._log_access(status)
+        elif state is ResponseState.BODY:
+            if message_type != "http.response.body":
+                raise RuntimeError(
+                    f"Expected ASGI message 'http.response.body', but got {message_type!r}."
+                )
+            body = message.get("body", b"")
+            if not isinstance(body, bytes | bytearray | memoryview):
+                raise RuntimeError(f"'body' must be bytes, not {type(body).__name__}")
+            await self._send_body(bytes(body), bool(message.get("more_body", False)))
+        else:
+            raise RuntimeError(
+                f"Unexpected ASGI message {message_type!r} sent, after response already completed."
+            )
+
+    def _build_head(self, status: Any, headers: Any) -> ResponseHead:
+        scope = self.scope
+        return build_response_head(
+            status,
+            headers,
+            method=scope["method"],
+            http_version=scope["http_version"],
+            keep_alive=self.keep_alive,
+            default_headers=self.ctx.server_state.default_headers,
+        )
+
+    async def _send_body(self, body: bytes, more_body: bool) -> None:
+        if self.flow.write_paused:
+            await self.flow.drain()
+            if self.disconnected:
+                raise ClientDisconnected("the HTTP client has disconnected")
+        head = self.response_head
+        assert head is not None
+        parts = head.encoder.encode(body, more_body)
+        if not self.written:
+            self.written = True
+            parts.insert(0, head.data)
+        self._write(parts)
+        if not more_body:
+            self.state = ResponseState.DONE
+            self._event.set()  # a receive() waiting for disconnect returns now
+            self._on_complete(self)
+
+    def _write(self, parts: list[bytes]) -> None:
+        if len(parts) == 1:
+            self.transport.write(parts[0])
+        elif parts:
+            if sum(map(len, parts)) <= SMALL_WRITE:
+                self.transport.write(b"".join(parts))
+            else:
+                self.transport.writelines(parts)
+
+    def _log_access(self, status: Any) -> None:
+        if not self.ctx.config.access_log or not access_logger.isEnabledFor(logging.INFO):
+            return
+        scope = self.scope
+        client = scope["client"]
+        path = quote(scope["path"])
+        if scope["query_string"]:
+            path += "?" + scope["query_string"].decode("ascii", "replace")
+        access_logger.info(
+            '%s - "%s %s HTTP/%s" %d',
+            f"{client[0]}:{client[1]}" if client else "",
+            scope["method"],
+            path,
+            scope["http_version"],
+            status,
+        )
+
+
+async def service_unavailable(scope: Scope, receive: Any, send: Any) -> None:
+    """The app that stands in when `limit_concurrency` is reached."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 503,
+            "headers": [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", b"19"),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": b"Service Unavailable"})

@@ -1,0 +1,181 @@
+"""Response heads and body framing, decided the way h11 decides them.
+
+Pure functions and one small encoder: no I/O, so the rules are tested alone.
+
+- No body for 1xx, 204, 304, a 2xx answer to CONNECT, and any answer to HEAD
+  (HEAD still gets the headers a GET would get, RFC 9110 9.3.2).
+- `Transfer-Encoding: chunked` from the app: we chunk the app's bytes.
+- `Content-Length` from the app: enforced; more or fewer bytes is an error.
+- Neither: chunked for an HTTP/1.1 client; for HTTP/1.0 the body is
+  delimited by closing the connection.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Iterable
+from http import HTTPStatus
+from typing import Any
+
+from asgiws.types import Headers
+
+_INVALID_NAME = re.compile(rb"[^!#$%&'*+\-.^_`|~0-9A-Za-z]")
+# field-value: VCHAR, obs-text, SP and HTAB; CR, LF and NUL would let an app
+# inject headers (RFC 9110 5.5).
+_INVALID_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def _status_lines() -> dict[int, bytes]:
+    return {s.value: b"HTTP/1.1 %d %s\r\n" % (s.value, s.phrase.encode()) for s in HTTPStatus}
+
+
+_STATUS_LINES = _status_lines()
+
+
+def status_line(status: int) -> bytes:
+    line = _STATUS_LINES.get(status)
+    return line if line is not None else b"HTTP/1.1 %d \r\n" % status
+
+
+class Framing(enum.Enum):
+    NONE = "none"  # nothing goes on the wire after the head
+    LENGTH = "length"
+    CHUNKED = "chunked"
+    UNTIL_CLOSE = "until-close"  # HTTP/1.0 without Content-Length
+
+
+class BodyEncoder:
+    """Frames the body chunks of one response and checks Content-Length."""
+
+    __slots__ = ("framing", "remaining")
+
+    def __init__(self, framing: Framing, length: int = 0) -> None:
+        self.framing = framing
+        self.remaining = length
+
+    def encode(self, data: bytes, more: bool) -> list[bytes]:
+        """The byte strings to write for one `http.response.body` message."""
+        framing = self.framing
+        if framing is Framing.LENGTH:
+            size = len(data)
+            if size > self.remaining:
+                raise RuntimeError("Response content longer than Content-Length")
+            self.remaining -= size
+            if not more and self.remaining:
+                raise RuntimeError("Response content shorter than Content-Length")
+            return [data] if size else []
+        if framing is Framing.CHUNKED:
+            parts = [b"%x\r\n" % len(data), data, b"\r\n"] if data else []
+            if not more:
+                parts.append(b"0\r\n\r\n")
+            return parts
+        if framing is Framing.UNTIL_CLOSE:
+            return [data] if data else []
+        return []
+
+
+class ResponseHead:
+    """The encoded head of one response, its body encoder, and whether the
+    connection stays open after it."""
+
+    __slots__ = ("data", "encoder", "keep_alive")
+
+    def __init__(self, data: bytes, encoder: BodyEncoder, keep_alive: bool) -> None:
+        self.data = data
+        self.encoder = encoder
+        self.keep_alive = keep_alive
+
+
+def _validated(headers: Any) -> list[tuple[bytes, bytes]]:
+    result: list[tuple[bytes, bytes]] = []
+    for item in headers:
+        try:
+            name, value = item
+        except (TypeError, ValueError):
+            raise RuntimeError(f"Invalid HTTP header {item!r}: not a (name, value) pair") from None
+        if not isinstance(name, bytes | bytearray) or not isinstance(value, bytes | bytearray):
+            raise RuntimeError(f"Invalid HTTP header {item!r}: name and value must be bytes")
+        if not name or _INVALID_NAME.search(name):
+            raise RuntimeError(f"Invalid HTTP header name {bytes(name)!r}")
+        if _INVALID_VALUE.search(value):
+            raise RuntimeError(f"Invalid HTTP header value {bytes(value)!r}")
+        result.append((bytes(name), bytes(value)))
+    return result
+
+
+def _tokens(value: bytes) -> list[bytes]:
+    return [t for t in (part.strip(b" \t").lower() for part in value.split(b",")) if t]
+
+
+def build_response_head(
+    status: int,
+    app_headers: Iterable[Any],
+    *,
+    method: str,
+    http_version: str,
+    keep_alive: bool,
+    default_headers: Headers,
+) -> ResponseHead:
+    """Encode a response head for a request `method` / `http_version`.
+
+    `keep_alive` says whether the request allows the connection to stay open;
+    the result's `keep_alive` is False when this response ends it.  Raises
+    RuntimeError for a response the app must not send.
+    """
+    if not isinstance(status, int) or not 100 <= status <= 999:
+        raise RuntimeError(f"Invalid HTTP status code {status!r}")
+    headers = _validated(app_headers)
+    names = {name.lower() for name, _ in headers}
+    content_lengths: set[bytes] = set()
+    transfer_codings: list[bytes] = []
+    connection: list[bytes] = []
+    for name, value in headers:
+        lname = name.lower()
+        if lname == b"content-length":
+            content_lengths.add(value.strip())
+        elif lname == b"transfer-encoding":
+            transfer_codings.extend(_tokens(value))
+        elif lname == b"connection":
+            connection.extend(_tokens(value))
+
+    close = not keep_alive or b"close" in connection
+    if status < 200 or status in (204, 304) or (method == "CONNECT" and status < 300):
+        encoder = BodyEncoder(Framing.NONE)
+    elif transfer_codings:
+        if transfer_codings != [b"chunked"]:
+            raise RuntimeError("Only Transfer-Encoding: chunked is supported in responses")
+        headers = [h for h in headers if h[0].lower() != b"content-length"]
+        encoder = BodyEncoder(Framing.CHUNKED)
+    elif content_lengths:
+        if len(content_lengths) > 1:
+            raise RuntimeError("Conflicting Content-Length headers")
+        (text,) = content_lengths
+        if not text.isdigit():
+            raise RuntimeError(f"Invalid Content-Length {text!r}")
+        encoder = BodyEncoder(Framing.LENGTH, int(text))
+    elif http_version == "1.1":
+        headers.append((b"transfer-encoding", b"chunked"))
+        encoder = BodyEncoder(Framing.CHUNKED)
+    else:
+        encoder = BodyEncoder(Framing.UNTIL_CLOSE)
+        close = close or method != "HEAD"
+    if method == "HEAD":
+        encoder = BodyEncoder(Framing.NONE)
+
+    if close:
+        if b"close" not in connection:
+            headers = [h for h in headers if h[0].lower() != b"connection"]
+            headers.append((b"connection", b"close"))
+    elif http_version != "1.1" and b"keep-alive" not in connection:
+        # An HTTP/1.0 client closes unless the answer says keep-alive.
+        headers.append((b"connection", b"keep-alive"))
+
+    parts = [status_line(status)]
+    for name, value in default_headers:
+        if name not in names:
+            parts += (name, b": ", value, b"\r\n")
+    for name, value in headers:
+        parts += (name, b": ", value, b"\r\n")
+    parts.append(b"\r\n")
+    return ResponseHead(b"".join(parts), encoder, not close)

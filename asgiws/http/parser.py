@@ -1,0 +1,373 @@
+"""The request-parser face: bytes in, a few small events out.
+
+`HttpProtocol` is written once against this face; two implementations sit
+behind it:
+
+- `H11Parser`: the pure-Python h11 state machine (the default);
+- `HttptoolsParser`: llhttp through httptools (`--http httptools`, or `auto`
+  when httptools is importable), for speed.
+
+Everything that is policy rather than parsing (how the target splits into
+path and query, keep-alive, 100-continue, WebSocket upgrade, the head size
+limit, the Host rule) lives in `start_request()`, shared by both, so the two
+parsers cannot drift apart.
+
+Both parse eagerly: pipelined requests come out one after another in one
+`feed()`.  After a `RequestStarted(upgrade=True)` a parser produces nothing
+more; `trailing_data()` then holds every byte received behind that head.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
+from urllib.parse import unquote_to_bytes
+
+import h11
+
+from asgiws.types import Headers, RequestHead
+
+if TYPE_CHECKING:
+    from asgiws.config import Config
+
+
+# --- events ----------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class RequestStarted:
+    """A complete request head.  `upgrade` means a WebSocket upgrade request."""
+
+    head: RequestHead
+    keep_alive: bool
+    expect_continue: bool
+    upgrade: bool
+
+
+@dataclass(frozen=True, slots=True)
+class BodyChunk:
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RequestEnded:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class ParseFailed:
+    """The input is not HTTP we accept; answer `status` and close."""
+
+    status: int
+    reason: str
+
+
+ParserEvent = RequestStarted | BodyChunk | RequestEnded | ParseFailed
+
+_REQUEST_ENDED = RequestEnded()
+
+
+class RequestParser(Protocol):
+    def feed(self, data: bytes) -> list[ParserEvent]:
+        """Parse `data`; return the events it completes, in order.  After a
+        `ParseFailed` or an upgrade the parser must not be fed again."""
+
+    def trailing_data(self) -> bytes:
+        """Bytes received behind the head of a WebSocket upgrade request."""
+
+
+# --- policy shared by both parsers -----------------------------------------------
+def split_target(target: bytes) -> tuple[bytes, str, bytes]:
+    """(raw_path, path, query_string) of a request target.
+
+    The absolute form (`GET http://host/p?q`, RFC 9112 3.2.2) is reduced to
+    its path so the app sees the same scope either way.  The path is
+    percent-decoded to bytes and read as UTF-8 with replacement, which is
+    what uvicorn's `urllib.parse.unquote` does for ASCII targets, and also
+    survives raw non-ASCII bytes in the target.
+    """
+    raw_path, _, query = target.partition(b"?")
+    if not raw_path.startswith(b"/"):
+        scheme_end = raw_path.find(b"://")
+        if scheme_end > 0:
+            slash = raw_path.find(b"/", scheme_end + 3)
+            raw_path = raw_path[slash:] if slash >= 0 else b"/"
+    if b"%" in raw_path:
+        path = unquote_to_bytes(raw_path).decode("utf-8", "replace")
+    else:
+        path = raw_path.decode("utf-8", "replace")
+    return raw_path, path, query
+
+
+def comma_tokens(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> list[bytes]:
+    """Lower-cased comma-separated tokens of every `name` header (RFC 9110 5.6.1)."""
+    tokens: list[bytes] = []
+    for key, value in headers:
+        if key == name:
+            for item in value.split(b","):
+                item = item.strip(b" \t").lower()
+                if item:
+                    tokens.append(item)
+    return tokens
+
+
+def head_size(method: bytes, target: bytes, headers: Headers) -> int:
+    """Bytes of a request head on the wire (single-space separators assumed)."""
+    size = len(method) + len(target) + 14  # " ", " HTTP/1.1", CRLF, final CRLF
+    for name, value in headers:
+        size += len(name) + len(value) + 4  # ": " and CRLF
+    return size
+
+
+def start_request(
+    method: bytes, target: bytes, http_version: str, headers: Headers, max_head: int
+) -> RequestStarted | ParseFailed:
+    """Build the one `RequestStarted` for a parsed head, or refuse the head."""
+    if head_size(method, target, headers) > max_head:
+        return ParseFailed(431, "Request header fields too large")
+    if http_version == "1.1":
+        hosts = sum(1 for name, _ in headers if name == b"host")
+        if hosts != 1:
+            # RFC 9112 3.2: "A server MUST respond with a 400 (Bad Request) status
+            # code to any HTTP/1.1 request message that lacks a Host header field
+            # and to any request message that contains more than one Host header".
+            return ParseFailed(400, "Missing or repeated Host header")
+    codings = comma_tokens(headers, b"transfer-encoding")
+    if codings and codings != [b"chunked"]:
+        # RFC 9112 6.1: "A server that receives a request message with a
+        # transfer coding it does not understand SHOULD respond with 501".
+        return ParseFailed(501, "Only Transfer-Encoding: chunked is supported")
+    raw_path, path, query = split_target(target)
+    connection = comma_tokens(headers, b"connection")
+    if http_version == "1.1":
+        keep_alive = b"close" not in connection
+    else:
+        # An HTTP/1.0 client keeps the connection only when it asks to.
+        keep_alive = b"keep-alive" in connection and b"close" not in connection
+    expect_continue = http_version == "1.1" and any(
+        name == b"expect" and value.lower() == b"100-continue" for name, value in headers
+    )
+    # RFC 9110 7.8: a sender of Upgrade "MUST also send an 'upgrade' connection
+    # option"; llhttp and uvicorn upgrade only then, and so do we.
+    upgrade = b"upgrade" in connection and b"websocket" in comma_tokens(headers, b"upgrade")
+    head = RequestHead(
+        method=method.decode("ascii", "replace"),
+        raw_path=raw_path,
+        path=path,
+        query_string=query,
+        http_version=http_version,
+        headers=headers,
+    )
+    return RequestStarted(head, keep_alive, expect_continue, upgrade)
+
+
+# --- h11 ---------------------------------------------------------------------------
+class H11Parser:
+    """h11 used only as a request parser.
+
+    The response is framed by our own code (`framing.py`), so h11 never sees
+    it; once a request ends, a fresh `h11.Connection` takes the remaining bytes.
+    That keeps one code path for responses and lets requests pipeline.
+    """
+
+    def __init__(self, max_head: int) -> None:
+        self._max_head = max_head
+        self._conn = self._new_connection()
+        self._stopped = False
+
+    def _new_connection(self) -> h11.Connection:
+        return h11.Connection(h11.SERVER, max_incomplete_event_size=self._max_head)
+
+    def feed(self, data: bytes) -> list[ParserEvent]:
+        if self._stopped:
+            return []
+        self._conn.receive_data(data)
+        events: list[ParserEvent] = []
+        while True:
+            try:
+                event = self._conn.next_event()
+            except h11.RemoteProtocolError as exc:
+                self._stopped = True
+                events.append(ParseFailed(exc.error_status_hint, str(exc)))
+                return events
+            if isinstance(event, h11.Data):
+                events.append(BodyChunk(bytes(event.data)))
+            elif isinstance(event, h11.Request):
+                started = start_request(
+                    bytes(event.method),
+                    bytes(event.target),
+                    event.http_version.decode("ascii"),
+                    [(bytes(name), bytes(value)) for name, value in event.headers],
+                    self._max_head,
+                )
+                events.append(started)
+                if isinstance(started, ParseFailed) or started.upgrade:
+                    self._stopped = True
+                    return events
+            elif isinstance(event, h11.EndOfMessage):
+                events.append(_REQUEST_ENDED)
+                trailing, _closed = self._conn.trailing_data
+                self._conn = self._new_connection()
+                if trailing:
+                    self._conn.receive_data(trailing)
+            else:  # NEED_DATA, PAUSED (cannot happen after a fresh start), closed
+                return events
+
+    def trailing_data(self) -> bytes:
+        return bytes(self._conn.trailing_data[0])
+
+
+# --- httptools -----------------------------------------------------------------
+class _HeadTooLarge(Exception):
+    """Raised from a callback to stop llhttp; the event is already recorded."""
+
+
+class HttptoolsParser:
+    """llhttp through httptools: callbacks collect events, `feed` returns them.
+
+    llhttp has no size limit of its own, so the head is measured here: the
+    exact size once complete, and while incomplete the bytes of every chunk
+    fed entirely inside the head (a lower bound that still grows with each
+    chunk, so an endless head is cut off).
+    """
+
+    def __init__(self, max_head: int) -> None:
+        import httptools
+
+        self._httptools: Any = httptools
+        self._max_head = max_head
+        self._parser: Any = httptools.HttpRequestParser(self)
+        self._events: list[ParserEvent] = []
+        self._url = b""
+        self._headers: Headers = []
+        self._in_head = False
+        self._callback_bytes = 0
+        self._chunk_bytes = 0
+        self._upgrading = False
+        self._resuming_body = False
+        self._stopped = False
+        self._trailing = b""
+
+    # llhttp callbacks ------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        self._url = b""
+        self._headers = []
+        self._in_head = True
+        self._callback_bytes = 0
+        self._chunk_bytes = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        self._count(len(url))
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name.lower(), value))
+        self._count(len(name) + len(value) + 4)
+
+    def _count(self, size: int) -> None:
+        self._callback_bytes += size
+        if self._callback_bytes > self._max_head:
+            self._fail(ParseFailed(431, "Request header fields too large"))
+
+    def _fail(self, event: ParseFailed) -> NoReturn:
+        self._events.append(event)
+        self._stopped = True
+        raise _HeadTooLarge
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        if self._resuming_body:
+            self._resuming_body = False
+            return
+        started = start_request(
+            self._parser.get_method(),
+            self._url,
+            self._parser.get_http_version(),
+            self._headers,
+            self._max_head,
+        )
+        if isinstance(started, ParseFailed):
+            self._fail(started)
+        self._events.append(started)
+        self._upgrading = started.upgrade
+
+    def on_body(self, body: bytes) -> None:
+        self._events.append(BodyChunk(body))
+
+    def on_message_complete(self) -> None:
+        if not self._upgrading:
+            self._events.append(_REQUEST_ENDED)
+
+    # the face ------------------------------------------------------------------
+    def feed(self, data: bytes) -> list[ParserEvent]:
+        if self._stopped:
+            return []
+        events: list[ParserEvent] = []
+        self._events = events
+        head_was_open = self._in_head
+        try:
+            self._parser.feed_data(data)
+        except self._httptools.HttpParserUpgrade as exc:
+            offset = int(exc.args[0])
+            if self._upgrading:
+                self._stopped = True
+                self._trailing = data[offset:]
+            else:
+                # Upgrade to something other than WebSocket (h2c, CONNECT):
+                # served as plain HTTP; llhttp stops there, so a new parser
+                # carries on with the bytes behind it.
+                rest = data[offset:]
+                self._parser = self._httptools.HttpRequestParser(self)
+                body_head = _body_only_head(self._headers)
+                if body_head is not None:
+                    # llhttp skipped the body of the upgrade request; a
+                    # made-up head with the same framing lets the new parser
+                    # read it, and its RequestStarted is swallowed.
+                    if events and isinstance(events[-1], RequestEnded):
+                        events.pop()
+                    self._resuming_body = True
+                    rest = body_head + rest
+                events.extend(self.feed(rest))
+                self._events = events
+            return events
+        except self._httptools.HttpParserError as exc:
+            if not self._stopped:
+                self._stopped = True
+                message = str(exc)
+                status = 501 if "Transfer-Encoding" in message else 400
+                events.append(ParseFailed(status, message or "Invalid HTTP request"))
+            return events
+        if head_was_open and self._in_head:
+            self._chunk_bytes += len(data)
+            if self._chunk_bytes > self._max_head:
+                self._stopped = True
+                events.append(ParseFailed(431, "Request header fields too large"))
+        return events
+
+    def trailing_data(self) -> bytes:
+        return self._trailing
+
+
+def _body_only_head(headers: Headers) -> bytes | None:
+    """A request head that frames a body the way `headers` do, or None."""
+    if comma_tokens(headers, b"transfer-encoding"):
+        return b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    for name, value in headers:
+        if name == b"content-length" and value.strip() not in (b"", b"0"):
+            return b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: " + value.strip() + b"\r\n\r\n"
+    return None
+
+
+def httptools_available() -> bool:
+    try:
+        import httptools  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def make_parser(config: Config) -> RequestParser:
+    """The parser `config.http` asks for ("auto": httptools when importable)."""
+    max_head = config.h11_max_incomplete_event_size
+    if config.http == "httptools" or (config.http == "auto" and httptools_available()):
+        return HttptoolsParser(max_head)
+    return H11Parser(max_head)

@@ -1,0 +1,298 @@
+"""`HttpProtocol`: one HTTP/1.1 connection, written once for both parsers.
+
+Requests are parsed eagerly (`parser.py`) and queued; the queue's head is the
+one whose app runs, the others wait their turn so that responses go out in
+request order (pipelining).  Reading pauses while a pipelined request waits
+or while the running app leaves more than `BODY_HIGH_WATER` body bytes
+unread, so memory stays bounded whatever the client sends.
+
+A WebSocket upgrade request is handed, with the bytes already read behind
+its head, to `asgiws.asgi.websocket.upgrade()` once every earlier response
+is out; from then on this object is out of the picture.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from http import HTTPStatus
+from typing import Any, cast
+
+from asgiws.http.cycle import RequestCycle, ResponseState, build_scope, service_unavailable
+from asgiws.http.flow import BODY_HIGH_WATER, FlowControl
+from asgiws.http.framing import build_response_head
+from asgiws.http.parser import (
+    BodyChunk,
+    ParseFailed,
+    RequestEnded,
+    RequestStarted,
+    make_parser,
+)
+from asgiws.types import ConnectionContext, ConnectionInfo, RequestHead
+
+logger = logging.getLogger("asgiws.error")
+
+
+def _address(info: Any) -> tuple[str, int] | None:
+    """(host, port) of a peername/sockname; None for UNIX sockets."""
+    if isinstance(info, list | tuple) and len(info) >= 2:
+        return str(info[0]), int(info[1])
+    return None
+
+
+class HttpProtocol(asyncio.Protocol):
+    def __init__(self, ctx: ConnectionContext) -> None:
+        self.ctx = ctx
+        self.config = ctx.config
+        self.server_state = ctx.server_state
+        self.app = ctx.config.loaded_app
+        self.loop = asyncio.get_running_loop()
+        self.parser = make_parser(ctx.config)
+        self.transport: asyncio.Transport = cast(asyncio.Transport, None)
+        self.flow: FlowControl = cast(FlowControl, None)
+        self._cycles: deque[RequestCycle] = deque()  # [0] is the one running
+        self._parsing: RequestCycle | None = None  # receiving its body
+        self._reading_requests = True
+        self._close_after_response = False
+        self._pending_error: ParseFailed | None = None
+        self._pending_upgrade: tuple[RequestHead, bytearray] | None = None
+        self._keep_alive_timer: asyncio.TimerHandle | None = None
+        self._lost = False
+
+    # --- asyncio.Protocol ------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        self.flow = FlowControl(self.transport)
+        ctx = self.ctx
+        self.ctx = ConnectionContext(
+            ctx.config,
+            ctx.server_state,
+            ConnectionInfo(
+                client=_address(transport.get_extra_info("peername")),
+                server=_address(transport.get_extra_info("sockname")),
+                is_tls=ctx.info.is_tls or transport.get_extra_info("sslcontext") is not None,
+            ),
+        )
+        self.server_state.connections.add(self)
+        self._start_keep_alive_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
+        self.server_state.connections.discard(self)
+        self._stop_keep_alive_timer()
+        for cycle in self._cycles:
+            cycle.lost()
+        self._cycles.clear()
+        if self._parsing is not None:
+            self._parsing.lost()
+            self._parsing = None
+        self.flow.connection_lost()
+
+    def eof_received(self) -> bool | None:
+        # The client half-closed: treated as gone (returning None closes).
+        return None
+
+    def pause_writing(self) -> None:
+        self.flow.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.flow.resume_writing()
+
+    def data_received(self, data: bytes) -> None:
+        if not self._reading_requests:
+            if self._pending_upgrade is not None:
+                self._pending_upgrade[1] += data
+            return
+        for event in self.parser.feed(data):
+            if isinstance(event, BodyChunk):
+                if self._parsing is not None:
+                    self._parsing.feed_body(event.data)
+            elif isinstance(event, RequestStarted):
+                self._on_request(event)
+            elif isinstance(event, RequestEnded):
+                self._on_request_ended()
+            else:
+                self._on_parse_failed(event)
+            if not self._reading_requests:
+                break
+        self._update_reading()
+
+    # --- graceful shutdown (ManagedConnection) ---------------------------------
+    def shutdown(self) -> None:
+        """Idle: close now.  Busy: close once the current response is out."""
+        if not self._cycles:
+            if not self.transport.is_closing():
+                self.transport.close()
+            return
+        self._close_after_response = True
+        for cycle in self._cycles:
+            cycle.keep_alive = False
+
+    # --- parser events ---------------------------------------------------------
+    def _on_request(self, event: RequestStarted) -> None:
+        self._stop_keep_alive_timer()
+        if event.upgrade:
+            self._reading_requests = False
+            self._pending_upgrade = (event.head, bytearray(self.parser.trailing_data()))
+            if not self._cycles:
+                self._hand_off()
+            return
+        app = self.app
+        limit = self.config.limit_concurrency
+        state = self.server_state
+        if limit is not None and (len(state.connections) > limit or len(state.tasks) >= limit):
+            app = service_unavailable
+        cycle = RequestCycle(
+            build_scope(event.head, self.ctx),
+            app,
+            self.ctx,
+            self.transport,
+            self.flow,
+            keep_alive=(
+                event.keep_alive and not self._close_after_response and not state.shutting_down
+            ),
+            expect_continue=event.expect_continue,
+            on_body_taken=self._update_reading,
+            on_complete=self._on_response_complete,
+        )
+        self._parsing = cycle
+        self._cycles.append(cycle)
+        if len(self._cycles) == 1:
+            self._run(cycle)
+
+    def _on_request_ended(self) -> None:
+        cycle = self._parsing
+        if cycle is None:
+            return
+        self._parsing = None
+        cycle.end_body()
+        if not cycle.keep_alive:
+            # Nothing after a "Connection: close" request is read as a request.
+            self._reading_requests = False
+
+    def _on_parse_failed(self, event: ParseFailed) -> None:
+        self._reading_requests = False
+        logger.warning("Invalid HTTP request received: %s", event.reason)
+        cycle = self._parsing
+        if cycle is not None:
+            # The body of a request broke off: its exchange cannot finish cleanly.
+            self._parsing = None
+            if cycle.state is ResponseState.DONE:
+                self.transport.close()
+                return
+            if self._cycles and cycle is self._cycles[0]:
+                if not cycle.written:
+                    self._write_error(event)
+                cycle.lost()
+                self.transport.close()
+                return
+            self._cycles.remove(cycle)  # queued, its app never ran
+        self._pending_error = event
+        if not self._cycles:
+            self._write_error(event)
+            self.transport.close()
+
+    def _write_error(self, event: ParseFailed) -> None:
+        try:
+            body = HTTPStatus(event.status).phrase.encode()
+        except ValueError:
+            body = b"Invalid HTTP request"
+        head = build_response_head(
+            event.status,
+            [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", b"%d" % len(body)),
+            ],
+            method="GET",
+            http_version="1.1",
+            keep_alive=False,
+            default_headers=self.server_state.default_headers,
+        )
+        self.transport.write(head.data + body)
+
+    # --- running requests ----------------------------------------------------------
+    def _run(self, cycle: RequestCycle) -> None:
+        task = self.loop.create_task(cycle.run_asgi())
+        tasks = self.server_state.tasks
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    def _on_response_complete(self, cycle: RequestCycle) -> None:
+        self.server_state.total_requests += 1
+        if self._cycles and self._cycles[0] is cycle:
+            self._cycles.popleft()
+        head = cycle.response_head
+        keep_alive = head is not None and head.keep_alive and not self._close_after_response
+        if cycle is self._parsing:
+            if cycle.waiting_for_100_continue:
+                # The client holds the body back for a 100 it will never get;
+                # whether it sends it anyway is unknowable, so close.
+                keep_alive = False
+            else:
+                cycle.drop_body()
+        if not keep_alive or self.transport.is_closing():
+            self._reading_requests = False
+            self.transport.close()
+            return
+        if self._cycles:
+            self._run(self._cycles[0])
+        elif self._pending_upgrade is not None:
+            self._hand_off()
+            return
+        elif self._pending_error is not None:
+            self._write_error(self._pending_error)
+            self.transport.close()
+            return
+        else:
+            self._start_keep_alive_timer()
+        self._update_reading()
+
+    def _update_reading(self) -> None:
+        if self._lost:
+            return
+        parsing = self._parsing
+        if (
+            len(self._cycles) > 1
+            or self._pending_upgrade is not None
+            or (parsing is not None and parsing.buffered > BODY_HIGH_WATER)
+        ):
+            self.flow.pause_reading()
+        else:
+            self.flow.resume_reading()
+
+    # --- WebSocket hand-off ------------------------------------------------------
+    def _hand_off(self) -> None:
+        assert self._pending_upgrade is not None
+        head, trailing = self._pending_upgrade
+        self._pending_upgrade = None
+        self._stop_keep_alive_timer()
+        self.flow.resume_reading()
+        from asgiws.asgi import websocket
+
+        try:
+            websocket.upgrade(self.transport, head, bytes(trailing), self.ctx)
+        except Exception:
+            logger.exception("WebSocket upgrade failed")
+            self.transport.close()
+        finally:
+            # Left only after the WebSocket side has registered itself, so the
+            # registry never looks empty to a graceful shutdown in between.
+            self.server_state.connections.discard(self)
+
+    # --- keep-alive ---------------------------------------------------------------
+    def _start_keep_alive_timer(self) -> None:
+        self._stop_keep_alive_timer()
+        self._keep_alive_timer = self.loop.call_later(
+            self.config.timeout_keep_alive, self._keep_alive_expired
+        )
+
+    def _stop_keep_alive_timer(self) -> None:
+        if self._keep_alive_timer is not None:
+            self._keep_alive_timer.cancel()
+            self._keep_alive_timer = None
+
+    def _keep_alive_expired(self) -> None:
+        self._keep_alive_timer = None
+        if not self._cycles and not self.transport.is_closing():
+            self.transport.close()

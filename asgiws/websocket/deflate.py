@@ -1,0 +1,355 @@
+"""permessage-deflate (RFC 7692): negotiation and per-message (de)compression.
+
+`DeflateOptions` is what the operator configured (from `Config.ws_deflate_*`),
+`DeflateParams` what the handshake agreed on, `MessageDeflate` the per
+connection compressor/decompressor built from it.
+
+Window bits 8: zlib refuses a raw deflater with wbits=8 (madler/zlib#171),
+so we compress with wbits=9.  That stays within an 8-bit window because
+zlib's deflate never emits a match distance above w_size - MIN_LOOKAHEAD
+(512 - 262 = 250 bytes), less than the 256 bytes an 8-bit window holds; the
+tests inflate our 9-bit output with an 8-bit inflater to prove it.  A raw
+inflater accepts wbits=8 on current zlib; older ones fall back to 9, which
+only makes us more lenient.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from asgiws.websocket.errors import CloseCode, HandshakeError, InvalidResponse, ProtocolError
+from asgiws.websocket.headers import ExtensionParams, format_extension, parse_extension_list
+
+if TYPE_CHECKING:
+    from asgiws.config import Config
+
+EXTENSION_NAME = "permessage-deflate"
+_TAIL = b"\x00\x00\xff\xff"
+
+
+@dataclass(frozen=True, slots=True)
+class DeflateOptions:
+    """What this endpoint is willing to do (server) or asks for (client).
+
+    Field names are RFC 7692's: `server_*` constrain the server's compressor,
+    `client_*` the client's.  `client_max_window_bits=None` means "as offered"
+    on a server and "any window, but say we support the parameter" on a client.
+    """
+
+    level: int = 6
+    mem_level: int = 8
+    server_max_window_bits: int = 15
+    client_max_window_bits: int | None = None
+    server_no_context_takeover: bool = False
+    client_no_context_takeover: bool = False
+
+    @classmethod
+    def from_config(cls, config: Config) -> DeflateOptions:
+        return cls(
+            level=config.ws_deflate_level,
+            mem_level=config.ws_deflate_mem_level,
+            server_max_window_bits=config.ws_deflate_server_max_window_bits,
+            client_max_window_bits=config.ws_deflate_client_max_window_bits,
+            server_no_context_takeover=config.ws_deflate_server_no_context_takeover,
+            client_no_context_takeover=config.ws_deflate_client_no_context_takeover,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DeflateParams:
+    """The negotiated configuration of one connection."""
+
+    server_no_context_takeover: bool = False
+    client_no_context_takeover: bool = False
+    server_max_window_bits: int = 15
+    client_max_window_bits: int = 15
+    level: int = 6
+    mem_level: int = 8
+
+    def codec(self, *, is_server: bool) -> MessageDeflate:
+        """A fresh compressor/decompressor pair for one connection."""
+        return MessageDeflate(self, is_server=is_server)
+
+
+class MessageDeflate:
+    """Compresses our messages and inflates the peer's, keeping the LZ77
+    context across messages unless no_context_takeover applies."""
+
+    __slots__ = (
+        "_compress_wbits",
+        "_compressor",
+        "_decompress_wbits",
+        "_decompressor",
+        "_level",
+        "_local_reset",
+        "_mem_level",
+        "_remote_reset",
+    )
+
+    def __init__(self, params: DeflateParams, *, is_server: bool) -> None:
+        if is_server:
+            local_bits, remote_bits = params.server_max_window_bits, params.client_max_window_bits
+            self._local_reset = params.server_no_context_takeover
+            self._remote_reset = params.client_no_context_takeover
+        else:
+            local_bits, remote_bits = params.client_max_window_bits, params.server_max_window_bits
+            self._local_reset = params.client_no_context_takeover
+            self._remote_reset = params.server_no_context_takeover
+        self._compress_wbits = -max(local_bits, 9)  # see the module docstring
+        self._decompress_wbits = -remote_bits
+        self._level = params.level
+        self._mem_level = params.mem_level
+        self._compressor: Any = None
+        self._decompressor: Any = None
+
+    # --- sending ----------------------------------------------------------------
+    def compress(self, data: bytes | bytearray | memoryview, *, fin: bool = True) -> bytes:
+        """Compress a whole message (`fin`) or one fragment of it."""
+        c = self._compressor
+        if c is None:
+            c = self._compressor = zlib.compressobj(
+                self._level, zlib.DEFLATED, self._compress_wbits, self._mem_level
+            )
+        out: bytes = c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH)
+        if fin:
+            # 7.2.1: "Remove 4 octets (that are 0x00 0x00 0xff 0xff) from the
+            # tail end."
+            if out.endswith(_TAIL):
+                out = out[:-4]
+            # 7.1.1.1: with no_context_takeover the endpoint "MUST start
+            # compressing each new message with an empty LZ77 sliding window"
+            if self._local_reset:
+                self._compressor = None
+        return out
+
+    # --- receiving --------------------------------------------------------------
+    def decompress(self, data: bytes, limit: int | None) -> bytes:
+        """Inflate the next compressed bytes of a message, producing at most
+        `limit` bytes: inflating stops at limit + 1, so a bomb costs no more
+        memory than the limit before it is refused with 1009."""
+        d = self._decompressor
+        if d is None:
+            try:
+                d = zlib.decompressobj(wbits=self._decompress_wbits)
+            except ValueError:  # an old zlib without raw 8-bit inflate
+                d = zlib.decompressobj(wbits=-9)
+            self._decompressor = d
+        try:
+            if limit is None:
+                return d.decompress(data)  # type: ignore[no-any-return]
+            out: bytes = d.decompress(data, limit + 1)
+        except zlib.error as exc:
+            raise ProtocolError(CloseCode.INVALID_DATA, f"invalid compressed data: {exc}") from None
+        if len(out) > limit:
+            raise ProtocolError(
+                CloseCode.MESSAGE_TOO_BIG, "message exceeds the size limit after decompression"
+            )
+        return out
+
+    def finish(self, limit: int | None) -> bytes:
+        """End of a compressed message: 7.2.2 "Append 4 octets of 0x00 0x00
+        0xff 0xff to the tail end of the payload of the message" and inflate."""
+        out = self.decompress(_TAIL, limit)
+        d = self._decompressor
+        # A peer may end a message with a BFINAL block (7.2.3.3); the stream is
+        # over then, so the next message starts a new one.
+        if self._remote_reset or d.eof:
+            self._decompressor = None
+        return out
+
+
+# --- negotiation ----------------------------------------------------------------
+
+
+def _window_bits(value: str | None) -> int | None:
+    """7.1.2: "The value ... MUST be a decimal integer value without leading
+    zeroes between 8 and 15 inclusive"; None when it is not."""
+    if value is None or not value.isdigit() or value.startswith("0") or not value.isascii():
+        return None
+    bits = int(value)
+    return bits if 8 <= bits <= 15 else None
+
+
+def _accept_offer(
+    params: ExtensionParams, options: DeflateOptions
+) -> tuple[str, DeflateParams] | None:
+    # RFC 7692 section 7: "A server MUST decline an extension negotiation offer
+    # for this extension if any of the following conditions are met: The
+    # negotiation offer contains an extension parameter not defined for use in
+    # an offer. The negotiation offer contains an extension parameter with an
+    # invalid value. The negotiation offer contains multiple extension
+    # parameters with the same name. The server doesn't support the offered
+    # configuration."
+    seen: set[str] = set()
+    server_nct = client_nct = False
+    offered_server_bits: int | None = None
+    offered_client_bits: int | None = None
+    client_bits_offered = False
+    for name, value in params:
+        if name in seen:
+            return None
+        seen.add(name)
+        if name == "server_no_context_takeover":
+            if value is not None:
+                return None
+            server_nct = True
+        elif name == "client_no_context_takeover":
+            if value is not None:
+                return None
+            client_nct = True
+        elif name == "server_max_window_bits":
+            offered_server_bits = _window_bits(value)
+            if offered_server_bits is None:
+                return None
+        elif name == "client_max_window_bits":
+            client_bits_offered = True
+            if value is not None:
+                offered_client_bits = _window_bits(value)
+                if offered_client_bits is None:
+                    return None
+        else:
+            return None
+
+    response: ExtensionParams = []
+    server_nct = server_nct or options.server_no_context_takeover
+    client_nct = client_nct or options.client_no_context_takeover
+    if server_nct:
+        # 7.1.1.1: a server accepts the parameter "by including the
+        # server_no_context_takeover extension parameter in the ... response"
+        response.append(("server_no_context_takeover", None))
+    if client_nct:
+        response.append(("client_no_context_takeover", None))
+
+    server_bits = options.server_max_window_bits
+    if offered_server_bits is not None:
+        # 7.1.2.1: the server accepts "by including the server_max_window_bits
+        # extension parameter in the ... response ... with the same or smaller
+        # value as the offer"
+        server_bits = min(server_bits, offered_server_bits)
+        response.append(("server_max_window_bits", str(server_bits)))
+    elif server_bits < 15:
+        response.append(("server_max_window_bits", str(server_bits)))
+
+    client_bits = 15
+    if client_bits_offered:
+        wanted = [b for b in (offered_client_bits, options.client_max_window_bits) if b is not None]
+        if wanted:
+            client_bits = min(wanted)
+            response.append(("client_max_window_bits", str(client_bits)))
+    # else 7.1.2.2: "If a received extension negotiation offer doesn't have the
+    # client_max_window_bits extension parameter, the corresponding extension
+    # negotiation response to the offer MUST NOT include the
+    # client_max_window_bits extension parameter." The client may use 15 bits.
+
+    agreed = DeflateParams(
+        server_no_context_takeover=server_nct,
+        client_no_context_takeover=client_nct,
+        server_max_window_bits=server_bits,
+        client_max_window_bits=client_bits,
+        level=options.level,
+        mem_level=options.mem_level,
+    )
+    return format_extension(EXTENSION_NAME, response), agreed
+
+
+def negotiate(
+    offer_header_values: list[str], options: DeflateOptions
+) -> tuple[str, DeflateParams] | None:
+    """Server: accept the first acceptable permessage-deflate offer.
+
+    Returns the Sec-WebSocket-Extensions value for the 101 and the agreed
+    parameters, or None when no offer is acceptable (the connection then runs
+    uncompressed).  Raises HandshakeError(400) when the header does not parse.
+    """
+    try:
+        offers = parse_extension_list(offer_header_values)
+    except ValueError as exc:
+        raise HandshakeError(400, f"invalid Sec-WebSocket-Extensions header: {exc}") from None
+    for name, params in offers:
+        if name == EXTENSION_NAME:
+            accepted = _accept_offer(params, options)
+            if accepted is not None:
+                return accepted
+    return None
+
+
+def client_offer(options: DeflateOptions) -> str:
+    """Client: the Sec-WebSocket-Extensions value offering permessage-deflate."""
+    params: ExtensionParams = []
+    if options.server_no_context_takeover:
+        params.append(("server_no_context_takeover", None))
+    if options.client_no_context_takeover:
+        params.append(("client_no_context_takeover", None))
+    if options.server_max_window_bits < 15:
+        params.append(("server_max_window_bits", str(options.server_max_window_bits)))
+    # 7.1.2.2: without a value it only says we support the parameter, so the
+    # server may choose a smaller window for us.
+    bits = options.client_max_window_bits
+    params.append(("client_max_window_bits", None if bits is None else str(bits)))
+    return format_extension(EXTENSION_NAME, params)
+
+
+def client_accept(response_value: str, options: DeflateOptions) -> DeflateParams:
+    """Client: check the server's answer to `client_offer(options)`.
+
+    RFC 7692 section 5: "If a received extension negotiation response [is
+    unacceptable], the client MUST _Fail the WebSocket Connection_."
+    Raises InvalidResponse (status 101) on any answer we did not allow.
+    """
+
+    def bad(reason: str) -> InvalidResponse:
+        return InvalidResponse(101, f"invalid permessage-deflate response: {reason}")
+
+    try:
+        extensions = parse_extension_list([response_value])
+    except ValueError as exc:
+        raise bad(str(exc)) from None
+    if len(extensions) != 1 or extensions[0][0] != EXTENSION_NAME:
+        raise bad(f"server accepted extensions we did not offer: {response_value!r}")
+    seen: set[str] = set()
+    server_nct = client_nct = False
+    server_bits: int | None = None
+    client_bits: int | None = None
+    for name, value in extensions[0][1]:
+        if name in seen:
+            raise bad(f"duplicate parameter {name}")
+        seen.add(name)
+        if name in ("server_no_context_takeover", "client_no_context_takeover"):
+            if value is not None:
+                raise bad(f"{name} takes no value")
+            if name == "server_no_context_takeover":
+                server_nct = True
+            else:
+                client_nct = True
+        elif name == "server_max_window_bits":
+            server_bits = _window_bits(value)
+            if server_bits is None:
+                raise bad(f"server_max_window_bits={value}")
+            if server_bits > options.server_max_window_bits:
+                raise bad("server_max_window_bits larger than requested")
+        elif name == "client_max_window_bits":
+            client_bits = _window_bits(value)
+            if client_bits is None:
+                raise bad(f"client_max_window_bits={value}")
+            if options.client_max_window_bits is not None and (
+                client_bits > options.client_max_window_bits
+            ):
+                raise bad("client_max_window_bits larger than offered")
+        else:
+            raise bad(f"unknown parameter {name}")
+    if options.server_no_context_takeover and not server_nct:
+        raise bad("server_no_context_takeover requested but not accepted")
+    if options.server_max_window_bits < 15 and server_bits is None:
+        raise bad("server_max_window_bits requested but not accepted")
+    if client_bits is None:
+        client_bits = options.client_max_window_bits or 15
+    return DeflateParams(
+        server_no_context_takeover=server_nct,
+        client_no_context_takeover=client_nct or options.client_no_context_takeover,
+        server_max_window_bits=server_bits if server_bits is not None else 15,
+        client_max_window_bits=client_bits,
+        level=options.level,
+        mem_level=options.mem_level,
+    )

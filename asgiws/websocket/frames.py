@@ -1,0 +1,370 @@
+"""Frame encoding and the incremental frame parser (RFC 6455 section 5).
+
+The parser takes any split of the byte stream.  It keeps one bytearray and a
+read offset; a data frame's payload is handed out as soon as bytes of it are
+there (so text can be validated and compressed data inflated as it streams
+in, and no payload is ever buffered twice); control frames are handed out
+whole.  Every limit is checked from the header, before payload bytes are
+buffered.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from enum import IntEnum
+
+from asgiws.websocket.errors import CloseCode, ProtocolError
+from asgiws.websocket.mask import BytesLike, apply_mask
+
+
+class Opcode(IntEnum):
+    CONTINUATION = 0x0
+    TEXT = 0x1
+    BINARY = 0x2
+    CLOSE = 0x8
+    PING = 0x9
+    PONG = 0xA
+
+
+CONT, TEXT, BINARY = Opcode.CONTINUATION, Opcode.TEXT, Opcode.BINARY
+CLOSE, PING, PONG = Opcode.CLOSE, Opcode.PING, Opcode.PONG
+_KNOWN_OPCODES = frozenset(int(op) for op in Opcode)
+
+_FIN = 0x80
+_RSV1 = 0x40
+_RSV23 = 0x30
+_MASK = 0x80
+_PACK16 = struct.Struct(">BBH").pack
+_PACK64 = struct.Struct(">BBQ").pack
+_UNPACK16 = struct.Struct(">H").unpack_from
+_UNPACK64 = struct.Struct(">Q").unpack_from
+
+MAX_CONTROL_PAYLOAD = 125
+SPLIT_THRESHOLD = 1024
+"""Payloads longer than this go out as a separate object behind their header
+(`transport.writelines`), shorter frames as one joined bytes object."""
+
+
+def encode_header(
+    opcode: int, length: int, *, fin: bool = True, rsv1: bool = False, mask: bytes | None = None
+) -> bytes:
+    """The frame header; RFC 6455 5.2: "the minimal number of bytes MUST be
+    used to encode the length"."""
+    b0 = (_FIN if fin else 0) | (_RSV1 if rsv1 else 0) | opcode
+    mbit = _MASK if mask is not None else 0
+    if length < 126:
+        header = bytes((b0, mbit | length))
+    elif length < 65536:
+        header = _PACK16(b0, mbit | 126, length)
+    else:
+        header = _PACK64(b0, mbit | 127, length)
+    return header if mask is None else header + mask
+
+
+def encode_frame(
+    opcode: int,
+    payload: BytesLike,
+    *,
+    fin: bool = True,
+    rsv1: bool = False,
+    mask: bytes | None = None,
+) -> list[bytes]:
+    """One frame as chunks for `writelines`: [header, payload] when the payload
+    is big (no concatenation copy), [frame] otherwise."""
+    length = len(payload)
+    header = encode_header(opcode, length, fin=fin, rsv1=rsv1, mask=mask)
+    if mask is not None:
+        body = apply_mask(payload, mask)
+    elif isinstance(payload, bytes):
+        body = payload
+    else:
+        body = bytes(payload)  # never hand out a caller's mutable buffer
+    if length > SPLIT_THRESHOLD:
+        return [header, body]
+    return [header + body]
+
+
+# --- close frames -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    """The content of a close frame: code 1005 when it carried none."""
+
+    code: int
+    reason: str
+
+
+def is_valid_close_code(code: int) -> bool:
+    """Codes allowed in a close frame on the wire (RFC 6455 7.4.1 / 7.4.2).
+
+    1004 is reserved, 1005/1006/1015 "MUST NOT be set as a status code in a
+    Close control frame by an endpoint", 0-999 are "not used", 1016-2999 are
+    reserved for future revisions; 1012-1014 are IANA-registered.
+    """
+    return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
+
+
+def encode_close_payload(code: int, reason: str) -> bytes:
+    """Payload of our close frame; code 1005 means "send no status code"."""
+    if code == CloseCode.NO_STATUS:
+        if reason:
+            raise ValueError("a close reason needs a status code")
+        return b""
+    if not is_valid_close_code(code):
+        raise ValueError(f"close code {code} may not be sent")
+    data = reason.encode("utf-8")
+    # 5.5: "All control frames MUST have a payload length of 125 bytes or less"
+    if len(data) > MAX_CONTROL_PAYLOAD - 2:
+        raise ValueError("close reason longer than 123 bytes of UTF-8")
+    return code.to_bytes(2, "big") + data
+
+
+def parse_close_payload(payload: bytes) -> tuple[int, str]:
+    """(code, reason) of a received close frame; (1005, "") when empty."""
+    if not payload:
+        return CloseCode.NO_STATUS, ""
+    # 5.5.1: "If there is a body, the first two bytes of the body MUST be a
+    # 2-byte unsigned integer (in network byte order) representing a status code"
+    if len(payload) == 1:
+        raise ProtocolError(CloseCode.PROTOCOL_ERROR, "close frame with a 1-byte payload")
+    code = int.from_bytes(payload[:2], "big")
+    if not is_valid_close_code(code):
+        raise ProtocolError(CloseCode.PROTOCOL_ERROR, f"invalid close code {code}")
+    try:
+        # 5.5.1: the reason's "data MUST be UTF-8"... 8.1: fail on invalid UTF-8
+        reason = payload[2:].decode("utf-8")
+    except UnicodeDecodeError:
+        raise ProtocolError(CloseCode.INVALID_DATA, "invalid UTF-8 in close reason") from None
+    return code, reason
+
+
+# --- parser -------------------------------------------------------------------
+
+
+class FramePart:
+    """A piece of one frame's payload as the parser hands it out.
+
+    A frame that was fully buffered comes as one part with `first` and `last`
+    both true; control frames always do.  `opcode`, `fin` and `rsv1` are the
+    frame's header bits, repeated on every part.
+    """
+
+    __slots__ = ("fin", "first", "last", "opcode", "payload", "rsv1")
+
+    def __init__(
+        self, opcode: int, fin: bool, rsv1: bool, payload: bytes, first: bool, last: bool
+    ) -> None:
+        self.opcode = opcode
+        self.fin = fin
+        self.rsv1 = rsv1
+        self.payload = payload
+        self.first = first
+        self.last = last
+
+
+def _fail(reason: str) -> ProtocolError:
+    return ProtocolError(CloseCode.PROTOCOL_ERROR, reason)
+
+
+class FrameParser:
+    """Incremental parser: `feed()` bytes, then call `next_part()` until None.
+
+    `expect_masked`: True on the server.  `max_size` bounds one message's
+    payload on the wire for uncompressed messages (compressed ones are bounded
+    after inflating, by the engine).  `compression`: RSV1 allowed (RFC 7692).
+    """
+
+    __slots__ = (
+        "_buf",
+        "_compression",
+        "_expect_masked",
+        "_fin",
+        "_in_message",
+        "_mask",
+        "_mask_offset",
+        "_max_size",
+        "_message_compressed",
+        "_message_size",
+        "_opcode",
+        "_pos",
+        "_remaining",
+        "_rsv1",
+    )
+
+    def __init__(
+        self, *, expect_masked: bool, max_size: int | None, compression: bool = False
+    ) -> None:
+        self._buf = bytearray()
+        self._pos = 0
+        self._expect_masked = expect_masked
+        self._max_size = max_size
+        self._compression = compression
+        # the data frame whose payload is being handed out
+        self._remaining = 0
+        self._opcode = 0
+        self._fin = True
+        self._rsv1 = False
+        self._mask: bytes | None = None
+        self._mask_offset = 0
+        # the data message in progress
+        self._in_message = False
+        self._message_compressed = False
+        self._message_size = 0
+
+    def feed(self, data: BytesLike) -> None:
+        buf = self._buf
+        if self._pos and self._pos == len(buf):
+            buf.clear()
+            self._pos = 0
+        buf += data
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received but not yet handed out."""
+        return len(self._buf) - self._pos
+
+    def _take(self, n: int) -> bytes:
+        start = self._pos
+        self._pos = start + n
+        mask = self._mask
+        with memoryview(self._buf) as view, view[start : start + n] as chunk:
+            if mask is None:
+                return bytes(chunk)
+            offset = self._mask_offset
+            if offset:
+                mask = mask[offset:] + mask[:offset]
+            self._mask_offset = (offset + n) & 3
+            return apply_mask(chunk, mask)
+
+    def _compact(self) -> None:
+        if self._pos:
+            del self._buf[: self._pos]
+            self._pos = 0
+
+    def next_part(self) -> FramePart | None:
+        """The next piece of payload, or None until more bytes are fed.
+
+        Raises ProtocolError (1002, 1009) for a header that breaks the rules.
+        """
+        buf = self._buf
+        available = len(buf) - self._pos
+        remaining = self._remaining
+        if remaining:  # in the middle of a data frame's payload
+            if not available:
+                self._compact()
+                return None
+            n = remaining if remaining <= available else available
+            payload = self._take(n)
+            self._remaining = remaining = remaining - n
+            return FramePart(self._opcode, self._fin, self._rsv1, payload, False, not remaining)
+
+        if available < 2:
+            self._compact()
+            return None
+        pos = self._pos
+        b0 = buf[pos]
+        b1 = buf[pos + 1]
+        fin = bool(b0 & _FIN)
+        rsv1 = bool(b0 & _RSV1)
+        opcode = b0 & 0x0F
+        masked = bool(b1 & _MASK)
+        length = b1 & 0x7F
+
+        # 5.2: RSV1-3 "MUST be 0 unless an extension is negotiated that defines
+        # meanings for non-zero values. If a nonzero value is received and none
+        # of the negotiated extensions defines the meaning of such a nonzero
+        # value, the receiving endpoint MUST _Fail the WebSocket Connection_."
+        if b0 & _RSV23:
+            raise _fail("reserved bits RSV2/RSV3 set")
+        if rsv1:
+            if not self._compression:
+                raise _fail("reserved bit RSV1 set without a negotiated extension")
+            # RFC 7692 6.1: "An endpoint MUST NOT set the "Per-Message
+            # Compressed" bit of control frames and non-first fragments of a
+            # data message. An endpoint receiving such a message MUST _Fail
+            # the WebSocket Connection_."
+            if opcode not in (TEXT, BINARY):
+                raise _fail("RSV1 set on a control or continuation frame")
+        # 5.2: "If an unknown opcode is received, the receiving endpoint MUST
+        # _Fail the WebSocket Connection_."
+        if opcode not in _KNOWN_OPCODES:
+            raise _fail(f"unknown opcode {opcode:#x}")
+        is_control = opcode >= CLOSE
+        if is_control:
+            # 5.5: "All control frames MUST have a payload length of 125 bytes
+            # or less and MUST NOT be fragmented."
+            if length > MAX_CONTROL_PAYLOAD:
+                raise _fail("control frame payload longer than 125 bytes")
+            if not fin:
+                raise _fail("fragmented control frame")
+        # 5.1: "The server MUST close the connection upon receiving a frame
+        # that is not masked." / "A client MUST close a connection if it
+        # detects a masked frame."
+        if masked != self._expect_masked:
+            raise _fail(
+                "unmasked frame from client" if self._expect_masked else "masked frame from server"
+            )
+
+        header_size = 2
+        if length == 126:
+            if available < 4:
+                return None
+            (length,) = _UNPACK16(buf, pos + 2)
+            header_size = 4
+        elif length == 127:
+            if available < 10:
+                return None
+            (length,) = _UNPACK64(buf, pos + 2)
+            # 5.2: "the most significant bit MUST be 0"
+            if length >> 63:
+                raise _fail("64-bit payload length with the most significant bit set")
+            header_size = 10
+
+        if not is_control:
+            # 5.4: "fragments of one message MUST NOT be interleaved between
+            # the fragments of another message unless an extension has been
+            # negotiated that can interpret the interleaving."
+            if opcode == CONT:
+                if not self._in_message:
+                    raise _fail("continuation frame without a message to continue")
+                message_size = self._message_size + length
+            else:
+                if self._in_message:
+                    raise _fail("new data frame while a fragmented message is in progress")
+                self._message_compressed = rsv1
+                message_size = length
+            # Bounded before a single payload byte is buffered; compressed
+            # messages are bounded after inflating, by the engine.
+            max_size = self._max_size
+            if max_size is not None and message_size > max_size and not self._message_compressed:
+                raise ProtocolError(
+                    CloseCode.MESSAGE_TOO_BIG,
+                    f"message of {message_size} bytes or more exceeds the limit of {max_size}",
+                )
+
+        if masked:
+            header_size += 4
+        if available < header_size:
+            return None
+        if is_control and available < header_size + length:
+            self._compact()
+            return None
+
+        self._mask = bytes(buf[pos + header_size - 4 : pos + header_size]) if masked else None
+        self._mask_offset = 0
+        self._pos = pos + header_size
+        available -= header_size
+        if is_control:
+            return FramePart(opcode, True, False, self._take(length), True, True)
+
+        self._in_message = not fin
+        self._message_size = message_size
+        n = length if length <= available else available
+        payload = self._take(n)
+        self._remaining = remaining = length - n
+        self._opcode = opcode
+        self._fin = fin
+        self._rsv1 = rsv1
+        return FramePart(opcode, fin, rsv1, payload, True, not remaining)

@@ -1,0 +1,246 @@
+"""The opening handshake (RFC 6455 section 4), both sides, without I/O."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import os
+from dataclasses import dataclass
+
+from asgiws.websocket.deflate import DeflateOptions, DeflateParams, client_accept
+from asgiws.websocket.errors import HandshakeError, InvalidResponse
+from asgiws.websocket.headers import header_values, is_token, parse_token_list
+
+Headers = list[tuple[bytes, bytes]]
+
+GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+VERSION_HEADER = (b"sec-websocket-version", b"13")
+
+
+def accept_key(key: str | bytes) -> str:
+    """Sec-WebSocket-Accept for a Sec-WebSocket-Key (4.2.2 step 5.4)."""
+    if isinstance(key, str):
+        key = key.encode("ascii")
+    return base64.b64encode(hashlib.sha1(key + GUID).digest()).decode("ascii")
+
+
+def generate_key() -> str:
+    """4.1: "a randomly selected 16-byte value that has been base64-encoded"."""
+    return base64.b64encode(os.urandom(16)).decode("ascii")
+
+
+@dataclass(frozen=True, slots=True)
+class ClientHandshake:
+    """What a valid upgrade request asks for."""
+
+    key: str
+    subprotocols: list[str]
+    extensions: list[str]  # raw Sec-WebSocket-Extensions values, for deflate.negotiate
+    origin: str | None
+
+
+def _only(headers: Headers, name: bytes) -> str | None:
+    values = header_values(headers, name)
+    if len(values) > 1:
+        raise HandshakeError(400, f"more than one {name.decode()} header")
+    return values[0] if values else None
+
+
+def _bad(reason: str) -> HandshakeError:
+    return HandshakeError(400, reason)
+
+
+def validate_request(method: str, http_version: str, headers: Headers) -> ClientHandshake:
+    """Server: check an upgrade request (4.2.1) or raise HandshakeError.
+
+    400 with a reason naming the problem; 426 with `Sec-WebSocket-Version: 13`
+    for another protocol version (4.4).
+    """
+    # 4.2.1.1: "An HTTP/1.1 or higher GET request"
+    if method != "GET":
+        raise HandshakeError(400, f"WebSocket upgrade needs GET, not {method}")
+    try:
+        major, _, minor = http_version.partition(".")
+        if (int(major), int(minor or 0)) < (1, 1):
+            raise ValueError
+    except ValueError:
+        raise _bad(f"WebSocket upgrade needs HTTP/1.1 or higher, not HTTP/{http_version}") from None
+    # 4.2.1.2: "A |Host| header field containing the server's authority."
+    hosts = header_values(headers, b"host")
+    if len(hosts) != 1:
+        raise _bad("exactly one Host header is required")
+    # 4.2.1.3: "An |Upgrade| header field containing the value "websocket",
+    # treated as an ASCII case-insensitive value."
+    upgrade = [t.lower() for t in parse_token_list(header_values(headers, b"upgrade"))]
+    if "websocket" not in upgrade:
+        raise _bad("missing 'Upgrade: websocket' header")
+    # 4.2.1.4: "A |Connection| header field that includes the token "Upgrade",
+    # treated as an ASCII case-insensitive value."
+    connection = [t.lower() for t in parse_token_list(header_values(headers, b"connection"))]
+    if "upgrade" not in connection:
+        raise _bad("missing 'Connection: Upgrade' header")
+    # 4.2.1.6: "A |Sec-WebSocket-Version| header field, with a value of 13."
+    # 4.4: "If this version does not match a version understood by the server,
+    # the server MUST abort the WebSocket handshake ... and instead send an
+    # appropriate HTTP error code (such as 426 Upgrade Required) and a
+    # |Sec-WebSocket-Version| header field indicating the version(s) the
+    # server is capable of understanding."
+    versions = header_values(headers, b"sec-websocket-version")
+    if [v.strip() for v in versions] != ["13"]:
+        got = ", ".join(versions) or "none"
+        raise HandshakeError(
+            426, f"unsupported Sec-WebSocket-Version ({got}), need 13", [VERSION_HEADER]
+        )
+    # 4.2.1.5: "A |Sec-WebSocket-Key| header field with a base64-encoded value
+    # that, when decoded, is 16 bytes in length."
+    key = _only(headers, b"sec-websocket-key")
+    if key is None:
+        raise _bad("missing Sec-WebSocket-Key header")
+    key = key.strip()
+    try:
+        raw = base64.b64decode(key.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError):
+        raw = b""
+    if len(raw) != 16:
+        raise _bad("Sec-WebSocket-Key is not the base64 encoding of 16 bytes")
+    subprotocols = parse_token_list(header_values(headers, b"sec-websocket-protocol"))
+    return ClientHandshake(
+        key=key,
+        subprotocols=subprotocols,
+        extensions=header_values(headers, b"sec-websocket-extensions"),
+        origin=_only(headers, b"origin"),
+    )
+
+
+def check_origin(origin: str | None, allowed: list[str]) -> None:
+    """Raise HandshakeError(403) when `allowed` is non-empty and `origin` is
+    not in it (10.2: servers "can reject" unwanted origins)."""
+    if allowed and origin not in allowed:
+        raise HandshakeError(403, f"origin {origin!r} is not allowed")
+
+
+def accept_headers(
+    key: str,
+    subprotocol: str | None = None,
+    extensions_value: str | None = None,
+    extra_headers: Headers | None = None,
+) -> Headers:
+    """Headers of the 101 Switching Protocols response (4.2.2 step 5)."""
+    headers: Headers = [
+        (b"upgrade", b"websocket"),
+        (b"connection", b"Upgrade"),
+        (b"sec-websocket-accept", accept_key(key).encode("ascii")),
+    ]
+    if subprotocol is not None:
+        headers.append((b"sec-websocket-protocol", subprotocol.encode("latin-1")))
+    if extensions_value:
+        headers.append((b"sec-websocket-extensions", extensions_value.encode("latin-1")))
+    if extra_headers:
+        headers.extend(extra_headers)
+    return headers
+
+
+# --- client -----------------------------------------------------------------------
+
+
+def build_request(
+    host: str,
+    resource: str,
+    key: str,
+    *,
+    subprotocols: list[str] | None = None,
+    extensions_value: str | None = None,
+    origin: str | None = None,
+    extra_headers: Headers | None = None,
+) -> bytes:
+    """The full request head of a client's opening handshake (4.1)."""
+    lines = [
+        f"GET {resource} HTTP/1.1".encode("latin-1"),
+        b"Host: " + host.encode("idna" if not host.isascii() else "ascii"),
+        b"Upgrade: websocket",
+        b"Connection: Upgrade",
+        b"Sec-WebSocket-Key: " + key.encode("ascii"),
+        b"Sec-WebSocket-Version: 13",
+    ]
+    if origin is not None:
+        lines.append(b"Origin: " + origin.encode("latin-1"))
+    if subprotocols:
+        for p in subprotocols:
+            if not is_token(p):
+                raise ValueError(f"subprotocol {p!r} is not a token")
+        lines.append(b"Sec-WebSocket-Protocol: " + ", ".join(subprotocols).encode("ascii"))
+    if extensions_value:
+        lines.append(b"Sec-WebSocket-Extensions: " + extensions_value.encode("latin-1"))
+    for name, value in extra_headers or []:
+        if b"\r" in name + value or b"\n" in name + value:
+            raise ValueError("header names and values may not contain CR or LF")
+        lines.append(name + b": " + value)
+    return b"\r\n".join(lines) + b"\r\n\r\n"
+
+
+def validate_response(
+    status: int,
+    headers: Headers,
+    key: str,
+    *,
+    offered_subprotocols: list[str] | None = None,
+    deflate_options: DeflateOptions | None = None,
+) -> tuple[str | None, DeflateParams | None]:
+    """Client: check the server's answer (4.1, "the client MUST validate the
+    server's response") -> (subprotocol, deflate params); or raise
+    InvalidResponse carrying the server's status and headers."""
+
+    def bad(reason: str) -> InvalidResponse:
+        return InvalidResponse(status, reason, headers)
+
+    # 4.1: "If the status code received from the server is not 101, the client
+    # handles the response per HTTP [RFC2616] procedures."
+    if status != 101:
+        raise bad(f"server refused the WebSocket upgrade with HTTP {status}")
+    # 4.1: "If the response lacks an |Upgrade| header field or the |Upgrade|
+    # header field contains a value that is not an ASCII case-insensitive
+    # match for the value "websocket", the client MUST _Fail the WebSocket
+    # Connection_."
+    upgrade = [t.lower() for t in parse_token_list(header_values(headers, b"upgrade"))]
+    if upgrade != ["websocket"]:
+        raise bad("response lacks 'Upgrade: websocket'")
+    # "If the response lacks a |Connection| header field or the |Connection|
+    # header field doesn't contain a token that is an ASCII case-insensitive
+    # match for the value "Upgrade", the client MUST _Fail the WebSocket
+    # Connection_."
+    connection = [t.lower() for t in parse_token_list(header_values(headers, b"connection"))]
+    if "upgrade" not in connection:
+        raise bad("response lacks 'Connection: Upgrade'")
+    # "If the response lacks a |Sec-WebSocket-Accept| header field or the
+    # |Sec-WebSocket-Accept| contains a value other than the base64-encoded
+    # SHA-1 of the concatenation of the |Sec-WebSocket-Key| ... with the
+    # string "258EAFA5-E914-47DA-95CA-C5AB0DC85B11" ... the client MUST _Fail
+    # the WebSocket Connection_."
+    accepts = header_values(headers, b"sec-websocket-accept")
+    if [a.strip() for a in accepts] != [accept_key(key)]:
+        raise bad("wrong or missing Sec-WebSocket-Accept")
+    # "If the response includes a |Sec-WebSocket-Protocol| header field and
+    # this header field indicates the use of a subprotocol that was not
+    # present in the client's handshake ..., the client MUST _Fail the
+    # WebSocket Connection_."
+    protocols = parse_token_list(header_values(headers, b"sec-websocket-protocol"))
+    subprotocol: str | None = None
+    if protocols:
+        if len(protocols) != 1 or protocols[0] not in (offered_subprotocols or []):
+            raise bad(f"server chose a subprotocol we did not offer: {', '.join(protocols)}")
+        subprotocol = protocols[0]
+    # "If the response includes a |Sec-WebSocket-Extensions| header field and
+    # this header field indicates the use of an extension that was not present
+    # in the client's handshake ..., the client MUST _Fail the WebSocket
+    # Connection_."
+    extensions = header_values(headers, b"sec-websocket-extensions")
+    params: DeflateParams | None = None
+    if extensions:
+        if deflate_options is None:
+            raise bad("server accepted an extension we did not offer")
+        try:
+            params = client_accept(", ".join(extensions), deflate_options)
+        except InvalidResponse as exc:
+            raise bad(exc.reason) from None
+    return subprotocol, params

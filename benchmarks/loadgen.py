@@ -1,0 +1,786 @@
+"""WebSocket load generator, run as its own process (pinned by run.py).
+
+    python benchmarks/loadgen.py SCENARIO --port PORT [--duration S] [--warmup S]
+                                 [--server-pid PID] [--quick]
+
+Prints one JSON object on stdout: the scenario's numbers plus `loadgen_cpu`,
+this process's own CPU time (user+system, from getrusage) divided by the
+measured wall time.  A value near 1.0 would mean the client, not the server,
+is the limit; run.py reports it beside every result.
+
+The client is picows (C frame parser and masking) on uvloop.  picows has no
+permessage-deflate, so ws_deflate_* do RFC 7692 themselves here with zlib on
+top of picows' raw frames (RSV1 + Z_SYNC_FLUSH with the 00 00 ff ff tail
+stripped), honouring the context-takeover and window parameters the server
+answers with.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import os
+import resource
+import struct
+import sys
+import time
+import zlib
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+import uvloop
+from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
+
+CONNECT_CONCURRENCY = 128
+CONNECT_TIMEOUT = 10.0
+DRAIN_TIMEOUT = 10.0
+CLOSE_TIMEOUT = 3.0
+# Spread client sockets over many loopback source addresses so 10,000 idle
+# connections plus handshake loops never run out of ephemeral ports.
+SOURCE_ADDRESSES = tuple(f"127.0.0.{host}" for host in range(2, 66))
+DATA_TYPES = (WSMsgType.TEXT, WSMsgType.BINARY, WSMsgType.CONTINUATION)
+WHOLE_TYPES = (WSMsgType.TEXT, WSMsgType.BINARY)
+SYNC_TAIL = b"\x00\x00\xff\xff"
+COMPRESSIBLE_TEXT = (
+    '{"user": "benchmark", "event": "update", "tags": ["alpha", "beta"], "value": 42}\n' * 13
+)[:1024]
+
+
+class ScenarioError(RuntimeError):
+    """The server misbehaved or stalled: the scenario has no valid number."""
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+@dataclass(slots=True)
+class Window:
+    """Counter sampled at the start and end of the measured interval."""
+
+    count: int = 0
+    measuring: bool = False
+    running: bool = True
+    latencies_ns: list[int] = field(default_factory=list)
+
+
+def server_cpu_seconds(pid: int | None) -> float:
+    """utime+stime of the server's process tree (0 when no pid was given)."""
+    if pid is None:
+        return 0.0
+    from benchmarks.servers import tree_pids  # lazy: see rss_kib
+
+    ticks = 0
+    for member in tree_pids(pid):
+        try:
+            stat = Path(f"/proc/{member}/stat").read_text()
+        except OSError:
+            continue
+        # Fields after the parenthesised command name; utime and stime are 14 and 15.
+        fields = stat[stat.rindex(")") + 2 :].split()
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    count: int
+    seconds: float
+    cpu: float
+    server_cpu: float
+
+    @property
+    def rate(self) -> float:
+        return self.count / self.seconds
+
+    def shares(self) -> dict[str, float]:
+        """CPU use of both sides as a fraction of one core: who was the limit."""
+        return {
+            "loadgen_cpu": self.cpu / self.seconds,
+            "server_cpu": self.server_cpu / self.seconds,
+        }
+
+
+SERVER_PID: int | None = None  # set from --server-pid by main()
+
+
+async def measure(window: Window, warmup: float, duration: float) -> Sample:
+    """Let traffic warm up, then count what happens during `duration`."""
+    await asyncio.sleep(warmup)
+    window.measuring = True
+    count0, time0, cpu0 = window.count, time.monotonic(), cpu_seconds()
+    server0 = server_cpu_seconds(SERVER_PID)
+    await asyncio.sleep(duration)
+    count1, time1, cpu1 = window.count, time.monotonic(), cpu_seconds()
+    server1 = server_cpu_seconds(SERVER_PID)
+    window.measuring = False
+    return Sample(count1 - count0, time1 - time0, cpu1 - cpu0, server1 - server0)
+
+
+class Connector:
+    """Opens client connections from rotating loopback source addresses."""
+
+    def __init__(self, port: int) -> None:
+        self.base = f"ws://127.0.0.1:{port}"
+        self._sources: Iterator[str] = itertools.cycle(SOURCE_ADDRESSES)
+
+    async def open(
+        self,
+        path: str,
+        factory: Callable[[], WSListener],
+        *,
+        extensions: str | None = None,
+        read_buffer: int = 16 * 1024,
+    ) -> tuple[WSTransport, WSListener]:
+        headers = {"Sec-WebSocket-Extensions": extensions} if extensions else None
+        transport, listener = await ws_connect(
+            factory,
+            self.base + path,
+            websocket_handshake_timeout=CONNECT_TIMEOUT,
+            max_frame_size=8 * 1024 * 1024,
+            extra_headers=headers,
+            read_buffer_init_size=read_buffer,
+            local_addr=(next(self._sources), 0),
+            use_aiofastnet=os.environ.get("AFN", "1") == "1",
+        )
+        return transport, listener
+
+    async def open_many(
+        self, count: int, opener: Callable[[], Awaitable[tuple[WSTransport, WSListener]]]
+    ) -> list[tuple[WSTransport, WSListener]]:
+        gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
+
+        async def one() -> tuple[WSTransport, WSListener]:
+            async with gate:
+                return await asyncio.wait_for(opener(), CONNECT_TIMEOUT)
+
+        return list(await asyncio.gather(*(one() for _ in range(count))))
+
+
+async def close_all(transports: list[WSTransport]) -> None:
+    async def close(transport: WSTransport) -> None:
+        if transport.is_disconnected:
+            return
+        if not transport.is_close_frame_sent:
+            transport.send_close(WSCloseCode.OK)
+        try:
+            await asyncio.wait_for(transport.wait_disconnected(), CLOSE_TIMEOUT)
+        except asyncio.TimeoutError:
+            transport.disconnect(graceful=False)
+
+    await asyncio.gather(*(close(t) for t in transports))
+
+
+class Client(WSListener):
+    """Base listener: completes the close handshake and reassembles messages."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parts: list[bytes] = []
+        self.compressed = False
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        kind = frame.msg_type
+        if kind in DATA_TYPES:
+            if kind != WSMsgType.CONTINUATION:
+                self.compressed = frame.rsv1
+            if not frame.fin:
+                self.parts.append(frame.get_payload_as_bytes())
+                return
+            if self.parts:
+                self.parts.append(frame.get_payload_as_bytes())
+                payload = b"".join(self.parts)
+                self.parts.clear()
+                self.on_message(transport, payload, self.compressed)
+            else:
+                self.on_message(transport, frame.get_payload_as_bytes(), self.compressed)
+        elif kind == WSMsgType.CLOSE:
+            if not transport.is_close_frame_sent:
+                transport.send_close(frame.get_close_code())
+            transport.disconnect()
+
+    def on_message(self, transport: WSTransport, payload: bytes, compressed: bool) -> None:
+        pass
+
+
+# ---------------------------------------------------------------- echo
+
+
+class EchoClient(Client):
+    """Keeps `in_flight` copies of one message bouncing off the echo route."""
+
+    def __init__(self, window: Window, kind: WSMsgType, payload: bytes, in_flight: int):
+        super().__init__()
+        self.window = window
+        self.kind = kind
+        self.payload = payload
+        self.in_flight = in_flight
+        self.outstanding = 0
+        self.wrong = 0
+
+    def start(self, transport: WSTransport) -> None:
+        for _ in range(self.in_flight):
+            self.send(transport)
+
+    def send(self, transport: WSTransport) -> None:
+        self.outstanding += 1
+        transport.send(self.kind, self.payload)
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        # Hot path, kept flat so the client stays far below one core: a whole
+        # unfragmented data frame is checked by size without copying its payload.
+        if frame.fin and not self.parts and frame.msg_type in WHOLE_TYPES:
+            self.arrived(transport, frame.payload_size)
+        else:
+            super().on_ws_frame(transport, frame)
+
+    def on_message(self, transport: WSTransport, payload: bytes, compressed: bool) -> None:
+        self.arrived(transport, len(payload))
+
+    def arrived(self, transport: WSTransport, size: int) -> None:
+        self.outstanding -= 1
+        if size != len(self.payload):
+            self.wrong += 1
+        self.window.count += 1
+        if self.window.running:
+            self.send(transport)
+
+
+async def drain(clients: list[EchoClient]) -> None:
+    deadline = time.monotonic() + DRAIN_TIMEOUT
+    while any(c.outstanding > 0 for c in clients):
+        if time.monotonic() > deadline:
+            raise ScenarioError("echoes still missing after the run stopped")
+        await asyncio.sleep(0.05)
+
+
+async def run_echo(
+    connector: Connector,
+    args: argparse.Namespace,
+    *,
+    connections: int,
+    in_flight: int,
+    kind: WSMsgType,
+    payload: bytes,
+    client_type: type[EchoClient] = EchoClient,
+    extensions: str | None = None,
+) -> tuple[Sample, list[EchoClient], list[WSTransport]]:
+    window = Window()
+    pairs = await connector.open_many(
+        connections,
+        lambda: connector.open(
+            "/echo",
+            lambda: client_type(window, kind, payload, in_flight),
+            extensions=extensions,
+        ),
+    )
+    transports = [t for t, _ in pairs]
+    clients = [c for _, c in pairs if isinstance(c, EchoClient)]
+    try:
+        for transport, client in zip(transports, clients, strict=True):
+            client.start(transport)
+        sample = await measure(window, args.warmup, args.duration)
+        window.running = False
+        await drain(clients)
+    finally:
+        await close_all(transports)
+    if any(c.wrong for c in clients):
+        raise ScenarioError("echo payload size mismatch")
+    return sample, clients, transports
+
+
+async def ws_echo_small(connector: Connector, args: argparse.Namespace) -> dict[str, Any]:
+    sample, _, _ = await run_echo(
+        connector, args, connections=64, in_flight=8, kind=WSMsgType.TEXT, payload=b"x" * 32
+    )
+    return {"value": sample.rate, "unit": "msg/s", **sample.shares()}
+
+
+async def ws_echo_1k(connector: Connector, args: argparse.Namespace) -> dict[str, Any]:
+    sample, _, _ = await run_echo(
+        connector, args, connections=64, in_flight=1, kind=WSMsgType.BINARY,
+        payload=os.urandom(1024),
+    )
+    return {"value": sample.rate, "unit": "msg/s", **sample.shares()}
+
+
+async def ws_echo_1m(connector: Connector, args: argparse.Namespace) -> dict[str, Any]:
+    size = 1024 * 1024
+    sample, _, _ = await run_echo(
+        connector, args, connections=4, in_flight=1, kind=WSMsgType.BINARY,
+        payload=os.urandom(size),
+    )
+    return {
+        "value": sample.rate * size / 1e6,
+        "unit": "MB/s",
+        "msg_per_s": sample.rate,
+        **sample.shares(),
+    }
+
+
+# ---------------------------------------------------------------- deflate
+
+
+@dataclass(frozen=True, slots=True)
+class DeflateParams:
+    """What the server's Sec-WebSocket-Extensions answer agreed to."""
+
+    client_no_context_takeover: bool = False
+    server_no_context_takeover: bool = False
+    client_max_window_bits: int = 15
+
+    @classmethod
+    def parse(cls, header: str) -> DeflateParams | None:
+        for offer in header.split(","):
+            name, *params = (part.strip() for part in offer.split(";"))
+            if name != "permessage-deflate":
+                continue
+            values = dict(
+                (key.strip(), value.strip().strip('"'))
+                for key, _, value in (p.partition("=") for p in params if p)
+            )
+            return cls(
+                client_no_context_takeover="client_no_context_takeover" in values,
+                server_no_context_takeover="server_no_context_takeover" in values,
+                client_max_window_bits=int(values.get("client_max_window_bits") or 15),
+            )
+        return None
+
+
+class DeflateEchoClient(EchoClient):
+    """EchoClient speaking permessage-deflate with zlib on picows frames."""
+
+    params = DeflateParams()
+    # Compressed payloads must be read and inflated: no size-only fast path.
+    on_ws_frame = Client.on_ws_frame
+
+    def configure(self, params: DeflateParams) -> None:
+        self.params = params
+        self.compressor = self.new_compressor()
+        self.decompressor = zlib.decompressobj(-15)
+
+    def new_compressor(self) -> Any:
+        # Level 1 keeps client CPU low; the server's work barely depends on it.
+        return zlib.compressobj(1, zlib.DEFLATED, -max(9, self.params.client_max_window_bits))
+
+    def send(self, transport: WSTransport) -> None:
+        if self.params.client_no_context_takeover:
+            self.compressor = self.new_compressor()
+        data = self.compressor.compress(self.payload) + self.compressor.flush(zlib.Z_SYNC_FLUSH)
+        self.outstanding += 1
+        transport.send(self.kind, data[:-4], rsv1=True)
+
+    def on_message(self, transport: WSTransport, payload: bytes, compressed: bool) -> None:
+        if compressed:
+            if self.params.server_no_context_takeover:
+                self.decompressor = zlib.decompressobj(-15)
+            payload = self.decompressor.decompress(payload + SYNC_TAIL)
+        super().on_message(transport, payload, compressed)
+
+
+class ConfiguredDeflateClient(DeflateEchoClient):
+    """Reads the negotiated parameters before the first message is sent."""
+
+    def on_ws_connected(self, transport: WSTransport) -> None:
+        header = ",".join(transport.response.headers.getall("Sec-WebSocket-Extensions", []))
+        params = DeflateParams.parse(header)
+        if params is None:
+            raise ScenarioError("server did not negotiate permessage-deflate")
+        self.configure(params)
+
+
+async def ws_deflate(
+    connector: Connector, args: argparse.Namespace, *, enabled: bool
+) -> dict[str, Any]:
+    payload = COMPRESSIBLE_TEXT.encode()
+    if not enabled:
+        sample, _, _ = await run_echo(
+            connector, args, connections=64, in_flight=1, kind=WSMsgType.TEXT, payload=payload
+        )
+        return {"value": sample.rate, "unit": "msg/s", **sample.shares()}
+    probe, _ = await connector.open(
+        "/echo", Client, extensions="permessage-deflate; client_max_window_bits"
+    )
+    answer = ",".join(probe.response.headers.getall("Sec-WebSocket-Extensions", []))
+    await close_all([probe])
+    if DeflateParams.parse(answer) is None:
+        return {"value": None, "unit": "msg/s", "note": "server does not negotiate deflate"}
+    sample, _, _ = await run_echo(
+        connector, args, connections=64, in_flight=1, kind=WSMsgType.TEXT, payload=payload,
+        client_type=ConfiguredDeflateClient,
+        extensions="permessage-deflate; client_max_window_bits",
+    )
+    return {
+        "value": sample.rate,
+        "unit": "msg/s",
+        "negotiated": answer,
+        **sample.shares(),
+    }
+
+
+async def ws_deflate_on(connector: Connector, args: argparse.Namespace) -> dict[str, Any]:
+    return await ws_deflate(connector, args, enabled=True)
+
+
+async def ws_deflate_off(connector: Connector, args: argparse.Namespace) -> dict[str, Any]:
+    return await ws_deflate(connector, args, enabled=False)
+
+
+# ---------------------------------------------------------------- handshake
+
+
+# A fixed key is fine: the server's accept value is not what is measured, and
+# picows' general-purpose ws_connect (URL parsing, proxy support) costs more
+# client CPU per connection than the servers spend, so handshakes use this
+# minimal protocol instead.
+HANDSHAKE_KEY = "dGhlIHNhbXBsZSBub25jZQ=="
+# A masked client close frame, code 1000, mask 0x00000000 (valid: any key is).
+CLOSE_FRAME = b"\x88\x82\x00\x00\x00\x00\x03\xe8"
+
+
+class HandshakeProtocol(asyncio.Protocol):
+    """Upgrade, send close, wait for the server's close frame, drop the socket."""
+
+    def __init__(self, request: bytes, done: asyncio.Future[bool]) -> None:
+        self.request = request
+        self.done = done
+        self.buffer = b""
+        self.upgraded = False
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transport is not an asyncio.Transport subclass, only alike.
+        self.transport = cast(asyncio.Transport, transport)
+        self.transport.write(self.request)
+
+    def data_received(self, data: bytes) -> None:
+        assert self.transport is not None
+        self.buffer += data
+        if not self.upgraded:
+            end = self.buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            if not self.buffer.startswith(b"HTTP/1.1 101"):
+                self.finish(False)
+                return
+            self.upgraded = True
+            self.buffer = self.buffer[end + 4 :]
+            self.transport.write(CLOSE_FRAME)
+        if self.buffer[:1] == b"\x88":
+            self.finish(True)
+
+    def finish(self, ok: bool) -> None:
+        assert self.transport is not None
+        self.transport.close()
+        if not self.done.done():
+            self.done.set_result(ok)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.done.done():
+            self.done.set_result(False)
+
+
+async def ws_handshake(connector: Connector, args: argparse.Namespace) -> dict[str, Any]:
+    window = Window()
+    failures: list[str] = []
+    loop_ = asyncio.get_running_loop()
+    sources = itertools.cycle(SOURCE_ADDRESSES)
+    request = (
+        f"GET /echo HTTP/1.1\r\nHost: 127.0.0.1:{args.port}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {HANDSHAKE_KEY}\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n"
+    ).encode()
+
+    async def once() -> bool:
+        done: asyncio.Future[bool] = loop_.create_future()
+        await loop_.create_connection(
+            lambda: HandshakeProtocol(request, done),
+            "127.0.0.1",
+            args.port,
+            local_addr=(next(sources), 0),
+        )
+        return await done
+
+    async def loop() -> None:
+        while window.running:
+            try:
+                ok = await asyncio.wait_for(once(), CONNECT_TIMEOUT)
+            except (OSError, asyncio.TimeoutError) as exc:
+                ok, reason = False, repr(exc)
+            else:
+                reason = "no 101 or no close frame"
+            if ok:
+                window.count += 1
+                continue
+            failures.append(reason)
+            if len(failures) > 100:
+                raise ScenarioError(f"handshakes failing: {reason}")
+
+    loops = [asyncio.ensure_future(loop()) for _ in range(16)]
+    try:
+        sample = await measure(window, args.warmup, args.duration)
+    finally:
+        window.running = False
+        await asyncio.wait_for(asyncio.gather(*loops), CONNECT_TIMEOUT + 1)
+    return {
+        "value": sample.rate,
+        "unit": "handshakes/s",
+        "failures": len(failures),
+        **sample.shares(),
+    }
+
+
+# ---------------------------------------------------------------- idle RSS
+
+
+def rss_kib(pid: int) -> int:
+    # Imported lazily so the load generator also runs without the harness package.
+    from benchmarks.servers import tree_rss_kib
+
+    return tree_rss_kib(pid)
+
+
+async def settled_rss(pid: int) -> int:
+    """RSS once it stops moving (the server may still be finishing handshakes)."""
+    previous = rss_kib(pid)
+    for _ in range(20):
+        await asyncio.sleep(0.25)
+        current = rss_kib(pid)
+        if abs(current - previous) <= max(64, previous // 500):
+            return current
+        previous = current
+    return previous
+
+
+async def ws_idle_rss(connector: Connector, args: argparse.Namespace) -> dict[str, Any]:
+    if args.server_pid is None:
+        raise ScenarioError("ws_idle_rss needs --server-pid")
+    steps = (200, 1000) if args.quick else (2000, 10000)
+    window = Window()
+    # Each idle connection does one echo so we know the app accepted it.
+    payload = b"hi"
+
+    async def idle() -> tuple[WSTransport, WSListener]:
+        transport, client = await connector.open(
+            "/echo", lambda: EchoClient(window, WSMsgType.BINARY, payload, 1), read_buffer=256
+        )
+        assert isinstance(client, EchoClient)
+        client.start(transport)
+        return transport, client
+
+    # Warm the server (imports, first-connection caches) before the baseline.
+    warm = await connector.open_many(20, idle)
+    window.running = False
+    await drain([c for _, c in warm if isinstance(c, EchoClient)])
+    await close_all([t for t, _ in warm])
+    baseline = await settled_rss(args.server_pid)
+
+    result: dict[str, Any] = {"unit": "KiB/conn", "baseline_kib": baseline}
+    transports: list[WSTransport] = []
+    clients: list[EchoClient] = []
+    started = time.monotonic()
+    cpu0 = cpu_seconds()
+    try:
+        for total in steps:
+            pairs = await connector.open_many(total - len(transports), idle)
+            transports.extend(t for t, _ in pairs)
+            clients.extend(c for _, c in pairs if isinstance(c, EchoClient))
+            await drain(clients)
+            rss = await settled_rss(args.server_pid)
+            result[f"kib_per_conn_{total}"] = (rss - baseline) / total
+            result[f"rss_kib_{total}"] = rss
+    finally:
+        await close_all(transports)
+    result["value"] = result[f"kib_per_conn_{steps[-1]}"]
+    result["loadgen_cpu"] = (cpu_seconds() - cpu0) / (time.monotonic() - started)
+    return result
+
+
+# ---------------------------------------------------------------- broadcast
+
+
+BROADCAST_SIZE = 64
+TRIGGERS_IN_FLIGHT = 4
+
+
+class Subscriber(Client):
+    def __init__(self, hub: BroadcastHub) -> None:
+        super().__init__()
+        self.hub = hub
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        if frame.fin and frame.msg_type == WSMsgType.BINARY:
+            self.hub.delivered(frame.get_payload_as_bytes())
+        else:
+            super().on_ws_frame(transport, frame)
+
+    def on_message(self, transport: WSTransport, payload: bytes, compressed: bool) -> None:
+        self.hub.delivered(payload)
+
+
+class Controller(Client):
+    def __init__(self) -> None:
+        super().__init__()
+        self.replies: asyncio.Queue[bytes] = asyncio.Queue()
+
+    def on_message(self, transport: WSTransport, payload: bytes, compressed: bool) -> None:
+        self.replies.put_nowait(payload)
+
+
+class BroadcastHub:
+    """Sends triggers, keeps TRIGGERS_IN_FLIGHT fan-outs going, records latency."""
+
+    def __init__(self, subscribers: int) -> None:
+        self.subscribers = subscribers
+        self.window = Window()
+        self.pending: dict[int, int] = {}
+        self.sequence = itertools.count()
+        self.control: WSTransport | None = None
+        self.last_progress = time.monotonic()
+
+    def trigger(self) -> None:
+        assert self.control is not None
+        seq = next(self.sequence)
+        self.pending[seq] = self.subscribers
+        head = struct.pack(">QQ", seq, time.monotonic_ns())
+        self.control.send(WSMsgType.BINARY, head.ljust(BROADCAST_SIZE, b"."))
+
+    def delivered(self, payload: bytes) -> None:
+        seq, sent_ns = struct.unpack_from(">QQ", payload)
+        window = self.window
+        window.count += 1
+        if window.measuring:
+            window.latencies_ns.append(time.monotonic_ns() - sent_ns)
+        self.last_progress = time.monotonic()
+        left = self.pending[seq] - 1
+        if left:
+            self.pending[seq] = left
+            return
+        del self.pending[seq]
+        if window.running:
+            self.trigger()
+
+
+async def ws_broadcast(connector: Connector, args: argparse.Namespace) -> dict[str, Any]:
+    count = 200 if args.quick else 1000
+    group = f"g{os.getpid()}-{time.monotonic_ns()}"
+    hub = BroadcastHub(count)
+    pairs = await connector.open_many(
+        count,
+        lambda: connector.open(
+            f"/broadcast?group={group}", lambda: Subscriber(hub), read_buffer=1024
+        ),
+    )
+    transports = [t for t, _ in pairs]
+    control, controller = await connector.open(f"/broadcast/control?group={group}", Controller)
+    assert isinstance(controller, Controller)
+    transports.append(control)
+    hub.control = control
+    try:
+        deadline = time.monotonic() + CONNECT_TIMEOUT
+        while True:
+            control.send(WSMsgType.TEXT, b"count")
+            registered = int(await asyncio.wait_for(controller.replies.get(), CONNECT_TIMEOUT))
+            if registered >= count:
+                break
+            if time.monotonic() > deadline:
+                raise ScenarioError(f"only {registered}/{count} subscribers registered")
+            await asyncio.sleep(0.05)
+        for _ in range(TRIGGERS_IN_FLIGHT):
+            hub.trigger()
+        watchdog = asyncio.ensure_future(stall_watch(hub))
+        try:
+            sample = await measure(hub.window, args.warmup, args.duration)
+            hub.window.running = False
+            deadline = time.monotonic() + DRAIN_TIMEOUT
+            while hub.pending and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+        finally:
+            watchdog.cancel()
+        if watchdog.done() and not watchdog.cancelled() and watchdog.exception():
+            raise ScenarioError("broadcast stalled")
+        if hub.pending:
+            raise ScenarioError(f"{len(hub.pending)} fan-outs never completed")
+    finally:
+        await close_all(transports)
+    latencies = sorted(hub.window.latencies_ns)
+    return {
+        "value": sample.rate,
+        "unit": "deliveries/s",
+        "p50_ms": percentile(latencies, 50) / 1e6,
+        "p99_ms": percentile(latencies, 99) / 1e6,
+        "subscribers": count,
+        **sample.shares(),
+    }
+
+
+async def stall_watch(hub: BroadcastHub) -> None:
+    while hub.window.running:
+        await asyncio.sleep(0.5)
+        if time.monotonic() - hub.last_progress > 5.0:
+            raise ScenarioError("no broadcast delivery for 5 s")
+
+
+def percentile(sorted_values: list[int], pct: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    index = min(len(sorted_values) - 1, round(pct / 100 * (len(sorted_values) - 1)))
+    return float(sorted_values[index])
+
+
+# ---------------------------------------------------------------- entry point
+
+
+Scenario = Callable[[Connector, argparse.Namespace], Coroutine[Any, Any, dict[str, Any]]]
+SCENARIOS: dict[str, Scenario] = {
+    "ws_echo_small": ws_echo_small,
+    "ws_echo_1k": ws_echo_1k,
+    "ws_echo_1m": ws_echo_1m,
+    "ws_handshake": ws_handshake,
+    "ws_idle_rss": ws_idle_rss,
+    "ws_broadcast": ws_broadcast,
+    "ws_deflate_on": ws_deflate_on,
+    "ws_deflate_off": ws_deflate_off,
+}
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("scenario", choices=sorted(SCENARIOS))
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--duration", type=float, default=5.0, help="measured seconds")
+    parser.add_argument("--warmup", type=float, default=0.5, help="unmeasured seconds first")
+    parser.add_argument(
+        "--server-pid", type=int, help="server process: its CPU share, and RSS for ws_idle_rss"
+    )
+    parser.add_argument("--quick", action="store_true", help="smaller connection counts")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    global SERVER_PID
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    SERVER_PID = args.server_pid
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    scenario = SCENARIOS[args.scenario]
+    started = time.monotonic()
+    result: dict[str, Any]
+    try:
+        result = uvloop.run(scenario(Connector(args.port), args))
+    except (ScenarioError, OSError, asyncio.TimeoutError) as exc:
+        result = {"value": None, "error": f"{type(exc).__name__}: {exc}"}
+    result["scenario"] = args.scenario
+    result["wall_s"] = time.monotonic() - started
+    print(json.dumps(result))
+    return 0 if result.get("value") is not None or "note" in result else 1
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    raise SystemExit(main())

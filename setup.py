@@ -1,0 +1,22 @@
+"""Build hook for the optional C accelerator (masking, UTF-8 checks).
+
+Everything else is declared in pyproject.toml.  The extension is optional: with
+no compiler, or with ASGIWS_NO_EXTENSIONS=1 at build time, the install carries
+on and the pure-Python fallback is used.
+"""
+
+import os
+
+from setuptools import Extension, setup
+
+ext_modules = []
+if os.environ.get("ASGIWS_NO_EXTENSIONS", "") in ("", "0"):
+    ext_modules.append(
+        Extension(
+            "asgiws.websocket._speedups",
+            sources=["asgiws/websocket/_speedups.c"],
+            optional=True,
+        )
+    )
+
+setup(ext_modules=ext_modules)

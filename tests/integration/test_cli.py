@@ -1,0 +1,86 @@
+"""The `asgiws` command as a user runs it: errors, --help, signals."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+
+import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+
+from asgiws.config import flag_of, options
+from tests.conftest import REPO_ROOT, StartServer
+
+CLI_TIMEOUT = 30
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "asgiws", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "mentions"),
+    [
+        (["no_such_module_xyz:app"], "no_such_module_xyz"),
+        (["tests.apps:no_such_attribute"], "no_such_attribute"),
+        (["tests.apps"], "module:attribute"),
+        (["tests.apps:echo", "--port", "not-a-port"], "--port"),
+        (["tests.apps:echo", "--port", "70000"], "--port"),
+        (["tests.apps:echo", "--loop", "no-such-loop"], "--loop"),
+        (["tests.apps:echo", "--ws-max-size", "0"], "--ws-max-size"),
+        (["tests.apps:echo", "--no-such-option"], "--no-such-option"),
+    ],
+)
+def test_bad_input_prints_one_clear_line_and_exits_non_zero(
+    args: list[str], mentions: str
+) -> None:
+    result = run_cli(*args, "--host", "127.0.0.1")
+    output = (result.stderr + result.stdout).strip()
+    assert result.returncode != 0, output
+    assert "Traceback" not in output
+    lines = output.splitlines()
+    assert len(lines) == 1, f"expected one line, got:\n{output}"
+    assert mentions in lines[0]
+
+
+def test_help_lists_every_option() -> None:
+    result = run_cli("--help")
+    assert result.returncode == 0, result.stderr
+    for f in options():
+        if f.metadata["cli"]:
+            assert flag_of(f) in result.stdout, f"{flag_of(f)} missing from --help"
+
+
+def test_ready_line_reports_the_bound_port(run_server: StartServer) -> None:
+    server = run_server("tests.apps:echo")
+    assert server.port > 0
+    with connect(server.ws_url, open_timeout=10) as ws:
+        ws.send("ping?")
+        assert ws.recv(timeout=10) == "ping?"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_signal_exits_zero_and_closes_websockets_as_going_away(
+    run_server: StartServer, signum: int
+) -> None:
+    server = run_server("tests.apps:echo")
+    with connect(server.ws_url, open_timeout=10, close_timeout=10) as ws:
+        ws.send("before shutdown")
+        assert ws.recv(timeout=10) == "before shutdown"
+        server.send_signal(signum)
+        # The server closes open WebSockets itself, with a code that tells the
+        # client to reconnect elsewhere (1012 service restart or 1001 going away).
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=15)
+        assert closed.value.rcvd is not None, "server dropped the TCP connection without a close"
+        assert closed.value.rcvd.code in (1001, 1012)
+    assert server.wait() == 0, server.logs()

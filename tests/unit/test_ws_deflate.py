@@ -1,0 +1,405 @@
+"""permessage-deflate: negotiation with every RFC 7692 parameter, the 8-bit
+window, bounded inflate, and interop with websockets' sans-I/O protocol."""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from websockets.client import ClientProtocol
+from websockets.extensions.permessage_deflate import (
+    ClientPerMessageDeflateFactory,
+    ServerPerMessageDeflateFactory,
+)
+from websockets.frames import Frame, Opcode
+from websockets.protocol import State
+from websockets.server import ServerProtocol
+from websockets.uri import parse_uri
+
+from asgiws.config import Config
+from asgiws.websocket import (
+    BytesMessage,
+    ClientEngine,
+    DeflateOptions,
+    DeflateParams,
+    HandshakeError,
+    InvalidResponse,
+    ServerEngine,
+    TextMessage,
+    accept_headers,
+    build_request,
+    client_accept,
+    client_offer,
+    generate_key,
+    negotiate,
+    validate_request,
+    validate_response,
+)
+from asgiws.websocket.deflate import MessageDeflate
+
+D = DeflateOptions()
+
+
+def test_options_map_from_config() -> None:
+    config = Config(
+        ws_deflate_level=3,
+        ws_deflate_mem_level=4,
+        ws_deflate_server_max_window_bits=12,
+        ws_deflate_client_max_window_bits=11,
+        ws_deflate_server_no_context_takeover=True,
+        ws_deflate_client_no_context_takeover=True,
+    )
+    assert DeflateOptions.from_config(config) == DeflateOptions(3, 4, 12, 11, True, True)
+
+
+@pytest.mark.parametrize(
+    "offer, options, response, params",
+    [
+        ("permessage-deflate", D, "permessage-deflate", DeflateParams()),
+        ("permessage-deflate; client_max_window_bits", D, "permessage-deflate", DeflateParams()),
+        (
+            "permessage-deflate; client_max_window_bits",
+            DeflateOptions(client_max_window_bits=10),
+            "permessage-deflate; client_max_window_bits=10",
+            DeflateParams(client_max_window_bits=10),
+        ),
+        (
+            # the client did not say it can limit its window: we may not ask
+            "permessage-deflate",
+            DeflateOptions(client_max_window_bits=10),
+            "permessage-deflate",
+            DeflateParams(),
+        ),
+        (
+            "permessage-deflate; client_max_window_bits=12",
+            D,
+            "permessage-deflate; client_max_window_bits=12",
+            DeflateParams(client_max_window_bits=12),
+        ),
+        (
+            "permessage-deflate; server_max_window_bits=10",
+            D,
+            "permessage-deflate; server_max_window_bits=10",
+            DeflateParams(server_max_window_bits=10),
+        ),
+        (
+            'permessage-deflate; server_max_window_bits="8"',
+            D,
+            "permessage-deflate; server_max_window_bits=8",
+            DeflateParams(server_max_window_bits=8),
+        ),
+        (
+            "permessage-deflate; server_max_window_bits=14",
+            DeflateOptions(server_max_window_bits=12),
+            "permessage-deflate; server_max_window_bits=12",
+            DeflateParams(server_max_window_bits=12),
+        ),
+        (
+            "permessage-deflate",
+            DeflateOptions(server_max_window_bits=9),
+            "permessage-deflate; server_max_window_bits=9",
+            DeflateParams(server_max_window_bits=9),
+        ),
+        (
+            "permessage-deflate; server_no_context_takeover",
+            D,
+            "permessage-deflate; server_no_context_takeover",
+            DeflateParams(server_no_context_takeover=True),
+        ),
+        (
+            "permessage-deflate",
+            DeflateOptions(server_no_context_takeover=True, client_no_context_takeover=True),
+            "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
+            DeflateParams(server_no_context_takeover=True, client_no_context_takeover=True),
+        ),
+        (
+            "permessage-deflate; client_no_context_takeover",
+            D,
+            "permessage-deflate; client_no_context_takeover",
+            DeflateParams(client_no_context_takeover=True),
+        ),
+    ],
+)
+def test_negotiate_honours_every_parameter(
+    offer: str, options: DeflateOptions, response: str, params: DeflateParams
+) -> None:
+    result = negotiate([offer], options)
+    assert result is not None
+    assert result[0] == response
+    assert result[1] == DeflateParams(
+        params.server_no_context_takeover,
+        params.client_no_context_takeover,
+        params.server_max_window_bits,
+        params.client_max_window_bits,
+        options.level,
+        options.mem_level,
+    )
+
+
+@pytest.mark.parametrize(
+    "bad_offer",
+    [
+        "permessage-deflate; server_max_window_bits=7",
+        "permessage-deflate; server_max_window_bits=16",
+        "permessage-deflate; server_max_window_bits=08",
+        "permessage-deflate; server_max_window_bits",
+        "permessage-deflate; client_max_window_bits=abc",
+        "permessage-deflate; server_no_context_takeover=1",
+        "permessage-deflate; client_no_context_takeover; client_no_context_takeover",
+        "permessage-deflate; unknown_param",
+    ],
+)
+def test_invalid_offers_are_declined_and_the_next_one_accepted(bad_offer: str) -> None:
+    assert negotiate([bad_offer], D) is None
+    result = negotiate([bad_offer, "x-other, permessage-deflate; server_no_context_takeover"], D)
+    assert result is not None and result[1].server_no_context_takeover
+
+
+def test_first_acceptable_offer_wins_and_other_extensions_are_skipped() -> None:
+    result = negotiate(
+        [
+            "x-webkit-deflate-frame",
+            "permessage-deflate; server_max_window_bits=9, permessage-deflate",
+        ],
+        D,
+    )
+    assert result is not None and result[1].server_max_window_bits == 9
+    assert negotiate(["x-webkit-deflate-frame"], D) is None
+    with pytest.raises(HandshakeError) as info:
+        negotiate(["permessage-deflate; =bad"], D)
+    assert info.value.status == 400
+
+
+def test_client_offer_strings() -> None:
+    assert client_offer(D) == "permessage-deflate; client_max_window_bits"
+    assert (
+        client_offer(
+            DeflateOptions(
+                server_max_window_bits=10,
+                client_max_window_bits=9,
+                server_no_context_takeover=True,
+                client_no_context_takeover=True,
+            )
+        )
+        == "permessage-deflate; server_no_context_takeover; client_no_context_takeover; "
+        "server_max_window_bits=10; client_max_window_bits=9"
+    )
+
+
+def test_client_accept_good_answers() -> None:
+    assert client_accept("permessage-deflate", D) == DeflateParams()
+    params = client_accept(
+        "permessage-deflate; server_no_context_takeover; client_no_context_takeover; "
+        "server_max_window_bits=8; client_max_window_bits=9",
+        D,
+    )
+    assert params == DeflateParams(True, True, 8, 9)
+    # our own window limit applies even when the server does not repeat it
+    assert (
+        client_accept(
+            "permessage-deflate", DeflateOptions(client_max_window_bits=10)
+        ).client_max_window_bits
+        == 10
+    )
+
+
+@pytest.mark.parametrize(
+    "answer, options",
+    [
+        ("permessage-deflate; server_max_window_bits=16", D),
+        ("permessage-deflate; server_max_window_bits", D),
+        ("permessage-deflate; client_max_window_bits", D),
+        (
+            "permessage-deflate; client_max_window_bits=12",
+            DeflateOptions(client_max_window_bits=10),
+        ),
+        (
+            "permessage-deflate; server_max_window_bits=12",
+            DeflateOptions(server_max_window_bits=10),
+        ),
+        ("permessage-deflate", DeflateOptions(server_max_window_bits=10)),
+        ("permessage-deflate", DeflateOptions(server_no_context_takeover=True)),
+        ("permessage-deflate; unknown", D),
+        ("permessage-deflate; server_no_context_takeover; server_no_context_takeover", D),
+        ("permessage-deflate, permessage-deflate", D),
+        ("x-other", D),
+        ("permessage-deflate; =", D),
+    ],
+)
+def test_client_accept_rejects_bad_answers(answer: str, options: DeflateOptions) -> None:
+    with pytest.raises(InvalidResponse):
+        client_accept(answer, options)
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.lists(st.binary(max_size=3000) | st.text(max_size=500).map(str.encode), max_size=6))
+def test_compressing_with_an_8_bit_window_fits_an_8_bit_inflater(data: list[bytes]) -> None:
+    # zlib cannot deflate with wbits=8, we use 9: its distances stay <= 250
+    codec = MessageDeflate(DeflateParams(server_max_window_bits=8), is_server=True)
+    inflater = zlib.decompressobj(wbits=-8)
+    for message in data:
+        sample = message * 3 + bytes(range(256)) + message
+        assert inflater.decompress(codec.compress(sample) + b"\x00\x00\xff\xff") == sample
+
+
+def test_inflate_stops_at_the_limit() -> None:
+    codec = MessageDeflate(DeflateParams(), is_server=True)
+    compressor = zlib.compressobj(wbits=-15)
+    bomb = compressor.compress(b"\x00" * 5_000_000) + compressor.flush(zlib.Z_SYNC_FLUSH)
+    with pytest.raises(Exception) as info:
+        codec.decompress(bomb, 1000)
+    assert getattr(info.value, "code", None) == 1009
+
+
+def test_no_context_takeover_resets_the_compressor() -> None:
+    text = b"some repeated words, some repeated words " * 10
+    reset = MessageDeflate(DeflateParams(server_no_context_takeover=True), is_server=True)
+    keep = MessageDeflate(DeflateParams(), is_server=True)
+    assert reset.compress(text) == reset.compress(text)
+    first = keep.compress(text)
+    assert len(keep.compress(text)) < len(first)
+
+
+# --- interop with websockets' sans-I/O protocol ------------------------------------
+
+
+def http_response(status_line: bytes, headers: list[tuple[bytes, bytes]]) -> bytes:
+    return status_line + b"\r\n" + b"".join(k + b": " + v + b"\r\n" for k, v in headers) + b"\r\n"
+
+
+def parse_head(data: bytes) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+    head = data.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+    headers = [line.split(b":", 1) for line in head[1:]]
+    return head[0], [(k.strip().lower(), v.strip()) for k, v in headers]
+
+
+def messages(frames: list[Frame]) -> list[str | bytes]:
+    """Join websockets' data frames into messages."""
+    out: list[str | bytes] = []
+    parts: list[bytes] = []
+    kind = Opcode.TEXT
+    for frame in frames:
+        if isinstance(frame, Frame) and frame.opcode in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT):
+            if frame.opcode != Opcode.CONT:
+                kind = frame.opcode
+            parts.append(bytes(frame.data))
+            if frame.fin:
+                data = b"".join(parts)
+                out.append(data.decode() if kind == Opcode.TEXT else data)
+                parts = []
+    return out
+
+
+TRAFFIC: list[str | bytes] = ["hello " * 100, b"\x00\x01" * 3000, "", "é" * 1000, "hello " * 100]
+
+client_factories = [
+    dict(),
+    dict(server_no_context_takeover=True),
+    dict(client_no_context_takeover=True),
+    dict(server_max_window_bits=8),
+    dict(server_max_window_bits=11, client_max_window_bits=9),
+    dict(client_max_window_bits=15, server_max_window_bits=15),
+    dict(
+        server_no_context_takeover=True,
+        client_no_context_takeover=True,
+        server_max_window_bits=10,
+        client_max_window_bits=12,
+    ),
+]
+
+
+@pytest.mark.parametrize("factory_kwargs", client_factories)
+@pytest.mark.parametrize(
+    "options",
+    [
+        D,
+        DeflateOptions(
+            server_max_window_bits=9, client_max_window_bits=10, server_no_context_takeover=True
+        ),
+    ],
+)
+def test_websockets_client_against_our_server(
+    factory_kwargs: dict[str, Any], options: DeflateOptions
+) -> None:
+    peer = ClientProtocol(
+        parse_uri("ws://example.com/ws"),
+        extensions=[ClientPerMessageDeflateFactory(**factory_kwargs)],
+    )
+    peer.send_request(peer.connect())
+    request_line, headers = parse_head(peer.data_to_send()[0])
+    assert request_line.startswith(b"GET /ws ")
+    hs = validate_request("GET", "1.1", headers)
+    negotiated = negotiate(hs.extensions, options)
+    assert negotiated is not None
+    response_value, params = negotiated
+    peer.receive_data(
+        http_response(
+            b"HTTP/1.1 101 Switching Protocols", accept_headers(hs.key, None, response_value)
+        )
+    )
+    assert peer.state is State.OPEN, peer.handshake_exc
+    server = ServerEngine(deflate=params)
+    out: list[bytes] = []
+    for msg in TRAFFIC:
+        out += server.send_text(msg) if isinstance(msg, str) else server.send_binary(msg)
+    peer.receive_data(b"".join(out))
+    assert messages(peer.events_received()) == TRAFFIC  # type: ignore[arg-type]
+    for msg in TRAFFIC:
+        if isinstance(msg, str):
+            peer.send_text(msg.encode())
+        else:
+            peer.send_binary(msg)
+    events = server.receive_data(b"".join(peer.data_to_send()))
+    assert events == [TextMessage(m) if isinstance(m, str) else BytesMessage(m) for m in TRAFFIC]
+
+
+server_factories = [
+    dict(),
+    dict(server_no_context_takeover=True, client_no_context_takeover=True),
+    dict(server_max_window_bits=9, client_max_window_bits=8),
+    dict(server_max_window_bits=12, client_max_window_bits=15),
+]
+
+
+@pytest.mark.parametrize("factory_kwargs", server_factories)
+@pytest.mark.parametrize(
+    "options",
+    [
+        D,
+        DeflateOptions(client_max_window_bits=9, server_max_window_bits=10),
+        DeflateOptions(client_no_context_takeover=True),
+    ],
+)
+def test_our_client_against_websockets_server(
+    factory_kwargs: dict[str, Any], options: DeflateOptions
+) -> None:
+    peer = ServerProtocol(extensions=[ServerPerMessageDeflateFactory(**factory_kwargs)])
+    key = generate_key()
+    peer.receive_data(
+        build_request("example.com", "/", key, extensions_value=client_offer(options))
+    )
+    [request] = peer.events_received()
+    peer.send_response(peer.accept(request))  # type: ignore[arg-type]
+    status_line, headers = parse_head(peer.data_to_send()[0])
+    assert status_line.startswith(b"HTTP/1.1 101"), status_line
+    _, params = validate_response(101, headers, key, deflate_options=options)
+    assert params is not None
+    client = ClientEngine(deflate=params)
+    out: list[bytes] = []
+    for msg in TRAFFIC:
+        out += client.send_text(msg) if isinstance(msg, str) else client.send_binary(msg)
+    out += client.send_fragment("frag" * 100, fin=False) + client.send_fragment(
+        "ment" * 100, fin=True
+    )
+    peer.receive_data(b"".join(out))
+    assert messages(peer.events_received()) == [*TRAFFIC, "frag" * 100 + "ment" * 100]  # type: ignore[arg-type]
+    for msg in TRAFFIC:
+        if isinstance(msg, str):
+            peer.send_text(msg.encode())
+        else:
+            peer.send_binary(msg)
+    events = client.receive_data(b"".join(peer.data_to_send()))
+    assert events == [TextMessage(m) if isinstance(m, str) else BytesMessage(m) for m in TRAFFIC]
