@@ -126,6 +126,9 @@ class Config:
     ssl_certfile: str | None = option(None, "SSL certificate file.", metavar="PATH")
     ssl_keyfile_password: str | None = option(None, "SSL keyfile password.")
     ssl_ca_certs: str | None = option(None, "CA certificates file.", metavar="PATH")
+    ssl_context: ssl.SSLContext | None = option(
+        None, "A ready SSLContext (programmatic use); takes precedence over the files.", cli=False
+    )
 
     # --- WebSocket -----------------------------------------------------------
     ws_max_size: int = option(
@@ -170,6 +173,13 @@ class Config:
     )
     ws_deflate_client_no_context_takeover: bool = option(
         False, "Ask clients to reset their compression context after every message."
+    )
+    ws_logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = option(
+        None, "Logger for WebSocket frames and state changes (default 'asgiws.websocket').",
+        cli=False,
+    )
+    ws_shutdown_close_code: int = option(
+        1012, "Close code sent to WebSocket clients on graceful shutdown (1012 or 1001)."
     )
     ws_handshake_timeout: float = option(
         10.0, "Seconds a client may take to complete the opening handshake."
@@ -220,7 +230,7 @@ class Config:
 
     @property
     def is_ssl(self) -> bool:
-        return self.ssl_certfile is not None
+        return self.ssl_certfile is not None or self.ssl_context is not None
 
     @property
     def log_level_number(self) -> int:
@@ -234,8 +244,9 @@ class Config:
             (name.strip().lower().encode("latin-1"), value.strip().encode("latin-1"))
             for name, value in (h.split(":", 1) for h in self.headers)
         ]
-        if self.is_ssl:
-            assert self.ssl_certfile is not None
+        if self.ssl_context is not None:
+            self.ssl = self.ssl_context
+        elif self.ssl_certfile is not None:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             try:
                 context.load_cert_chain(

@@ -20,6 +20,7 @@ from collections import deque
 from collections.abc import AsyncIterable, Iterable, Iterator, Mapping, MutableSet
 from typing import TYPE_CHECKING, Any, cast
 
+from asgiws.datastructures import Headers
 from asgiws.exceptions import (
     ABNORMAL_CLOSURE,
     ConnectionClosed,
@@ -39,7 +40,6 @@ from asgiws.websocket.events import (
 
 if TYPE_CHECKING:
     from asgiws.config import Config
-    from asgiws.types import Headers
     from asgiws.websocket.frames import Close
 
 __all__ = ["Data", "WebSocketConnection"]
@@ -90,8 +90,8 @@ class WebSocketConnection(asyncio.Protocol):
 
         # Set by the face that performs the opening handshake.
         self.path = ""
-        self.request_headers: Headers = []
-        self.response_headers: Headers = []
+        self.request_headers = Headers()
+        self.response_headers = Headers()
         self.subprotocol: str | None = None
         self.latency = 0.0
 
@@ -545,8 +545,9 @@ class WebSocketConnection(asyncio.Protocol):
         await asyncio.shield(self._closed_waiter)
 
     def shutdown(self) -> None:
-        """Graceful server shutdown: close with 1012 (service restart)."""
-        self.start_close(1012, "service restart")
+        """Graceful server shutdown: close with the server's going-away code
+        (1012 service restart for the ASGI server, 1001 for `serve()`)."""
+        self.start_close(self.config.ws_shutdown_close_code, "")
 
     def start_close(self, code: int, reason: str) -> None:
         """Begin the closing handshake without waiting for it: send our close

@@ -70,22 +70,28 @@ class Server:
         return run_with_loop(self.config.loop, self.serve(sockets))
 
     async def serve(self, sockets: Sequence[socket.socket] | None = None) -> int:
+        """Start, wait for SIGINT/SIGTERM or `should_exit`, shut down; return the exit code."""
+        with self._capture_signals():
+            await self.startup(sockets)
+            await self.main_loop()
+            await self.shutdown()
+        return self.exit_code
+
+    async def main_loop(self) -> None:
+        """Wait until `should_exit` is set (by a signal, a task or another thread)."""
+        assert self._exit_event is not None, "startup() first"
+        await self._exit_event.wait()
+
+    # --- startup --------------------------------------------------------------
+    async def startup(self, sockets: Sequence[socket.socket] | None = None) -> None:
+        """Load the app, run lifespan startup, listen. Sets `started`, or `should_exit`
+        with `exit_code` when something failed."""
         self._loop = asyncio.get_running_loop()
         self._exit_event = asyncio.Event()
         if self._should_exit:
             self._exit_event.set()
         config = self.config
         config.load()
-        with self._capture_signals():
-            await self._startup(sockets)
-            if not self._should_exit:
-                await self._exit_event.wait()
-            await self._shutdown()
-        return self.exit_code
-
-    # --- startup --------------------------------------------------------------
-    async def _startup(self, sockets: Sequence[socket.socket] | None) -> None:
-        config = self.config
         if config.lifespan != "off":
             from asgiws.asgi.lifespan import LifespanOn
 
@@ -174,7 +180,8 @@ class Server:
             self._date_timer = self._loop.call_later(1.0, self._refresh_default_headers)
 
     # --- shutdown -------------------------------------------------------------
-    async def _shutdown(self) -> None:
+    async def shutdown(self) -> None:
+        """Stop accepting, close every connection gracefully (bounded), lifespan shutdown."""
         logger.info("Shutting down")
         self.server_state.shutting_down = True
         for server in self._servers:

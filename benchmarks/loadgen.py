@@ -23,6 +23,7 @@ import itertools
 import json
 import os
 import resource
+import socket
 import struct
 import sys
 import time
@@ -146,8 +147,11 @@ class Connector:
             extra_headers=headers,
             read_buffer_init_size=read_buffer,
             local_addr=(next(self._sources), 0),
-            use_aiofastnet=os.environ.get("AFN", "1") == "1",
         )
+        # Small frames (triggers, 64-byte deliveries) must not wait for Nagle.
+        sock = transport.underlying_transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return transport, listener
 
     async def open_many(

@@ -25,7 +25,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -234,7 +233,8 @@ class Progress:
         )
         cpu = ""
         if "loadgen_cpu" in result:
-            cpu = f"  [cpu server {result.get('server_cpu', 0):.2f} loadgen {result['loadgen_cpu']:.2f}]"
+            server_cpu, loadgen_cpu = result.get("server_cpu", 0.0), result["loadgen_cpu"]
+            cpu = f"  [cpu server {server_cpu:.2f} loadgen {loadgen_cpu:.2f}]"
         print(
             f"[{self.done}/{self.total} {elapsed:5.0f}s, ~{eta:4.0f}s left] "
             f"{server:13} {scenario:15} {shown}{cpu}",
@@ -414,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = (
         Settings(duration=1.5, warmup=0.3, wrk_seconds=2, quick=True)
         if args.quick
-        else Settings(duration=5.0, warmup=0.5, wrk_seconds=10, quick=False)
+        else Settings(duration=4.0, warmup=0.5, wrk_seconds=10, quick=False)
     )
     rounds = args.rounds or (1 if args.quick else 3)
     specs = [spec_named(n) for n in args.only] if args.only else list(SERVERS)
@@ -488,13 +488,9 @@ def build_report(
 def write_report(report: dict[str, Any], out: Path, quick: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
     stem = report["date"] + ("-quick" if quick else "")
-    writers: dict[str, Callable[[Path], None]] = {
-        ".json": lambda p: p.write_text(json.dumps(report, indent=1) + "\n"),
-        ".md": lambda p: p.write_text(markdown(report)),
-        ".png": lambda p: chart(report, p),
-    }
-    for suffix, write in writers.items():
-        write(out / (stem + suffix))
+    (out / f"{stem}.json").write_text(json.dumps(report, indent=1) + "\n")
+    (out / f"{stem}.md").write_text(markdown(report))
+    chart(report, out / f"{stem}.png")
     print(markdown(report))
     print(f"wrote {out / stem}.json/.md/.png", flush=True)
 

@@ -15,6 +15,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from asgiws.connection import WebSocketConnection
+from asgiws.datastructures import Headers
 from asgiws.exceptions import ClientDisconnected, ConnectionClosed
 from asgiws.http.framing import BodyEncoder, build_response_head
 from asgiws.websocket.connection import ServerEngine
@@ -58,7 +59,7 @@ def upgrade(
 
     conn = WebSocketConnection(config, registry=ctx.server_state.connections)
     conn.path = head.path
-    conn.request_headers = head.headers
+    conn.request_headers = Headers(head.headers)
     transport.set_protocol(conn)
     conn.connection_made(transport)
     if trailing:
@@ -107,6 +108,7 @@ class WebSocketSession:
     """One run of the ASGI app over one WebSocket connection."""
 
     __slots__ = (
+        "_answered",
         "_connect_sent",
         "_ctx",
         "_deflate",
@@ -135,6 +137,7 @@ class WebSocketSession:
         self._ctx = ctx
         self._phase = _Phase.CONNECTING
         self._connect_sent = False
+        self._answered: asyncio.Future[None] | None = None  # see receive()
         self._disconnect: Message | None = None
         self._encoder: BodyEncoder | None = None
         # The app must answer websocket.connect in time; else the connection
@@ -217,11 +220,21 @@ class WebSocketSession:
             logger.info("WebSocket handshake timed out: the app did not accept in time")
             self._phase = _Phase.DONE
             self.conn.abort()
+            self._cancel_handshake_timer()
 
     def _cancel_handshake_timer(self) -> None:
+        """The app answered websocket.connect (or never will)."""
         if self._handshake_timer is not None:
             self._handshake_timer.cancel()
             self._handshake_timer = None
+        answered = self._answered
+        if answered is not None and not answered.done():
+            answered.set_result(None)
+
+    @property
+    def accepted(self) -> bool:
+        """The 101 went out: websocket.receive/send messages flow."""
+        return self._phase is _Phase.ACCEPTED
 
     # ------------------------------------------------------------------
     async def receive(self) -> Message:
@@ -243,13 +256,25 @@ class WebSocketSession:
         if not self._connect_sent:
             self._connect_sent = True
             return {"type": "websocket.connect"}
-        if self._phase is _Phase.DONE:
-            if self._disconnect is not None:
-                return self._disconnect
-            await self.conn.wait_closed()
-            code = self.conn.close_code
-            return self._disconnected(1006 if code is None else code, self.conn.close_reason or "")
-        raise RuntimeError("websocket.receive called before websocket.accept")
+        if self._phase is _Phase.CONNECTING:
+            # Connect was delivered and the app has not answered yet: another
+            # of its tasks may be about to accept (Channels-style dispatch
+            # loops), so wait for the answer or for the connection to end.
+            if self._answered is None:
+                self._answered = asyncio.get_running_loop().create_future()
+            closed = asyncio.ensure_future(self.conn.wait_closed())
+            try:
+                await asyncio.wait({self._answered, closed}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                closed.cancel()
+            if self.accepted:  # (the phase changed while we waited)
+                return await self.receive()
+        # Denied, failed or closed by the app: no WebSocket messages any more.
+        if self._disconnect is not None:
+            return self._disconnect
+        await self.conn.wait_closed()
+        code = self.conn.close_code
+        return self._disconnected(1006 if code is None else code, self.conn.close_reason or "")
 
     def _disconnected(self, code: int, reason: str) -> Message:
         message: Message = {"type": "websocket.disconnect", "code": code, "reason": reason}
@@ -319,7 +344,7 @@ class WebSocketSession:
         self._cancel_handshake_timer()
         self._phase = _Phase.ACCEPTED
         conn.subprotocol = subprotocol
-        conn.response_headers = headers
+        conn.response_headers = Headers(headers)
         transport = conn.transport
         assert transport is not None
         transport.write(response.data)

@@ -250,6 +250,46 @@ async def test_app_that_never_accepts_is_dropped_after_the_handshake_timeout() -
         writer.close()
 
 
+async def test_receive_while_another_task_accepts_waits_for_the_accept() -> None:
+    received: list[Any] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        assert (await receive())["type"] == "websocket.connect"
+        # A dispatch loop that calls receive() before its handler accepted.
+        reader = asyncio.create_task(receive())
+        await asyncio.sleep(0)
+        await send({"type": "websocket.accept"})
+        received.append(await reader)
+        await send({"type": "websocket.close"})
+
+    async with serve_http(app) as server, connect(ws_url(server)) as ws:
+        await ws.send("after accept")
+        with pytest.raises(ConnectionClosedOK):
+            await asyncio.wait_for(ws.recv(), TIMEOUT)
+    assert received == [{"type": "websocket.receive", "text": "after accept"}]
+
+
+async def test_receive_after_denial_is_a_disconnect() -> None:
+    messages: list[Any] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await send({"type": "websocket.close"})
+        messages.append(await receive())
+        try:
+            await send({"type": "websocket.send", "text": "never"})
+        except OSError as exc:
+            messages.append(exc)
+
+    async with serve_http(app) as server:
+        with pytest.raises(InvalidStatus):
+            async with connect(ws_url(server)):
+                pass
+        await asyncio.wait_for(_wait_tasks(server), TIMEOUT)
+    assert messages[0]["type"] == "websocket.disconnect"
+    assert isinstance(messages[1], OSError)
+
+
 # --- closing -------------------------------------------------------------------
 
 

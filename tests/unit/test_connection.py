@@ -177,7 +177,7 @@ async def test_a_wrong_first_fragment_type_sends_nothing() -> None:
     with pytest.raises(TypeError):
         await conn.send([1, 2])  # type: ignore[list-item]
     with pytest.raises(TypeError):
-        await conn.send({"type": "websocket.send"})  # type: ignore[arg-type]
+        await conn.send({"type": "websocket.send"})
     assert transport.written == b""
     assert conn.open
 
