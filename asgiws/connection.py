@@ -55,6 +55,13 @@ _OPEN, _CLOSED = EngineState.OPEN, EngineState.CLOSED
 _PAYLOAD_LOG_LIMIT = 75  # characters of payload shown in a DEBUG frame line
 
 
+class _Failure(str):
+    """Queue marker: the point in the message stream where a protocol error was."""
+
+
+_FAILURE: Data = _Failure("<protocol error>")
+
+
 class WebSocketConnection(asyncio.Protocol):
     """One WebSocket connection over an asyncio transport.
 
@@ -104,7 +111,7 @@ class WebSocketConnection(asyncio.Protocol):
         self._closed_waiter: asyncio.Future[None] = self._loop.create_future()
 
         # Incoming messages and the one recv() that may wait for them.
-        self._messages: deque[Data] = deque()
+        self._messages: deque[Data] = deque()  # may end with the _FAILURE marker
         self._recv_waiter: asyncio.Future[None] | None = None
         self._reading_paused = False
 
@@ -116,6 +123,7 @@ class WebSocketConnection(asyncio.Protocol):
         # Closing handshake: the engine knows the frames, we know their order.
         self._rcvd_then_sent: bool | None = None
         self._close_timer: asyncio.TimerHandle | None = None
+        self._failure_timer: asyncio.TimerHandle | None = None
 
         # Pings waiting for their pong: payload -> (waiter or None, sent at).
         self._pings: dict[bytes, tuple[asyncio.Future[float] | None, float]] = {}
@@ -234,10 +242,16 @@ class WebSocketConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
-        for timer in (self._close_timer, self._keepalive_timer, self._keepalive_timeout):
+        for timer in (
+            self._close_timer,
+            self._keepalive_timer,
+            self._keepalive_timeout,
+            self._failure_timer,
+        ):
             if timer is not None:
                 timer.cancel()
         self._close_timer = self._keepalive_timer = self._keepalive_timeout = None
+        self._failure_timer = None
         self._wake_recv()
         self._wake_drain_waiters()
         closed_exc: ConnectionClosed | None = None
@@ -313,12 +327,34 @@ class WebSocketConnection(asyncio.Protocol):
             self.logger.debug("! failing connection: %d %s", event.code, event.reason)
         elif event.code != ABNORMAL_CLOSURE:  # a peer that just hangs up is no news
             self.logger.info("WebSocket failed: %d %s", event.code, event.reason)
-        if self._rcvd_then_sent is None and event.code != ABNORMAL_CLOSURE:
-            self._rcvd_then_sent = False  # our close frame (with the code) goes first
-        # Wait for the peer's close frame (or the close timeout), then close.
-        self._start_close_timer()
+        if self._messages:
+            # Messages that arrived before the error go first, and so do the
+            # app's replies to them: the close frame waits until recv() reaches
+            # this point in the queue (bounded by the close timeout).
+            self._messages.append(_FAILURE)
+            self._failure_timer = self._loop.call_later(self.close_timeout, self._send_failure)
+        else:
+            self._send_failure()
         self._resume_reading()
         self._wake_recv()
+
+    def _send_failure(self) -> None:
+        """Send the close frame a protocol error calls for, then wait for the
+        peer's close frame (or the close timeout) before closing TCP."""
+        if self._failure_timer is not None:
+            self._failure_timer.cancel()
+            self._failure_timer = None
+        engine = self._engine
+        if engine is None or self._lost:
+            return
+        failure = engine.failure
+        if failure is not None:
+            if self._rcvd_then_sent is None:
+                self._rcvd_then_sent = False
+            self._write(engine.send_close(failure.code, failure.reason))
+        self._start_close_timer()
+        if engine.should_close_transport() and self._transport is not None:
+            self._transport.close()
 
     def _no_more_messages(self) -> bool:
         """No message can arrive any more and the close frames are known."""
@@ -335,6 +371,9 @@ class WebSocketConnection(asyncio.Protocol):
             messages = self._messages
             if messages:
                 data = messages.popleft()
+                if data is _FAILURE:
+                    self._send_failure()
+                    continue
                 if self._reading_paused and len(messages) <= self._resume_queue_at:
                     self._resume_reading()
                 return data

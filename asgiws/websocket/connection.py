@@ -44,7 +44,7 @@ from asgiws.websocket.utf8 import TextAssembler, decode_text
 
 
 class EngineState(Enum):
-    OPEN = "OPEN"  # no close frame sent yet
+    OPEN = "OPEN"  # no close frame sent yet (after a protocol error: see Engine.failure)
     CLOSING = "CLOSING"  # our close frame is sent (or queued), the peer's not received
     CLOSED = "CLOSED"  # close frames exchanged, or the stream ended
 
@@ -52,7 +52,6 @@ class EngineState(Enum):
 class Transition(Enum):
     SEND_CLOSE = "SEND_CLOSE"  # the application sends a close frame
     RECEIVE_CLOSE = "RECEIVE_CLOSE"  # the peer's close frame arrived (echo queued when OPEN)
-    FAIL = "FAIL"  # a protocol error: our close frame with its code is queued when OPEN
     EOF = "EOF"  # the peer closed the TCP stream
 
 
@@ -63,10 +62,8 @@ _OPEN, _CLOSING, _CLOSED = EngineState.OPEN, EngineState.CLOSING, EngineState.CL
 TRANSITIONS: dict[tuple[EngineState, Transition], EngineState] = {
     (_OPEN, Transition.SEND_CLOSE): _CLOSING,
     (_OPEN, Transition.RECEIVE_CLOSE): _CLOSED,
-    (_OPEN, Transition.FAIL): _CLOSING,
     (_OPEN, Transition.EOF): _CLOSED,
     (_CLOSING, Transition.RECEIVE_CLOSE): _CLOSED,
-    (_CLOSING, Transition.FAIL): _CLOSING,
     (_CLOSING, Transition.EOF): _CLOSED,
     (_CLOSED, Transition.EOF): _CLOSED,
 }
@@ -102,6 +99,7 @@ class Engine:
         self._close_received: Close | None = None
         self._peer_sent_close = False  # even an invalid one: the stream is over
         self._failed = False
+        self._failure: Close | None = None  # the close frame owed after a protocol error
         self._unreadable = False  # the byte stream can no longer be parsed
         self._eof = False
         # the incoming message being assembled
@@ -145,6 +143,17 @@ class Engine:
     def close_received(self) -> Close | None:
         return self._close_received
 
+    @property
+    def failure(self) -> Close | None:
+        """The close frame we owe the peer after a protocol error, until sent.
+
+        The engine does not send it by itself: the I/O layer first lets the
+        application consume (and answer) the messages that arrived before the
+        error, then calls `send_close(failure.code, failure.reason)`.  That is
+        what keeps replies to those messages ahead of the close frame.
+        """
+        return self._failure
+
     def should_close_transport(self) -> bool:
         """Whether the I/O layer should close TCP now (its close timeout covers
         a peer that never answers).
@@ -159,7 +168,7 @@ class Engine:
             return True
         if not self.is_server:
             return False
-        return self._state is _CLOSED or self._unreadable
+        return self._state is _CLOSED or (self._unreadable and self._close_sent is not None)
 
     # --- receiving ------------------------------------------------------------------
     def receive_data(self, data: BytesLike) -> list[Event]:
@@ -273,7 +282,8 @@ class Engine:
         code, reason = parse_close_payload(part.payload)
         self._close_received = Close(code, reason)
         if self._failed:
-            self._transition(Transition.RECEIVE_CLOSE)
+            if self._failure is None:  # our close frame is out: the exchange is over
+                self._transition(Transition.RECEIVE_CLOSE)
             return True
         events.append(CloseReceived(code, reason))
         if self._state is _OPEN:
@@ -301,10 +311,8 @@ class Engine:
         events.append(ConnectionFailed(exc.code, exc.reason))
         if self._state is _OPEN:
             reason = exc.reason.encode("utf-8")[: MAX_CONTROL_PAYLOAD - 2].decode("utf-8", "ignore")
-            self._close_sent = Close(exc.code, reason)
-            self._to_send.extend(self._frame(CLOSE, encode_close_payload(exc.code, reason)))
-        self._transition(Transition.FAIL)
-        if self._peer_sent_close:  # the invalid frame was the peer's close itself
+            self._failure = Close(exc.code, reason)
+        elif self._peer_sent_close:  # our close was out; the peer's was invalid
             self._transition(Transition.RECEIVE_CLOSE)
 
     def receive_eof(self) -> list[Event]:
@@ -410,6 +418,11 @@ class Engine:
         payload = encode_close_payload(code, reason)
         self._transition(Transition.SEND_CLOSE)
         self._close_sent = Close(code, reason)
+        self._failure = None
+        if self._peer_sent_close:
+            # Only after a failure can the peer's (invalid) close frame have
+            # arrived while we were OPEN: with ours out, the exchange is over.
+            self._transition(Transition.RECEIVE_CLOSE)
         return self._frame(CLOSE, payload)
 
 

@@ -67,6 +67,10 @@ def summarize(cases: dict[str, dict[str, Any]]) -> dict[str, Any]:
         "behavior": {name: behaviours.get(name, 0) for name in ALL_BEHAVIOURS}
         | dict(behaviours),
         "behaviorClose": dict(close_behaviours),
+        # Where the run's time goes: the slowest cases, in milliseconds.
+        "slowest_ms": dict(
+            sorted(((k, c["duration"]) for k, c in cases.items()), key=lambda kv: -kv[1])[:10]
+        ),
     }
 
 
@@ -99,6 +103,7 @@ def test_autobahn_suite_passes_strictly(
     (tmp_path / "autobahn-summary.json").write_text(json.dumps(summary, indent=2))
     print(f"\nAutobahn ({summary['total']} cases, {elapsed:.0f}s): {summary['behavior']}")
     print(f"Autobahn close behaviour: {summary['behaviorClose']}")
+    print(f"Autobahn slowest cases (ms): {summary['slowest_ms']}")
     print(f"Autobahn report: {outdir / 'index.html'}")
 
     # Every case ran: the report holds exactly the suite's cases.

@@ -55,7 +55,8 @@ def test_http_keep_alive_serves_many_requests_on_one_connection(example: ServerP
 
 def test_ws_echo_returns_text_and_bytes_unchanged(example: ServerProcess) -> None:
     with connect(example.ws_url + "/ws/echo", open_timeout=TIMEOUT) as ws:
-        for message in ["hello", "", "ünïcødé ✓", b"\x00\xff binary", b"", "x" * 100_000]:
+        messages: list[str | bytes] = ["hello", "", "ünïcødé ✓", b"\x00\xff", b"", "x" * 100_000]
+        for message in messages:
             ws.send(message)
             assert ws.recv(timeout=TIMEOUT) == message
 
@@ -86,7 +87,10 @@ def test_ws_chat_invalid_message_gets_an_error_and_the_room_goes_on(
 ) -> None:
     with connect(example.ws_url + "/ws/chat?user=carol", open_timeout=TIMEOUT) as ws:
         assert recv_json(ws)["type"] == "join"
-        for bad in ["{not json", "[1, 2]", json.dumps({"user": "carol"}), b"\x01binary"]:
+        bad_messages: list[str | bytes] = [
+            "{not json", "[1, 2]", json.dumps({"user": "carol"}), b"\x01binary"
+        ]
+        for bad in bad_messages:
             ws.send(bad)
             reply = recv_json(ws)
             assert reply["type"] == "error"

@@ -396,6 +396,37 @@ async def test_protocol_error_fails_the_connection_with_its_code() -> None:
     assert info.value.sent is not None and info.value.sent.code == 1002
 
 
+async def test_replies_to_messages_before_a_protocol_error_precede_the_close() -> None:
+    # Autobahn 3.2 / 4.1.3: a valid message, then a bad frame. The echo of the
+    # valid message must reach the peer before the close frame, so the close
+    # waits until the app has read up to the error.
+    conn, transport, peer = make_connection()
+    masked_hello = b"\x81\x85\x00\x00\x00\x00hello"
+    conn.data_received(masked_hello + b"\x83\x80\x00\x00\x00\x00")  # then opcode 3: 1002
+    assert peer.frames() == []  # nothing yet: the app has not read "hello"
+    assert await conn.recv() == "hello"
+    await conn.send("hello")
+    with pytest.raises(ConnectionClosedError) as info:
+        await asyncio.wait_for(conn.recv(), 1)
+    frames = peer.frames()
+    assert [f.opcode for f in frames] == [Opcode.TEXT, Opcode.CLOSE]
+    assert frames[0].data == b"hello"
+    assert frames[1].data[:2] == (1002).to_bytes(2, "big")
+    assert info.value.sent is not None and info.value.sent.code == 1002
+    transport.abort()
+
+
+async def test_a_protocol_error_behind_unread_messages_closes_after_close_timeout() -> None:
+    conn, transport, peer = make_connection(ws_close_timeout=0.05)
+    conn.data_received(b"\x81\x82\x00\x00\x00\x00hi" + b"\x83\x80\x00\x00\x00\x00")
+    # The app never reads: the close frame still goes out after the close
+    # timeout, then TCP closes (a bad frame header leaves nothing to parse).
+    await asyncio.wait_for(conn.wait_closed(), 2)
+    frames = peer.frames()
+    assert [f.opcode for f in frames] == [Opcode.CLOSE]
+    assert transport.closing
+
+
 async def test_shutdown_closes_with_1012_and_leaves_the_registry() -> None:
     registry: set[Any] = set()
     conn, _, peer = make_connection(registry=registry)

@@ -64,6 +64,14 @@ def joined(chunks: list[bytes]) -> bytes:
     return b"".join(chunks)
 
 
+def send_failure(engine: ServerEngine | ClientEngine) -> bytes:
+    """What the I/O layer does once the app has consumed the messages that
+    came before a protocol error: send the close frame the engine owes."""
+    failure = engine.failure
+    assert failure is not None
+    return joined(engine.send_close(failure.code, failure.reason))
+
+
 # --- any split, with and without deflate -------------------------------------------
 
 Item = tuple[str | bytes, list[int] | None, bytes | None]
@@ -270,8 +278,10 @@ def test_received_invalid_close_code_fails_with_1002(code: int) -> None:
     server = ServerEngine()
     events = feed(server, masked(0x88, code.to_bytes(2, "big")))
     assert [type(e) for e in events] == [ConnectionFailed] and failure_code(events) == 1002
-    close = joined(server.data_to_send())
+    assert server.data_to_send() == []  # the close is owed, not sent by itself
+    close = send_failure(server)
     assert close[0] == 0x88 and close[2:4] == b"\x03\xea"  # close 1002
+    assert server.failure is None
     # the peer's close did arrive, so the handshake is over
     assert server.state is EngineState.CLOSED and server.should_close_transport()
     assert server.close_code == 1006
@@ -297,9 +307,12 @@ def test_events_before_the_error_come_first_in_order() -> None:
     events = feed(server, stream)
     assert events[:3] == [TextMessage("one"), Ping(b"p"), BytesMessage(b"two")]
     assert isinstance(events[3], ConnectionFailed) and events[3].code == 1002
-    out = server.data_to_send()
-    assert joined(out[:1]) == b"\x8a\x01p"  # the pong queued before the failure
-    close = joined(out[1:])
+    assert joined(server.data_to_send()) == b"\x8a\x01p"  # the pong queued before the failure
+    # Replies to the messages before the error may still go out ...
+    assert server.state is EngineState.OPEN and not server.should_close_transport()
+    assert joined(server.send_text("one")) == b"\x81\x03one"
+    # ... then the close frame the failure calls for.
+    close = send_failure(server)
     assert close[0] == 0x88 and close[2:4] == b"\x03\xea"
     assert server.state is EngineState.CLOSING
     # a bad header leaves the stream unparseable: nothing more to learn from it
@@ -311,13 +324,14 @@ def test_after_a_data_error_data_is_dropped_until_the_peers_close() -> None:
     server, client = ServerEngine(), ClientEngine()
     events = feed(server, masked(0x81, b"ok\xff"))
     assert events == [ConnectionFailed(1007, "invalid UTF-8 in text message")]
+    # exactly one close frame: the failure's 1007
+    assert send_failure(server) == b"\x88\x1f\x03\xefinvalid UTF-8 in text message"
     assert not server.should_close_transport()  # waits for the peer's close
     assert feed(server, joined(client.send_text("ignored") + client.send_ping(b"x"))) == []
     assert feed(server, joined(client.send_close())) == []
     assert server.state is EngineState.CLOSED and server.should_close_transport()
     assert server.close_code == 1000
-    # exactly one close frame: the failure's 1007
-    assert joined(server.data_to_send()) == b"\x88\x1f\x03\xefinvalid UTF-8 in text message"
+    assert server.data_to_send() == []
 
 
 def test_utf8_fails_fast_inside_fragments() -> None:

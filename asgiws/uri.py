@@ -1,0 +1,102 @@
+"""WebSocket URIs (RFC 6455 section 3): `ws://host:port/path?query`.
+
+`parse_uri` turns what a user passes to `connect()` into the pieces the
+opening handshake needs, and refuses anything a WebSocket URI cannot be with
+`InvalidURI`, a `ValueError` that names the problem.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from dataclasses import dataclass
+
+__all__ = ["InvalidURI", "WebSocketURI", "parse_uri"]
+
+_DEFAULT_PORTS = {"ws": 80, "wss": 443}
+
+# Characters left as they are when percent-encoding the path and query:
+# RFC 3986 reserved and unreserved characters, and '%' so that an already
+# encoded URI is not encoded twice.
+_SAFE = "!#$%&'()*+,/:;=?@[]~"
+
+
+class InvalidURI(ValueError):
+    """A URI that `connect()` cannot open: wrong scheme, no host, bad port..."""
+
+    def __init__(self, uri: str, reason: str) -> None:
+        super().__init__(f"{uri!r} is not a valid WebSocket URI: {reason}")
+        self.uri = uri
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class WebSocketURI:
+    """The parts of a WebSocket URI that the client uses."""
+
+    secure: bool  # wss://
+    host: str  # without IPv6 brackets: what the socket connects to
+    port: int
+    resource_name: str  # path and query, what the request line carries
+    user_info: tuple[str, str] | None = None  # ws://user:pass@host -> Basic auth
+
+    @property
+    def host_header(self) -> str:
+        """The Host header value (RFC 7230 5.4): the port only when not the default."""
+        host = self.host
+        if ":" in host:
+            host = f"[{host}]"
+        elif not host.isascii():
+            # An internationalized name goes on the wire in its IDNA (punycode) form.
+            host = host.encode("idna").decode("ascii")
+        if self.port == (443 if self.secure else 80):
+            return host
+        return f"{host}:{self.port}"
+
+
+def parse_uri(uri: str) -> WebSocketURI:
+    """Parse `uri`, or raise InvalidURI saying what is wrong with it."""
+    try:
+        parsed = urllib.parse.urlsplit(uri)
+    except ValueError as exc:  # e.g. an unclosed IPv6 bracket
+        raise InvalidURI(uri, str(exc)) from None
+    scheme = parsed.scheme.lower()
+    if scheme not in _DEFAULT_PORTS:
+        got = f"{parsed.scheme}://" if parsed.scheme else "no scheme"
+        raise InvalidURI(uri, f"the scheme must be ws:// or wss://, not {got}")
+    # RFC 6455 3: "The <host> component is required."
+    host = parsed.hostname
+    if not host:
+        raise InvalidURI(uri, "no host")
+    # RFC 6455 3: "Fragment identifiers are meaningless in the context of
+    # WebSocket URIs and MUST NOT be used on these URIs."
+    if parsed.fragment or uri.endswith("#"):
+        raise InvalidURI(uri, "a WebSocket URI cannot have a #fragment")
+    try:
+        port = parsed.port
+    except ValueError:
+        raise InvalidURI(uri, f"bad port in {parsed.netloc!r}") from None
+    if port is None:
+        port = _DEFAULT_PORTS[scheme]
+    elif port == 0:
+        raise InvalidURI(uri, "port 0 cannot be connected to")
+    # RFC 6455 3: the resource name is "/" if the path is empty, then the
+    # query with its "?".
+    resource_name = parsed.path or "/"
+    if parsed.query:
+        resource_name += "?" + parsed.query
+    # Non-ASCII characters and spaces cannot go on the request line as they
+    # are: percent-encode them (existing %XX escapes are kept).
+    resource_name = urllib.parse.quote(resource_name, safe=_SAFE)
+    user_info = None
+    if parsed.username is not None or parsed.password is not None:
+        user_info = (
+            urllib.parse.unquote(parsed.username or ""),
+            urllib.parse.unquote(parsed.password or ""),
+        )
+    return WebSocketURI(
+        secure=scheme == "wss",
+        host=host,
+        port=port,
+        resource_name=resource_name,
+        user_info=user_info,
+    )
