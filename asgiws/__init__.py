@@ -1,8 +1,33 @@
-"""asgiws: an ASGI server for HTTP/1.1 and WebSocket on one port."""
+"""asgiws: an ASGI server for HTTP/1.1 and WebSocket on one port, with its
+own WebSocket engine and the websockets-library API on top of it."""
 
+from asgiws.broadcast import broadcast
 from asgiws.config import Config
+from asgiws.connection import WebSocketConnection
+from asgiws.datastructures import Headers
+from asgiws.exceptions import (
+    ClientDisconnected,
+    ConnectionClosed,
+    ConnectionClosedError,
+    ConnectionClosedOK,
+)
+from asgiws.handler import WebSocketServer, serve
 from asgiws.main import run
 from asgiws.server import Server
 
 __version__ = "0.1.0"
-__all__ = ["Config", "Server", "__version__", "run"]
+__all__ = [
+    "ClientDisconnected",
+    "Config",
+    "ConnectionClosed",
+    "ConnectionClosedError",
+    "ConnectionClosedOK",
+    "Headers",
+    "Server",
+    "WebSocketConnection",
+    "WebSocketServer",
+    "__version__",
+    "broadcast",
+    "run",
+    "serve",
+]

@@ -431,6 +431,31 @@ class WebSocketConnection(asyncio.Protocol):
         if self._writing_paused:
             await self._drain()
 
+    def write_prepared(self, message: Data, server_frame: list[bytes]) -> str | None:
+        """Write a message without awaiting, for `broadcast()`; returns why it
+        was skipped, or None when it went out.
+
+        `server_frame` is the message encoded once for every server-side
+        connection (unmasked and uncompressed, which RFC 7692 allows on a
+        deflate connection too); a client-side connection masks its own copy.
+        """
+        engine = self._engine
+        if engine is None or engine.state is not _OPEN or self._lost:
+            return "connection is not open"
+        if self._fragmented_send is not None:
+            return "a fragmented message is being sent"
+        if self._writing_paused:
+            return "write buffer above write_limit (slow reader)"
+        if engine.is_server:
+            self._write(server_frame)
+        elif isinstance(message, str):
+            self._write(engine.send_text(message))
+        else:
+            self._write(engine.send_binary(message))
+        if self.debug:
+            self.logger.debug("> %s (broadcast)", _describe(message))
+        return None
+
     async def _send_fragments(
         self,
         chunks: Iterator[OutgoingData] | None,

@@ -57,7 +57,9 @@ def upgrade(
         transport.close()
         return
 
-    conn = WebSocketConnection(config, registry=ctx.server_state.connections)
+    conn = WebSocketConnection(
+        config, registry=ctx.server_state.connections, logger=config.ws_logger
+    )
     conn.path = head.path
     conn.request_headers = Headers(head.headers)
     transport.set_protocol(conn)

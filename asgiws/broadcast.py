@@ -1,0 +1,42 @@
+"""`broadcast(connections, message)`: one message to many connections.
+
+The frame is encoded once for all server-side connections, written with no
+await, and a connection that cannot take it now (slow reader above its write
+limit, closing, or in the middle of a fragmented message) is skipped and
+logged: one slow client never holds up the others.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from asgiws.connection import WebSocketConnection
+from asgiws.websocket.connection import encode_server_frame
+from asgiws.websocket.frames import Opcode
+
+__all__ = ["broadcast"]
+
+logger = logging.getLogger("asgiws.broadcast")
+
+
+def broadcast(
+    connections: Iterable[WebSocketConnection], message: str | bytes | bytearray | memoryview
+) -> int:
+    """Send `message` to every open connection; return how many it went to."""
+    if isinstance(message, str):
+        data: str | bytes = message
+        frame = encode_server_frame(Opcode.TEXT, message.encode("utf-8"))
+    elif isinstance(message, (bytes, bytearray, memoryview)):
+        data = bytes(message)
+        frame = encode_server_frame(Opcode.BINARY, data)
+    else:
+        raise TypeError(f"cannot broadcast {type(message).__name__}: expected str or bytes")
+    sent = 0
+    for conn in connections:
+        why = conn.write_prepared(data, frame)
+        if why is None:
+            sent += 1
+        elif why != "connection is not open":
+            logger.warning("skipped broadcast to connection %s: %s", conn.id, why)
+    return sent
