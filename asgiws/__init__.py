@@ -1,7 +1,16 @@
 """asgiws: an ASGI server for HTTP/1.1 and WebSocket on one port, with its
 own WebSocket engine and the websockets-library API on top of it."""
 
+__version__ = "0.1.0"
+
 from asgiws.broadcast import broadcast
+from asgiws.client import (
+    InvalidHandshake,
+    InvalidMessage,
+    InvalidStatus,
+    InvalidStatusCode,
+    connect,
+)
 from asgiws.config import Config
 from asgiws.connection import WebSocketConnection
 from asgiws.datastructures import Headers
@@ -14,8 +23,8 @@ from asgiws.exceptions import (
 from asgiws.handler import WebSocketServer, serve
 from asgiws.main import run
 from asgiws.server import Server
+from asgiws.uri import InvalidURI
 
-__version__ = "0.1.0"
 __all__ = [
     "ClientDisconnected",
     "Config",
@@ -23,11 +32,17 @@ __all__ = [
     "ConnectionClosedError",
     "ConnectionClosedOK",
     "Headers",
+    "InvalidHandshake",
+    "InvalidMessage",
+    "InvalidStatus",
+    "InvalidStatusCode",
+    "InvalidURI",
     "Server",
     "WebSocketConnection",
     "WebSocketServer",
     "__version__",
     "broadcast",
+    "connect",
     "run",
     "serve",
 ]

@@ -494,7 +494,16 @@ ServeRaw = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None
 @contextlib.asynccontextmanager
 async def raw_server(handle: ServeRaw) -> AsyncIterator[int]:
     """A TCP server speaking whatever bytes `handle` writes; yields its port."""
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+
+    async def handle_and_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await handle(reader, writer)
+        except (OSError, asyncio.IncompleteReadError):
+            pass  # the client hung up first: nothing left to say
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle_and_close, "127.0.0.1", 0)
     try:
         yield server.sockets[0].getsockname()[1]
     finally:
