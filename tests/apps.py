@@ -6,6 +6,7 @@ produces. Every app answers lifespan so `--lifespan auto|on` works with all.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -134,3 +135,71 @@ async def crash(scope: Scope, receive: Receive, send: Send) -> None:
         await lifespan(receive, send)
         return
     raise RuntimeError("the app failed on purpose")
+
+
+# What the last WebSocket client's disconnect carried, served back over HTTP
+# by `protocol` so a test can see both directions of a close through one port.
+LAST_DISCONNECT: dict[str, Any] = {}
+DISCONNECT_SEEN = asyncio.Event()
+
+
+async def protocol(scope: Scope, receive: Receive, send: Send) -> None:
+    """WebSocket behaviour chosen by path, for end-to-end tests of the CLI server.
+
+    - `/subprotocol`: accept with the client's first subprotocol and a custom header;
+    - `/close/CODE`: accept, then close with CODE and reason "by server";
+    - `/refuse`: deny with an HTTP 401 response (websocket.http.response);
+    - anything else: echo, recording the client's close code and reason;
+    - HTTP `GET /last-disconnect`: that record as JSON, once there is one
+      (waits up to 5 s for it); other HTTP: 200 "ok".
+    """
+    if scope["type"] == "lifespan":
+        await lifespan(receive, send)
+        return
+    path = scope["path"]
+    if scope["type"] == "http":
+        await read_body(receive)
+        if path == "/last-disconnect":
+            await asyncio.wait_for(DISCONNECT_SEEN.wait(), 5)
+            await respond(send, 200, json.dumps(LAST_DISCONNECT).encode(), b"application/json")
+        else:
+            await respond(send, 200, b"ok")
+        return
+    await receive()  # websocket.connect
+    if path == "/subprotocol":
+        offered = scope["subprotocols"]
+        await send(
+            {
+                "type": "websocket.accept",
+                "subprotocol": offered[0] if offered else None,
+                "headers": [(b"x-chosen-by", b"app")],
+            }
+        )
+        await wait_for_disconnect(receive)
+    elif path.startswith("/close/"):
+        await send({"type": "websocket.accept"})
+        code = int(path.rsplit("/", 1)[1])
+        await send({"type": "websocket.close", "code": code, "reason": "by server"})
+    elif path == "/refuse":
+        body = b"no entry"
+        await send(
+            {
+                "type": "websocket.http.response.start",
+                "status": 401,
+                "headers": [(b"content-length", b"%d" % len(body)), (b"www-authenticate", b"x")],
+            }
+        )
+        await send({"type": "websocket.http.response.body", "body": body})
+    else:
+        await send({"type": "websocket.accept"})
+        while True:
+            message = await receive()
+            if message["type"] == "websocket.disconnect":
+                LAST_DISCONNECT.clear()
+                LAST_DISCONNECT.update(code=message["code"], reason=message.get("reason", ""))
+                DISCONNECT_SEEN.set()
+                return
+            if message.get("text") is not None:
+                await send({"type": "websocket.send", "text": message["text"]})
+            else:
+                await send({"type": "websocket.send", "bytes": message["bytes"]})

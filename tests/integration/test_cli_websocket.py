@@ -1,0 +1,174 @@
+"""The real `asgiws` process, HTTP and WebSocket on one port, driven by the
+third-party `websockets` and `httpx` clients.
+
+Every test runs twice: on the fast stack (httptools + uvloop) and on the
+pure one (h11 + asyncio), so both stay fully tested.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosedError, InvalidStatus
+
+from tests.conftest import ServerProcess, StartServer
+
+STACKS = {
+    "fast": ("--http", "httptools", "--loop", "uvloop"),
+    "pure": ("--http", "h11", "--loop", "asyncio"),
+}
+
+
+@pytest.fixture(params=sorted(STACKS))
+def stack(request: pytest.FixtureRequest) -> tuple[str, ...]:
+    return STACKS[request.param]
+
+
+@pytest.fixture
+def server(run_server: StartServer, stack: tuple[str, ...]) -> ServerProcess:
+    return run_server("tests.apps:protocol", *stack, "--ws-max-size", "4096")
+
+
+async def test_http_and_websocket_share_one_port_and_keep_alive(server: ServerProcess) -> None:
+    async with httpx.AsyncClient() as client:
+        first = await client.get(f"{server.url}/")
+        second = await client.get(f"{server.url}/again")
+    assert (first.status_code, first.text) == (200, "ok")
+    assert second.status_code == 200
+    assert first.headers["server"] == "asgiws" and "date" in first.headers
+    async with connect(f"{server.ws_url}/echo") as ws:
+        await ws.send("text")
+        assert await ws.recv() == "text"
+        await ws.send(b"\x00bytes")
+        assert await ws.recv() == b"\x00bytes"
+
+
+async def test_keep_alive_connection_serves_requests_then_upgrades(
+    server: ServerProcess,
+) -> None:
+    # One TCP connection: a plain request, then the WebSocket handshake on it.
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+    head = await reader.readuntil(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200")
+    assert await reader.readexactly(2) == b"ok"
+    writer.write(
+        b"GET /echo HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        # the first frame in the same packet: masked text "hi"
+        + b"\x81\x82\x00\x00\x00\x00hi"
+    )
+    head = await reader.readuntil(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101")
+    assert b"sec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n" in head
+    assert await reader.readexactly(4) == b"\x81\x02hi"
+    writer.close()
+
+
+async def test_subprotocol_and_accept_headers(server: ServerProcess) -> None:
+    async with connect(f"{server.ws_url}/subprotocol", subprotocols=["chat", "v2"]) as ws:  # type: ignore[list-item]
+        assert ws.subprotocol == "chat"
+        assert ws.response is not None
+        assert ws.response.headers["x-chosen-by"] == "app"
+
+
+async def test_denial_with_a_custom_http_response(server: ServerProcess) -> None:
+    with pytest.raises(InvalidStatus) as refused:
+        await connect(f"{server.ws_url}/refuse")
+    response = refused.value.response
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "x"
+    assert response.body == b"no entry"
+
+
+async def test_server_close_code_and_reason_reach_the_client(server: ServerProcess) -> None:
+    async with connect(f"{server.ws_url}/close/4001") as ws:
+        with pytest.raises(ConnectionClosedError):
+            await asyncio.wait_for(ws.recv(), 5)
+        assert ws.close_code == 4001
+        assert ws.close_reason == "by server"
+
+
+async def test_client_close_code_and_reason_reach_the_app(server: ServerProcess) -> None:
+    async with connect(f"{server.ws_url}/echo") as ws:
+        await ws.close(4002, "by client")
+    async with httpx.AsyncClient() as client:
+        # The app answers once its receive() has returned the disconnect.
+        seen = (await client.get(f"{server.url}/last-disconnect")).json()
+    assert seen == {"code": 4002, "reason": "by client"}
+
+
+async def test_oversized_message_closes_with_1009_and_server_keeps_serving(
+    server: ServerProcess,
+) -> None:
+    async with connect(f"{server.ws_url}/echo", max_size=None) as ws:
+        await ws.send("x" * 4097)
+        with pytest.raises(ConnectionClosedError):
+            await asyncio.wait_for(ws.recv(), 5)
+        assert ws.close_code == 1009
+    async with connect(f"{server.ws_url}/echo") as ws:
+        await ws.send("x" * 4096)
+        assert await ws.recv() == "x" * 4096
+
+
+async def test_bad_handshakes_get_http_errors(server: ServerProcess) -> None:
+    async with httpx.AsyncClient() as client:
+        no_version = await client.get(
+            f"{server.url}/echo",
+            headers={"Upgrade": "websocket", "Connection": "Upgrade"},
+        )
+        bad_key = await client.get(
+            f"{server.url}/echo",
+            headers={
+                "Upgrade": "websocket",
+                "Connection": "Upgrade",
+                "Sec-WebSocket-Version": "13",
+                "Sec-WebSocket-Key": "short",
+            },
+        )
+    assert no_version.status_code == 426
+    assert no_version.headers["sec-websocket-version"] == "13"
+    assert bad_key.status_code == 400
+
+
+async def test_ping_timeout_closes_a_silent_client(
+    run_server: StartServer, stack: tuple[str, ...]
+) -> None:
+    server = run_server(
+        "tests.apps:protocol", *stack, "--ws-ping-interval", "0.2", "--ws-ping-timeout", "0.3"
+    )
+    # A raw client that completes the handshake and never answers pings.
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(
+            b"GET /echo HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        received = b""
+        while True:  # bounded by the socket timeout and by the server closing
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            received += chunk
+    frames = received.split(b"\r\n\r\n", 1)[1]
+    assert frames.startswith(b"\x89")  # a ping came first
+    close_at = frames.index(b"\x88")
+    assert frames[close_at + 2 : close_at + 4] == (1011).to_bytes(2, "big")
+
+
+async def test_crashing_app_gets_500_and_server_keeps_serving(
+    run_server: StartServer, stack: tuple[str, ...]
+) -> None:
+    server = run_server("tests.apps:crash", *stack)
+    async with httpx.AsyncClient() as client:
+        response = await client.get(f"{server.url}/")
+    assert response.status_code == 500
+    with pytest.raises(InvalidStatus) as refused:
+        await connect(f"{server.ws_url}/")
+    assert refused.value.response.status_code == 500
+    assert "Exception in ASGI application" in server.logs()
+    async with httpx.AsyncClient() as client:
+        assert (await client.get(f"{server.url}/")).status_code == 500
