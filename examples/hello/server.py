@@ -19,7 +19,7 @@ HOST = "127.0.0.1"
 
 async def hello(websocket: asgiws.WebSocketConnection) -> None:
     name = await websocket.recv()
-    print(f"<<< {name}", flush=True)
+    print(f"<<< {name!s}", flush=True)
 
     greeting = f"Hello {name!s}!"
     await websocket.send(greeting)

@@ -45,7 +45,7 @@ def make_self_signed_certificate(directory: Path) -> tuple[Path, Path]:
 
 async def hello(websocket: asgiws.WebSocketConnection) -> None:
     name = await websocket.recv()
-    print(f"<<< {name}", flush=True)
+    print(f"<<< {name!s}", flush=True)
 
     greeting = f"Hello {name!s}!"
     await websocket.send(greeting)
