@@ -8,6 +8,13 @@ thin faces over `WebSocketConnection`; the engine passed in decides the role
 Cost per message is kept small on purpose: no task per message or per
 connection, no queue between `send()` and the transport when the transport
 accepts the write, and timers are `loop.call_later` handles.
+
+Replies to a burst are coalesced: while received messages are still queued
+for the application, the frames it sends are held (at most `_CORK_LIMIT`
+bytes) and go out in one `writelines` -- one system call instead of one per
+message -- as soon as the queue runs dry (the last reply, or `recv()` about
+to wait), or at the latest on the next loop iteration.  A lone message is
+written at once.
 """
 
 from __future__ import annotations
@@ -53,6 +60,9 @@ OutgoingData = str | BytesLike
 DEBUG = logging.DEBUG
 _OPEN, _CLOSED = EngineState.OPEN, EngineState.CLOSED
 _PAYLOAD_LOG_LIMIT = 75  # characters of payload shown in a DEBUG frame line
+_CORK_LIMIT = 64 * 1024
+"""Most bytes of frames held back to coalesce replies to a burst; a bigger
+write goes out at once (its system call is cheap next to its copy anyway)."""
 
 
 class _Failure(str):
@@ -119,6 +129,10 @@ class WebSocketConnection(asyncio.Protocol):
         self._writing_paused = False
         self._drain_waiters: list[asyncio.Future[None]] = []
         self._fragmented_send: asyncio.Future[None] | None = None
+        # Frames held back while a burst of received messages is answered
+        # (see the module docstring); None when nothing is held.
+        self._corked: list[bytes] | None = None
+        self._corked_size = 0
 
         # Closing handshake: the engine knows the frames, we know their order.
         self._rcvd_then_sent: bool | None = None
@@ -242,6 +256,7 @@ class WebSocketConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
+        self._corked = None
         for timer in (
             self._close_timer,
             self._keepalive_timer,
@@ -294,6 +309,7 @@ class WebSocketConnection(asyncio.Protocol):
         if engine.should_close_transport() and self._transport is not None:
             # RFC 6455 7.1.1: the server closes the TCP connection first once
             # the closing handshake is complete; the client waits for that.
+            self._uncork()
             self._transport.close()
 
     def _deliver(self, data: Data) -> None:
@@ -354,6 +370,7 @@ class WebSocketConnection(asyncio.Protocol):
             self._write(engine.send_close(failure.code, failure.reason))
         self._start_close_timer()
         if engine.should_close_transport() and self._transport is not None:
+            self._uncork()
             self._transport.close()
 
     def _no_more_messages(self) -> bool:
@@ -377,6 +394,8 @@ class WebSocketConnection(asyncio.Protocol):
                 if self._reading_paused and len(messages) <= self._resume_queue_at:
                     self._resume_reading()
                 return data
+            if self._corked is not None:
+                self._uncork()  # the burst is answered: send the replies now
             if self._no_more_messages():
                 raise self._closed_exception()
             if self._recv_waiter is not None:
@@ -559,10 +578,39 @@ class WebSocketConnection(asyncio.Protocol):
         transport = self._transport
         if transport is None:
             raise RuntimeError("the connection has no transport yet")
+        corked = self._corked
+        if corked is not None:
+            corked.extend(chunks)
+            self._corked_size += sum(map(len, chunks))
+            if not self._messages or self._corked_size >= _CORK_LIMIT:
+                self._uncork()  # the last reply of the burst (or enough held)
+            return
+        if self._messages and len(chunks) == 1 and len(chunks[0]) < _CORK_LIMIT:
+            # More received messages wait for the app: its replies to them
+            # will follow in this same step, so hold this frame to write them
+            # together.  The callback bounds the delay to one loop iteration.
+            self._corked = [chunks[0]]
+            self._corked_size = len(chunks[0])
+            self._loop.call_soon(self._uncork)
+            return
         if len(chunks) == 1:
             transport.write(chunks[0])
         else:
             transport.writelines(chunks)
+
+    def _uncork(self) -> None:
+        """Write the frames held back by `_write`, in one call."""
+        corked = self._corked
+        if corked is None:
+            return
+        self._corked = None
+        transport = self._transport
+        if transport is None or self._lost or transport.is_closing():
+            return
+        if len(corked) == 1:
+            transport.write(corked[0])
+        else:
+            transport.writelines(corked)
 
     async def _drain(self) -> None:
         """Wait until the transport's buffer is below the write limit."""
@@ -639,6 +687,7 @@ class WebSocketConnection(asyncio.Protocol):
         # read: keep reading until it arrives.
         self._resume_reading()
         if engine.should_close_transport():
+            self._uncork()
             transport.close()
 
     def _start_close_timer(self) -> None:
@@ -723,6 +772,7 @@ class WebSocketConnection(asyncio.Protocol):
         # 7.1.7, fail the connection); the close timer aborts if the buffered
         # bytes cannot be flushed.
         if self._transport is not None and not self._lost:
+            self._uncork()
             self._transport.close()
 
 

@@ -36,16 +36,15 @@ async def report_latency(websocket: asgiws.WebSocketConnection) -> None:
 
 
 async def handler(websocket: asgiws.WebSocketConnection) -> None:
-    pong_waiter = await websocket.ping()
-    latency = await pong_waiter
-    print(f"{websocket.id} first ping answered in {latency * 1000:.3f} ms", flush=True)
-
     reporter = asyncio.create_task(report_latency(websocket))
     try:
+        pong_waiter = await websocket.ping()
+        latency = await pong_waiter
+        print(f"{websocket.id} first ping answered in {latency * 1000:.3f} ms", flush=True)
         async for message in websocket:
             await websocket.send(message)
     except asgiws.ConnectionClosedError:
-        pass  # reported below, like a normal close
+        pass  # e.g. no pong in time: reported below, like a normal close
     finally:
         reporter.cancel()
     print(f"{websocket.id} closed with code {websocket.close_code}", flush=True)

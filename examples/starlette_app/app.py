@@ -7,13 +7,25 @@
 - `WS /ws/echo`  -> sends back every text or binary message
 - `WS /ws/chat`  -> JSON chat room: send {"user": ..., "text": ...}; everyone
                     connected receives it, plus join/leave notices
+- `GET /show_time`, `WS /ws/show_time` -> the guide's show_time page: the
+                    server's UTC time, pushed every 1-5 s (plain Starlette)
+- `GET /counter`, `WS /ws/counter` -> the guide's counter page: + / -, one
+                    value shared by all pages, "N users online" (asgiws.broadcast)
+
+The show_time and counter pages are the files of examples/show_time and
+examples/counter, which the handler-API servers there serve too.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import datetime
 import itertools
 import json
+import logging
+import random
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -22,7 +34,17 @@ from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+import asgiws
+
 MAX_CHAT_TEXT = 4096
+EXAMPLES_DIR = Path(__file__).resolve().parent.parent
+SHOW_TIME_HTML = (EXAMPLES_DIR / "show_time" / "index.html").read_text(encoding="utf-8")
+COUNTER_HTML = (EXAMPLES_DIR / "counter" / "index.html").read_text(encoding="utf-8")
+
+# Where asgiws puts its connection object in a WebSocket scope.
+CONNECTION_EXTENSION = "asgiws.connection"
+
+logger = logging.getLogger("examples.starlette_app")
 
 
 async def health(request: Request) -> JSONResponse:
@@ -122,6 +144,109 @@ async def ws_chat(websocket: WebSocket) -> None:
             await room.broadcast({"type": "leave", "user": name, "members": len(room.members)})
 
 
+# --- show_time: plain Starlette, as portable as any ASGI app ----------------------------
+
+
+def utc_now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+async def show_time_page(request: Request) -> HTMLResponse:
+    return HTMLResponse(SHOW_TIME_HTML)
+
+
+async def push_time(websocket: WebSocket) -> None:
+    while True:
+        await websocket.send_text(utc_now())
+        await asyncio.sleep(random.uniform(1, 5))
+
+
+async def ws_show_time(websocket: WebSocket) -> None:
+    await websocket.accept()
+    pusher = asyncio.create_task(push_time(websocket))
+    try:
+        # Reading is how an ASGI app learns that the page went away; the page
+        # itself sends nothing.
+        while (await websocket.receive())["type"] != "websocket.disconnect":
+            pass
+    finally:
+        pusher.cancel()
+        # The pusher may also have failed on a send after the disconnect: not news.
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await pusher
+
+
+# --- counter: the asgiws connection object and broadcast() from a Starlette route -----
+
+
+def asgiws_connection(websocket: WebSocket) -> asgiws.WebSocketConnection:
+    """The asgiws connection behind a Starlette WebSocket (asgiws servers only)."""
+    conn = websocket.scope.get("extensions", {}).get(CONNECTION_EXTENSION)
+    if not isinstance(conn, asgiws.WebSocketConnection):
+        raise RuntimeError(f"no {CONNECTION_EXTENSION!r} extension: serve this app with asgiws")
+    return conn
+
+
+class SharedCounter:
+    """The counter's value and the connections of the users looking at it."""
+
+    def __init__(self) -> None:
+        self.value = 0
+        self.users: set[asgiws.WebSocketConnection] = set()
+
+    def value_event(self) -> str:
+        return json.dumps({"type": "value", "value": self.value})
+
+    def users_event(self) -> str:
+        return json.dumps({"type": "users", "count": len(self.users)})
+
+    def join(self, conn: asgiws.WebSocketConnection) -> None:
+        self.users.add(conn)
+        asgiws.broadcast(self.users, self.users_event())
+
+    def leave(self, conn: asgiws.WebSocketConnection) -> None:
+        self.users.discard(conn)
+        asgiws.broadcast(self.users, self.users_event())
+
+    def apply(self, action: object) -> bool:
+        """Carry out "plus" or "minus" and tell every user; False for anything else."""
+        if action not in ("plus", "minus"):
+            return False
+        self.value += 1 if action == "plus" else -1
+        # One frame for all users, written without awaiting any of them.
+        asgiws.broadcast(self.users, self.value_event())
+        return True
+
+
+counter = SharedCounter()
+
+
+async def counter_page(request: Request) -> HTMLResponse:
+    return HTMLResponse(COUNTER_HTML)
+
+
+async def ws_counter(websocket: WebSocket) -> None:
+    await websocket.accept()
+    conn = asgiws_connection(websocket)
+    counter.join(conn)
+    try:
+        await websocket.send_text(counter.value_event())
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                break
+            try:
+                action = json.loads(message.get("text") or "")["action"]
+            except (ValueError, TypeError, KeyError):
+                action = None
+            if not counter.apply(action):
+                logger.error("unsupported event: %r", message.get("text", message.get("bytes")))
+    except WebSocketDisconnect:
+        pass
+    finally:
+        counter.leave(conn)
+
+
 INDEX_HTML = """<!doctype html>
 <html lang="en">
 <head>
@@ -140,6 +265,8 @@ INDEX_HTML = """<!doctype html>
   <li><a href="/health">/health</a> (JSON health check)</li>
   <li><code>/ws/echo</code> (WebSocket echo)</li>
   <li><code>/ws/chat</code> (WebSocket chat room)</li>
+  <li><a href="/show_time">/show_time</a> (the server's time, over <code>/ws/show_time</code>)</li>
+  <li><a href="/counter">/counter</a> (a shared counter, over <code>/ws/counter</code>)</li>
 </ul>
 
 <h2>Echo</h2>
@@ -203,5 +330,9 @@ app = Starlette(
         Route("/health", health),
         WebSocketRoute("/ws/echo", ws_echo),
         WebSocketRoute("/ws/chat", ws_chat),
+        Route("/show_time", show_time_page),
+        WebSocketRoute("/ws/show_time", ws_show_time),
+        Route("/counter", counter_page),
+        WebSocketRoute("/ws/counter", ws_counter),
     ]
 )
