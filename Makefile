@@ -17,7 +17,7 @@ PORT ?= 8000
 APP ?= examples.starlette_app.app:app
 PYTEST_ARGS ?=
 
-.PHONY: help run test lint typecheck pytest bench setup system-deps node-deps
+.PHONY: help run test lint typecheck pytest pytest-pure bench setup system-deps node-deps
 
 help:
 	@echo "make run        serve $(APP) on $(HOST):$(PORT) (HOST/PORT overridable)"
@@ -72,12 +72,20 @@ typecheck: $(INSTALL_STAMP)
 	$(VENV)/bin/mypy --strict asgiws
 
 # pytest exits 5 when it collected nothing: that is a broken suite, not a pass.
-pytest: $(INSTALL_STAMP) system-deps node-deps
-	@rc=0; $(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS) || rc=$$?; \
+# $(call run_pytest,ENV,ARGS)
+run_pytest = rc=0; $(1) $(PY) -m pytest -p no:cacheprovider $(2) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; \
 	exit $$rc
 
-test: lint typecheck pytest
+pytest: $(INSTALL_STAMP) system-deps node-deps
+	@$(call run_pytest,,$(PYTEST_ARGS))
+
+# The engine again without the C accelerator: the pure-Python fallback is a
+# supported path, not a spare.
+pytest-pure: $(INSTALL_STAMP)
+	@$(call run_pytest,ASGIWS_NO_EXTENSIONS=1,-q tests/unit)
+
+test: lint typecheck pytest pytest-pure
 
 bench: $(INSTALL_STAMP)
 	@if [ -f benchmarks/run.py ]; then $(PY) benchmarks/run.py; \
