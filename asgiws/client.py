@@ -18,14 +18,14 @@ import logging
 import random
 import ssl as ssl_module
 import urllib.parse
-from collections.abc import AsyncIterator, Generator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, cast
 
 from asgiws.config import Config
 from asgiws.connection import WebSocketConnection
-from asgiws.datastructures import Headers
+from asgiws.datastructures import Headers, HeadersLike, encode_headers
 from asgiws.options import config_from_handler_options
 from asgiws.uri import InvalidURI, WebSocketURI, parse_uri
 from asgiws.websocket.connection import ClientEngine
@@ -45,7 +45,6 @@ __all__ = [
 ]
 
 RawHeaders = list[tuple[bytes, bytes]]
-HeadersLike = Mapping[str, str] | Iterable[tuple[str, str]]
 
 MAX_RESPONSE_HEAD = 16 * 1024
 """Largest response head (status line and headers) accepted, in bytes."""
@@ -275,15 +274,6 @@ class HandshakeProtocol(asyncio.Protocol):
 # --- connect() ---------------------------------------------------------------------
 
 
-def _encode_headers(headers: HeadersLike | None) -> RawHeaders:
-    if headers is None:
-        return []
-    if isinstance(headers, Headers):
-        return list(headers.raw)
-    pairs = headers.items() if isinstance(headers, Mapping) else headers
-    return [(name.encode("latin-1"), value.encode("latin-1")) for name, value in pairs]
-
-
 class DefaultUserAgent:
     """`asgiws/<version>`, resolved when connect() is called (asgiws/__init__,
     which holds the version, may import this module)."""
@@ -347,7 +337,7 @@ class connect:  # the websockets name: used like a function
                 raise TypeError(f"connect() got an unexpected option {name!r}")
         self.config: Config = config_from_handler_options(compression=compression, **options)
         self.subprotocols = list(subprotocols) if subprotocols else None
-        self.extra_headers = _encode_headers(extra_headers)
+        self.extra_headers = encode_headers(extra_headers)
         if isinstance(user_agent_header, DefaultUserAgent):
             user_agent_header = _user_agent()
         if user_agent_header is not None:

@@ -14,13 +14,13 @@ import http
 import inspect
 import logging
 import socket
-from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Generator, Sequence
 from types import TracebackType
 from typing import Any
 
 from asgiws.asgi.websocket import CONNECTION_EXTENSION
 from asgiws.connection import WebSocketConnection
-from asgiws.datastructures import Headers
+from asgiws.datastructures import Headers, HeadersLike, encode_headers
 from asgiws.options import config_from_handler_options
 from asgiws.server import Server
 from asgiws.types import Message, Receive, Scope, Send
@@ -30,18 +30,12 @@ __all__ = ["HandlerApp", "WebSocketServer", "serve"]
 logger = logging.getLogger("asgiws.server")
 
 Handler = Callable[..., Awaitable[Any]]
-HeadersLike = Mapping[str, str] | Iterable[tuple[str, str]]
 HTTPResponse = tuple[http.HTTPStatus | int, HeadersLike, bytes]
 ProcessRequest = Callable[[str, Headers], HTTPResponse | Awaitable[HTTPResponse | None] | None]
 SelectSubprotocol = Callable[[Sequence[str], Sequence[str]], str | None]
 ExtraHeaders = HeadersLike | Callable[[str, Headers], HeadersLike]
 
 GOING_AWAY = 1001
-
-
-def _encode_headers(headers: HeadersLike) -> list[tuple[bytes, bytes]]:
-    pairs = headers.items() if isinstance(headers, Mapping) else headers
-    return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in pairs]
 
 
 def _takes_path(handler: Handler) -> bool:
@@ -118,7 +112,7 @@ class HandlerApp:
             extra = self.extra_headers
             if callable(extra):
                 extra = extra(scope["path"], Headers(scope["headers"]))
-            accept["headers"] = _encode_headers(extra)
+            accept["headers"] = encode_headers(extra, lowercase=True)
         await send(accept)
         conn: WebSocketConnection = scope["extensions"][CONNECTION_EXTENSION]
         try:
@@ -148,7 +142,10 @@ async def _send_response(send: Send, prefix: str, response: HTTPResponse) -> Non
         {
             "type": f"{prefix}.start",
             "status": int(status),
-            "headers": [*_encode_headers(headers), (b"content-length", b"%d" % len(body))],
+            "headers": [
+                *encode_headers(headers, lowercase=True),
+                (b"content-length", b"%d" % len(body)),
+            ],
         }
     )
     await send({"type": f"{prefix}.body", "body": body})
