@@ -3,6 +3,7 @@ own WebSocket engine and the websockets-library API on top of it."""
 
 __version__ = "0.1.0"
 
+from asgiws.asgi.websocket import CONNECTION_EXTENSION
 from asgiws.broadcast import broadcast
 from asgiws.client import (
     InvalidHandshake,
@@ -26,6 +27,7 @@ from asgiws.server import Server
 from asgiws.uri import InvalidURI
 
 __all__ = [
+    "CONNECTION_EXTENSION",
     "ClientDisconnected",
     "Config",
     "ConnectionClosed",

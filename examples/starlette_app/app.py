@@ -41,8 +41,6 @@ EXAMPLES_DIR = Path(__file__).resolve().parent.parent
 SHOW_TIME_HTML = (EXAMPLES_DIR / "show_time" / "index.html").read_text(encoding="utf-8")
 COUNTER_HTML = (EXAMPLES_DIR / "counter" / "index.html").read_text(encoding="utf-8")
 
-# Where asgiws puts its connection object in a WebSocket scope.
-CONNECTION_EXTENSION = "asgiws.connection"
 
 logger = logging.getLogger("examples.starlette_app")
 
@@ -181,9 +179,11 @@ async def ws_show_time(websocket: WebSocket) -> None:
 
 def asgiws_connection(websocket: WebSocket) -> asgiws.WebSocketConnection:
     """The asgiws connection behind a Starlette WebSocket (asgiws servers only)."""
-    conn = websocket.scope.get("extensions", {}).get(CONNECTION_EXTENSION)
+    conn = websocket.scope.get("extensions", {}).get(asgiws.CONNECTION_EXTENSION)
     if not isinstance(conn, asgiws.WebSocketConnection):
-        raise RuntimeError(f"no {CONNECTION_EXTENSION!r} extension: serve this app with asgiws")
+        raise RuntimeError(
+            f"no {asgiws.CONNECTION_EXTENSION!r} extension: serve this app with asgiws"
+        )
     return conn
 
 

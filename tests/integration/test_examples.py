@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import datetime
 import json
 import os
@@ -22,13 +23,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import websockets
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection
 from websockets.asyncio.server import serve as websockets_serve
@@ -61,6 +61,7 @@ class ExampleServer:
         self._reader = threading.Thread(target=self._read_output, daemon=True)
         self._reader.start()
         self.port = 0
+        self.last_index = -1
 
     def _read_output(self) -> None:
         assert self.process.stdout is not None
@@ -75,15 +76,18 @@ class ExampleServer:
         with self._changed:
             return "\n".join(self._lines)
 
-    def wait_for_line(self, pattern: str, timeout: float = TIMEOUT, start: int = 0) -> re.Match[str]:
+    def wait_for_line(
+        self, pattern: str, timeout: float = TIMEOUT, start: int = 0
+    ) -> re.Match[str]:
         """The first printed line (from index `start`) matching `pattern`; fail after `timeout`."""
         regex = re.compile(pattern)
         deadline = time.monotonic() + timeout
         seen = start
         with self._changed:
             while True:
-                for line in self._lines[seen:]:
-                    if match := regex.search(line):
+                for index in range(seen, len(self._lines)):
+                    if match := regex.search(self._lines[index]):
+                        self.last_index = index  # where to `start` looking for a later line
                         return match
                 seen = max(seen, len(self._lines))
                 remaining = deadline - time.monotonic()
@@ -97,10 +101,6 @@ class ExampleServer:
     async def line(self, pattern: str, timeout: float = TIMEOUT, start: int = 0) -> re.Match[str]:
         """`wait_for_line` off the event loop, so that clients keep answering pings meanwhile."""
         return await asyncio.to_thread(self.wait_for_line, pattern, timeout, start)
-
-    def count_lines(self) -> int:
-        with self._changed:
-            return len(self._lines)
 
     def wait_ready(self) -> None:
         self.port = int(self.wait_for_line(LISTENING.pattern, START_TIMEOUT)["port"])
@@ -130,9 +130,20 @@ class ExampleServer:
         self.process.wait()
         self._reader.join(timeout=5)
 
+    def interrupt(self) -> None:
+        """Ctrl+C, as a user stops these examples; kill it if it does not exit."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(TIMEOUT)
+        self.kill()
+
+
+StartExample = Callable[..., ExampleServer]
+
 
 @pytest.fixture
-def start_example() -> Iterator[Any]:
+def start_example() -> Iterator[StartExample]:
     """Factory: `start_example("examples/hello/server.py")` -> a listening ExampleServer."""
     started: list[ExampleServer] = []
 
@@ -144,7 +155,7 @@ def start_example() -> Iterator[Any]:
 
     yield start
     for server in started:
-        server.kill()  # these examples run until killed, as in the guide
+        server.interrupt()  # these examples run until Ctrl+C, as in the guide
 
 
 def run_client(script: str, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
@@ -185,7 +196,7 @@ def parse_utc(text: str | bytes) -> datetime.datetime:
 # --- hello ------------------------------------------------------------------------------
 
 
-async def test_hello_server_greets_then_closes(start_example: Any) -> None:
+async def test_hello_server_greets_then_closes(start_example: StartExample) -> None:
     server = start_example("examples/hello/server.py")
     async with connect(server.ws_url) as ws:
         await ws.send("Alice")
@@ -197,7 +208,7 @@ async def test_hello_server_greets_then_closes(start_example: Any) -> None:
     await server.line(r"^>>> Hello Alice!$")
 
 
-def test_hello_client_prints_greeting_from_example_server(start_example: Any) -> None:
+def test_hello_client_prints_greeting_from_example_server(start_example: StartExample) -> None:
     server = start_example("examples/hello/server.py")
     result = run_client("examples/hello/client.py", str(server.port), stdin="Bob\n")
     assert ">>> Bob" in result.stdout
@@ -228,7 +239,9 @@ def trusting(certificate: str) -> ssl.SSLContext:
     return context
 
 
-async def test_wss_server_serves_tls_with_its_generated_certificate(start_example: Any) -> None:
+async def test_wss_server_serves_tls_with_its_generated_certificate(
+    start_example: StartExample,
+) -> None:
     server = start_example("examples/wss/server.py")
     certificate = server.wait_for_line(r"^certificate: (?P<path>.+)$")["path"]
     assert Path(certificate).is_file()
@@ -242,11 +255,14 @@ async def test_wss_server_serves_tls_with_its_generated_certificate(start_exampl
             pass
 
 
-def test_wss_client_trusts_the_certificate_it_is_given(start_example: Any) -> None:
+def test_wss_client_trusts_the_certificate_it_is_given(start_example: StartExample) -> None:
     server = start_example("examples/wss/server.py")
     certificate = server.wait_for_line(r"^certificate: (?P<path>.+)$")["path"]
     result = run_client("examples/wss/client.py", str(server.port), certificate, stdin="Dan\n")
     assert "<<< Hello Dan!" in result.stdout
+    # The generated certificate and key do not outlive the server.
+    server.interrupt()
+    assert not Path(certificate).parent.exists()
 
 
 # --- show_time ----------------------------------------------------------------------------
@@ -262,7 +278,7 @@ async def assert_time_pushed(uri: str) -> None:
     assert now - received[0] < datetime.timedelta(seconds=8)
 
 
-async def test_show_time_pushes_the_time_and_serves_its_page(start_example: Any) -> None:
+async def test_show_time_pushes_the_time_and_serves_its_page(start_example: StartExample) -> None:
     server = start_example("examples/show_time/server.py")
     await assert_time_pushed(server.ws_url + "/ws/show_time")
     async with httpx.AsyncClient(base_url=server.http_url, timeout=TIMEOUT) as http:
@@ -305,7 +321,7 @@ async def assert_counter_shared(uri: str) -> None:
         assert await recv_json(first) == {"type": "users", "count": 1}
 
 
-async def test_counter_is_shared_by_all_clients(start_example: Any) -> None:
+async def test_counter_is_shared_by_all_clients(start_example: StartExample) -> None:
     server = start_example("examples/counter/server.py")
     await assert_counter_shared(server.ws_url + "/ws/counter")
     await server.line(r"unsupported event")
@@ -318,7 +334,7 @@ async def test_counter_is_shared_by_all_clients(start_example: Any) -> None:
 # --- patterns -------------------------------------------------------------------------------
 
 
-async def test_consumer_processes_every_message_in_order(start_example: Any) -> None:
+async def test_consumer_processes_every_message_in_order(start_example: StartExample) -> None:
     server = start_example("examples/patterns/consumer.py")
     async with connect(server.ws_url) as ws:
         for message in ("one", "two", b"\x00\x01"):
@@ -331,7 +347,7 @@ async def test_consumer_processes_every_message_in_order(start_example: Any) -> 
 
 
 async def test_producer_sends_what_it_produces_until_the_client_leaves(
-    start_example: Any,
+    start_example: StartExample,
 ) -> None:
     server = start_example("examples/patterns/producer.py")
     async with connect(server.ws_url) as ws:
@@ -340,7 +356,9 @@ async def test_producer_sends_what_it_produces_until_the_client_leaves(
     await server.line(r"^client left with code 1000$")
 
 
-async def test_consumer_producer_runs_both_and_cancels_the_producer(start_example: Any) -> None:
+async def test_consumer_producer_runs_both_and_cancels_the_producer(
+    start_example: StartExample,
+) -> None:
     server = start_example("examples/patterns/consumer_producer.py")
     async with connect(server.ws_url) as ws:
         await ws.send("from the client")
@@ -352,7 +370,7 @@ async def test_consumer_producer_runs_both_and_cancels_the_producer(start_exampl
     await server.line(r"^consumer finished first; the other one was cancelled$")
 
 
-async def test_register_tells_everyone_who_is_connected(start_example: Any) -> None:
+async def test_register_tells_everyone_who_is_connected(start_example: StartExample) -> None:
     server = start_example("examples/patterns/register.py")
     async with connect(server.ws_url) as first:
         assert await recv(first) == "1 connected"
@@ -363,7 +381,7 @@ async def test_register_tells_everyone_who_is_connected(start_example: Any) -> N
         assert await recv(first) == "1 connected"
 
 
-async def test_pubsub_delivers_to_the_channel_subscribers_only(start_example: Any) -> None:
+async def test_pubsub_delivers_to_the_channel_subscribers_only(start_example: StartExample) -> None:
     server = start_example("examples/patterns/pubsub.py")
     url = server.ws_url
     async with connect(url) as news, connect(url) as sports, connect(url) as publisher:
@@ -397,7 +415,7 @@ async def test_pubsub_delivers_to_the_channel_subscribers_only(start_example: An
         assert await recv_json(publisher) == {"published": "weather", "receivers": 0}
 
 
-async def test_recv_timeout_closes_an_idle_connection(start_example: Any) -> None:
+async def test_recv_timeout_closes_an_idle_connection(start_example: StartExample) -> None:
     server = start_example("examples/patterns/recv_timeout.py")
     async with connect(server.ws_url) as ws:
         await ws.send("hi")
@@ -410,8 +428,9 @@ async def test_recv_timeout_closes_an_idle_connection(start_example: Any) -> Non
         assert ws.protocol.close_reason == "idle timeout"
 
 
-def open_silent_client(port: int) -> socket.socket:
-    """A WebSocket client that completes the handshake, then never answers anything."""
+def open_silent_client(port: int) -> tuple[socket.socket, bytes]:
+    """A WebSocket client that completes the handshake, then never answers anything;
+    returns the socket and the bytes read past the response head."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
     key = base64.b64encode(os.urandom(16)).decode()
     sock.sendall(
@@ -427,14 +446,11 @@ def open_silent_client(port: int) -> socket.socket:
         assert chunk, f"connection closed during the handshake: {head!r}"
         head += chunk
     assert head.startswith(b"HTTP/1.1 101"), head
-    sock.sendall(b"")  # anything after the head is ours to read as frames
-    sock.recv_buffer = head.split(b"\r\n\r\n", 1)[1]  # type: ignore[attr-defined]
-    return sock
+    return sock, head.split(b"\r\n\r\n", 1)[1]
 
 
-def read_frames_until_close(sock: socket.socket) -> tuple[list[int], int]:
+def read_frames_until_close(sock: socket.socket, buffer: bytes) -> tuple[list[int], int]:
     """Opcodes of the unmasked server frames read, and the close frame's code."""
-    buffer: bytes = sock.recv_buffer  # type: ignore[attr-defined]
     opcodes: list[int] = []
 
     def take(size: int) -> bytes:
@@ -461,7 +477,9 @@ def read_frames_until_close(sock: socket.socket) -> tuple[list[int], int]:
     raise AssertionError(f"no close frame among {len(opcodes)} frames")
 
 
-async def test_keepalive_measures_latency_and_drops_a_silent_peer(start_example: Any) -> None:
+async def test_keepalive_measures_latency_and_drops_a_silent_peer(
+    start_example: StartExample,
+) -> None:
     server = start_example(
         "examples/patterns/keepalive.py", env={"PING_INTERVAL": "0.3", "PING_TIMEOUT": "0.5"}
     )
@@ -473,22 +491,22 @@ async def test_keepalive_measures_latency_and_drops_a_silent_peer(start_example:
         for _ in range(2):
             report = await server.line(rf"^{conn_id} latency ([\d.]+) ms$", start=start)
             assert float(report[1]) > 0
-            start = server.output().splitlines().index(report.string) + 1
+            start = server.last_index + 1
         # The client answered every ping, so its connection is still useful.
         await ws.send("still here")
         assert await recv(ws) == "still here"
 
-    silent = await asyncio.to_thread(open_silent_client, server.port)
+    silent, leftover = await asyncio.to_thread(open_silent_client, server.port)
     with silent:
         started = time.monotonic()
-        opcodes, code = await asyncio.to_thread(read_frames_until_close, silent)
+        opcodes, code = await asyncio.to_thread(read_frames_until_close, silent, leftover)
     assert 0x9 in opcodes  # it was pinged...
     assert code == 1011  # ...and closed for not answering
     assert time.monotonic() - started < TIMEOUT
 
 
 async def test_shutdown_on_sigterm_closes_clients_with_1001_and_exits_0(
-    start_example: Any,
+    start_example: StartExample,
 ) -> None:
     server = start_example("examples/patterns/shutdown.py")
     async with connect(server.ws_url) as first, connect(server.ws_url) as second:
@@ -535,5 +553,15 @@ async def test_starlette_app_serves_the_demo_pages(
     assert needle in page.text
 
 
-async def _unused() -> AsyncIterator[None]:  # pragma: no cover
-    yield
+
+def test_readme_lists_every_example_script_with_its_command() -> None:
+    readme = (REPO_ROOT / "examples" / "README.md").read_text()
+    scripts = sorted(
+        path.relative_to(REPO_ROOT).as_posix()
+        for path in (REPO_ROOT / "examples").glob("*/*.py")
+        if path.parent.name != "starlette_app" and path.name != "__init__.py"
+    )
+    assert len(scripts) == 14
+    for script in scripts:
+        assert f"python {script}" in readme, f"examples/README.md has no command for {script}"
+    assert "asgiws examples.starlette_app.app:app" in readme
