@@ -10,11 +10,11 @@ connection, no queue between `send()` and the transport when the transport
 accepts the write, and timers are `loop.call_later` handles.
 
 Replies to a burst are coalesced: while received messages are still queued
-for the application, the frames it sends are held (at most `_CORK_LIMIT`
+for the application, the messages it sends are held (at most `_CORK_LIMIT`
 bytes) and go out in one `writelines` -- one system call instead of one per
 message -- as soon as the queue runs dry (the last reply, or `recv()` about
 to wait), or at the latest on the next loop iteration.  A lone message is
-written at once.
+written at once, and so is any control frame (with what is held before it).
 """
 
 from __future__ import annotations
@@ -446,7 +446,7 @@ class WebSocketConnection(asyncio.Protocol):
             raise TypeError(f"cannot send {type(message).__name__}: expected str or bytes")
         if self.debug:
             self.logger.debug("> %s", _describe(message))
-        self._write(chunks)
+        self._send_frames(chunks)
         if self._writing_paused:
             await self._drain()
 
@@ -575,9 +575,21 @@ class WebSocketConnection(asyncio.Protocol):
                 break
 
     def _write(self, chunks: list[bytes]) -> None:
+        """Write frames now, behind any held by `_send_frames`."""
         transport = self._transport
         if transport is None:
             raise RuntimeError("the connection has no transport yet")
+        corked = self._corked
+        if corked is not None:
+            corked.extend(chunks)
+            self._uncork()
+        elif len(chunks) == 1:
+            transport.write(chunks[0])
+        else:
+            transport.writelines(chunks)
+
+    def _send_frames(self, chunks: list[bytes]) -> None:
+        """Write a message's frames for `send()`, held while a burst is answered."""
         corked = self._corked
         if corked is not None:
             corked.extend(chunks)
@@ -586,6 +598,8 @@ class WebSocketConnection(asyncio.Protocol):
                 self._uncork()  # the last reply of the burst (or enough held)
             return
         if self._messages and len(chunks) == 1 and len(chunks[0]) < _CORK_LIMIT:
+            if self._transport is None:
+                raise RuntimeError("the connection has no transport yet")
             # More received messages wait for the app: its replies to them
             # will follow in this same step, so hold this frame to write them
             # together.  The callback bounds the delay to one loop iteration.
@@ -593,10 +607,7 @@ class WebSocketConnection(asyncio.Protocol):
             self._corked_size = len(chunks[0])
             self._loop.call_soon(self._uncork)
             return
-        if len(chunks) == 1:
-            transport.write(chunks[0])
-        else:
-            transport.writelines(chunks)
+        self._write(chunks)
 
     def _uncork(self) -> None:
         """Write the frames held back by `_write`, in one call."""

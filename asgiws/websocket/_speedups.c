@@ -176,6 +176,129 @@ done:
     return result;
 }
 
+/* PayloadAssembler(size): one big frame's payload, filled in place.
+ *
+ * The bytes object is allocated once at the frame's header and the chunks
+ * are unmasked straight into it as they arrive, so a big message costs one
+ * allocation and one copy instead of a copy per chunk plus a final join.
+ * It is handed out by take() only once complete and never touched after,
+ * so nobody ever sees it change. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *payload; /* the bytes being filled; NULL once taken */
+    Py_ssize_t filled;
+} Assembler;
+
+static int
+Assembler_init(Assembler *self, PyObject *args, PyObject *kwds)
+{
+    Py_ssize_t size;
+    if (!PyArg_ParseTuple(args, "n:PayloadAssembler", &size))
+        return -1;
+    if (size < 0) {
+        PyErr_SetString(PyExc_ValueError, "size must be >= 0");
+        return -1;
+    }
+    Py_XSETREF(self->payload, PyBytes_FromStringAndSize(NULL, size));
+    self->filled = 0;
+    return self->payload == NULL ? -1 : 0;
+}
+
+static void
+Assembler_dealloc(Assembler *self)
+{
+    Py_XDECREF(self->payload);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+Assembler_add(Assembler *self, PyObject *args)
+{
+    Py_buffer data;
+    PyObject *mask_obj;
+    PyObject *result = NULL;
+    if (!PyArg_ParseTuple(args, "y*O:add", &data, &mask_obj))
+        return NULL;
+    if (self->payload == NULL) {
+        PyErr_SetString(PyExc_ValueError, "payload already taken");
+        goto done;
+    }
+    if (data.len > PyBytes_GET_SIZE(self->payload) - self->filled) {
+        PyErr_SetString(PyExc_ValueError, "more data than the payload size");
+        goto done;
+    }
+    {
+        unsigned char *out = (unsigned char *)PyBytes_AS_STRING(self->payload) + self->filled;
+        if (mask_obj == Py_None)
+            memcpy(out, data.buf, data.len);
+        else {
+            char *key;
+            Py_ssize_t key_len;
+            unsigned char rotated[4];
+            int i;
+            if (PyBytes_AsStringAndSize(mask_obj, &key, &key_len) < 0)
+                goto done;
+            if (key_len != 4) {
+                PyErr_SetString(PyExc_ValueError, "mask must be 4 bytes");
+                goto done;
+            }
+            /* the key's phase continues where the previous chunk stopped */
+            for (i = 0; i < 4; i++)
+                rotated[i] = (unsigned char)key[(self->filled + i) & 3];
+            xor_mask((const unsigned char *)data.buf, out, data.len, rotated);
+        }
+    }
+    self->filled += data.len;
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    PyBuffer_Release(&data);
+    return result;
+}
+
+static PyObject *
+Assembler_take(Assembler *self, PyObject *unused)
+{
+    PyObject *payload = self->payload;
+    if (payload == NULL || self->filled != PyBytes_GET_SIZE(payload)) {
+        PyErr_SetString(PyExc_ValueError, "payload incomplete or already taken");
+        return NULL;
+    }
+    self->payload = NULL;
+    return payload;
+}
+
+static PyObject *
+Assembler_get_filled(Assembler *self, void *closure)
+{
+    return PyLong_FromSsize_t(self->filled);
+}
+
+static PyMethodDef Assembler_methods[] = {
+    {"add", (PyCFunction)Assembler_add, METH_VARARGS,
+     "Append a chunk, unmasked with the 4-byte mask (None: copied as is)."},
+    {"take", (PyCFunction)Assembler_take, METH_NOARGS, "The complete payload as bytes."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef Assembler_getset[] = {
+    {"filled", (getter)Assembler_get_filled, NULL, "bytes added so far", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject AssemblerType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "asgiws.websocket._speedups.PayloadAssembler",
+    .tp_basicsize = sizeof(Assembler),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "One frame's payload, unmasked in place as chunks arrive.",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Assembler_init,
+    .tp_dealloc = (destructor)Assembler_dealloc,
+    .tp_methods = Assembler_methods,
+    .tp_getset = Assembler_getset,
+};
+
 static PyMethodDef methods[] = {
     {"apply_mask", apply_mask, METH_VARARGS, "XOR data with a 4-byte mask."},
     {"scan_frames", scan_frames, METH_VARARGS,
@@ -190,5 +313,17 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC
 PyInit__speedups(void)
 {
-    return PyModule_Create(&module);
+    PyObject *m;
+    if (PyType_Ready(&AssemblerType) < 0)
+        return NULL;
+    m = PyModule_Create(&module);
+    if (m == NULL)
+        return NULL;
+    Py_INCREF(&AssemblerType);
+    if (PyModule_AddObject(m, "PayloadAssembler", (PyObject *)&AssemblerType) < 0) {
+        Py_DECREF(&AssemblerType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }

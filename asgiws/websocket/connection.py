@@ -88,7 +88,10 @@ class Engine:
     ) -> None:
         self._max_size = max_size
         self._parser = FrameParser(
-            expect_masked=self.is_server, max_size=max_size, compression=deflate is not None
+            expect_masked=self.is_server,
+            max_size=max_size,
+            compression=deflate is not None,
+            assemble_binary=True,
         )
         self._deflate: MessageDeflate | None = (
             deflate.codec(is_server=self.is_server) if deflate is not None else None
@@ -184,6 +187,14 @@ class Engine:
         events: list[Event] = []
         try:
             while True:
+                if not self._failed:
+                    # Whole plain messages in one C call (nothing without the
+                    # extension); next_part() below handles everything else.
+                    for message in parser.whole_messages():
+                        events.append(
+                            TextMessage(message) if type(message) is str
+                            else BytesMessage(message)  # type: ignore[arg-type]
+                        )
                 try:
                     part = parser.next_part()
                 except ProtocolError:
@@ -212,11 +223,7 @@ class Engine:
                 if part.rsv1:
                     deflate = self._deflate
                     assert deflate is not None  # the parser refuses RSV1 otherwise
-                    max_size = self._max_size
-                    payload = deflate.decompress(payload, max_size)
-                    tail = deflate.finish(None if max_size is None else max_size - len(payload))
-                    if tail:
-                        payload += tail
+                    payload = deflate.decompress_message(payload, self._max_size)
                 if part.opcode == TEXT:
                     events.append(TextMessage(decode_text(payload)))
                 else:
@@ -361,13 +368,17 @@ class Engine:
             )
 
     def _send_message(self, opcode: int, payload: BytesLike) -> list[bytes]:
-        self._check_open()
+        if self._state is not _OPEN:
+            self._check_open()
         if self._send_opcode:
             # 5.4: fragments of one message MUST NOT be interleaved with another
             raise InvalidState("a fragmented message is in progress; finish it with fin=True")
         deflate = self._deflate
         if deflate is not None:
             return self._frame(opcode, deflate.compress(payload), rsv1=True)
+        if self.is_server and len(payload) < 126:
+            # The most common frame, inline: FIN + opcode, 7-bit length, unmasked.
+            return [bytes((0x80 | opcode, len(payload))) + payload]
         return self._frame(opcode, payload)
 
     def send_text(self, data: str) -> list[bytes]:

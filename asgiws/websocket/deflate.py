@@ -75,13 +75,21 @@ class DeflateParams:
 
 class MessageDeflate:
     """Compresses our messages and inflates the peer's, keeping the LZ77
-    context across messages unless no_context_takeover applies."""
+    context across messages unless no_context_takeover applies.
+
+    One compressor per connection for its whole life: with our
+    no_context_takeover, each message ends with Z_FULL_FLUSH instead of
+    Z_SYNC_FLUSH, which clears the match history, so the next message cannot
+    refer to this one -- what a fresh compressor gives, without allocating
+    and initialising one (hundreds of KiB at 15 window bits) per message.
+    """
 
     __slots__ = (
         "_compress_wbits",
         "_compressor",
         "_decompress_wbits",
         "_decompressor",
+        "_final_flush",
         "_level",
         "_local_reset",
         "_mem_level",
@@ -103,6 +111,10 @@ class MessageDeflate:
         self._mem_level = params.mem_level
         self._compressor: Any = None
         self._decompressor: Any = None
+        # 7.1.1.1: with no_context_takeover the endpoint "MUST start
+        # compressing each new message with an empty LZ77 sliding window";
+        # Z_FULL_FLUSH at the end of each message guarantees exactly that.
+        self._final_flush = zlib.Z_FULL_FLUSH if self._local_reset else zlib.Z_SYNC_FLUSH
 
     # --- sending ----------------------------------------------------------------
     def compress(self, data: bytes | bytearray | memoryview, *, fin: bool = True) -> bytes:
@@ -112,16 +124,13 @@ class MessageDeflate:
             c = self._compressor = zlib.compressobj(
                 self._level, zlib.DEFLATED, self._compress_wbits, self._mem_level
             )
-        out: bytes = c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH)
-        if fin:
+        head = c.compress(data)
+        tail = c.flush(self._final_flush if fin else zlib.Z_SYNC_FLUSH)
+        out: bytes = head + tail if head else tail
+        if fin and out.endswith(_TAIL):
             # 7.2.1: "Remove 4 octets (that are 0x00 0x00 0xff 0xff) from the
-            # tail end."
-            if out.endswith(_TAIL):
-                out = out[:-4]
-            # 7.1.1.1: with no_context_takeover the endpoint "MUST start
-            # compressing each new message with an empty LZ77 sliding window"
-            if self._local_reset:
-                self._compressor = None
+            # tail end."  (Both flushes end with that empty stored block.)
+            out = out[:-4]
         return out
 
     # --- receiving --------------------------------------------------------------
@@ -148,16 +157,26 @@ class MessageDeflate:
             )
         return out
 
+    def decompress_message(self, data: bytes, limit: int | None) -> bytes:
+        """A whole compressed message in one piece: `decompress` + `finish`
+        in one inflate call (the tail appended to the data)."""
+        out = self.decompress(data + _TAIL, limit)
+        self._end_message()
+        return out
+
     def finish(self, limit: int | None) -> bytes:
         """End of a compressed message: 7.2.2 "Append 4 octets of 0x00 0x00
         0xff 0xff to the tail end of the payload of the message" and inflate."""
         out = self.decompress(_TAIL, limit)
+        self._end_message()
+        return out
+
+    def _end_message(self) -> None:
         d = self._decompressor
         # A peer may end a message with a BFINAL block (7.2.3.3); the stream is
         # over then, so the next message starts a new one.
         if self._remote_reset or d.eof:
             self._decompressor = None
-        return out
 
 
 # --- negotiation ----------------------------------------------------------------

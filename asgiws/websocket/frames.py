@@ -11,11 +11,32 @@ buffered.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Literal
 
 from asgiws.websocket.errors import CloseCode, ProtocolError
-from asgiws.websocket.mask import BytesLike, apply_mask
+from asgiws.websocket.mask import (
+    Assembler,
+    BytesLike,
+    PayloadAssembler,
+    apply_mask,
+    extensions_enabled,
+)
+
+ScanFrames = Callable[[BytesLike, int, bool, int], tuple[list[str | bytes], int]]
+
+c_scan_frames: ScanFrames | None = None
+"""The C fast path for whole single-frame messages (see `FrameParser.whole_messages`);
+None without the extension or with ASGIWS_NO_EXTENSIONS=1."""
+if extensions_enabled():
+    try:
+        from asgiws.websocket._speedups import scan_frames as _c_scan_frames
+    except ImportError:  # not built, or an older build without it
+        pass
+    else:
+        c_scan_frames = _c_scan_frames
 
 
 class Opcode(IntEnum):
@@ -42,6 +63,9 @@ _UNPACK64 = struct.Struct(">Q").unpack_from
 
 MAX_CONTROL_PAYLOAD = 125
 SPLIT_THRESHOLD = 1024
+ASSEMBLE_THRESHOLD = 64 * 1024
+"""With `assemble_binary`, an uncompressed binary frame at least this long
+whose payload is not all there yet is collected whole (see FrameParser)."""
 """Payloads longer than this go out as a separate object behind their header
 (`transport.writelines`), shorter frames as one joined bytes object."""
 
@@ -174,9 +198,19 @@ class FrameParser:
     `expect_masked`: True on the server.  `max_size` bounds one message's
     payload on the wire for uncompressed messages (compressed ones are bounded
     after inflating, by the engine).  `compression`: RSV1 allowed (RFC 7692).
+
+    `assemble_binary` (the engine's choice): a big uncompressed binary frame
+    (ASSEMBLE_THRESHOLD bytes or more, within max_size, which must be set)
+    is handed out as one part once complete instead of piece by piece.  Its
+    chunks are unmasked straight from the fed data into one buffer of the
+    frame's size, skipping the receive buffer: one copy per byte instead of
+    three (buffer, unmasked piece, final join).  Binary payloads have nothing
+    to validate on the way, so no error can come earlier this way.
     """
 
     __slots__ = (
+        "_assemble_binary",
+        "_assembler",
         "_buf",
         "_compression",
         "_expect_masked",
@@ -186,16 +220,29 @@ class FrameParser:
         "_mask_offset",
         "_max_size",
         "_message_compressed",
+        "_message_opcode",
         "_message_size",
         "_opcode",
         "_pos",
         "_remaining",
         "_rsv1",
+        "_scan",
     )
 
     def __init__(
-        self, *, expect_masked: bool, max_size: int | None, compression: bool = False
+        self,
+        *,
+        expect_masked: bool,
+        max_size: int | None,
+        compression: bool = False,
+        scan: ScanFrames | Literal["auto"] | None = "auto",
+        assemble_binary: bool = False,
     ) -> None:
+        # "auto": the C fast path when available (looked up now, so tests can
+        # swap the module attribute); None: the general parser only.
+        self._scan = c_scan_frames if scan == "auto" else scan
+        self._assemble_binary = assemble_binary and max_size is not None
+        self._assembler: Assembler | None = None
         self._buf = bytearray()
         self._pos = 0
         self._expect_masked = expect_masked
@@ -211,6 +258,7 @@ class FrameParser:
         # the data message in progress
         self._in_message = False
         self._message_compressed = False
+        self._message_opcode = 0
         self._message_size = 0
 
     def feed(self, data: BytesLike) -> None:
@@ -218,12 +266,47 @@ class FrameParser:
         if self._pos and self._pos == len(buf):
             buf.clear()
             self._pos = 0
+        assembler = self._assembler
+        if assembler is not None and not buf and self._remaining:
+            # The middle of a big frame: straight into its payload buffer.
+            n = self._remaining
+            if n >= len(data):
+                assembler.add(data, self._mask)
+                self._remaining = n - len(data)
+                return
+            with memoryview(data) as view, view[:n] as head, view[n:] as rest:
+                assembler.add(head, self._mask)
+                self._remaining = 0
+                buf += rest
+            return
         buf += data
 
     @property
     def buffered(self) -> int:
         """Bytes received but not yet handed out."""
         return len(self._buf) - self._pos
+
+    def whole_messages(self) -> list[str | bytes]:
+        """Fast path: every message at the head of the buffer that is one
+        complete, plain frame (FIN, no RSV bit, text or binary, within
+        max_size), as str (valid UTF-8) or bytes, consumed in one C call.
+
+        Returns [] without the C extension or in the middle of a frame or a
+        fragmented message; `next_part()` then handles what is left, with all
+        the rules and errors -- this only ever skips work for frames that
+        parse without any.
+        """
+        scan = self._scan
+        if scan is None or self._remaining or self._in_message or self._assembler is not None:
+            return []  # (an assembled frame may be complete, waiting for next_part)
+        buf = self._buf
+        pos = self._pos
+        if len(buf) - pos < 2:
+            return []
+        max_size = self._max_size
+        limit = -1 if max_size is None else max_size
+        messages, self._pos = scan(buf, pos, self._expect_masked, limit)
+        return messages
 
     def _take(self, n: int) -> bytes:
         start = self._pos
@@ -251,6 +334,8 @@ class FrameParser:
         buf = self._buf
         available = len(buf) - self._pos
         remaining = self._remaining
+        if self._assembler is not None:
+            return self._assemble(available)
         if remaining:  # in the middle of a data frame's payload
             if not available:
                 self._compact()
@@ -361,10 +446,42 @@ class FrameParser:
 
         self._in_message = not fin
         self._message_size = message_size
-        n = length if length <= available else available
-        payload = self._take(n)
-        self._remaining = remaining = length - n
+        if opcode != CONT:
+            self._message_opcode = opcode
         self._opcode = opcode
         self._fin = fin
         self._rsv1 = rsv1
+        if (
+            length > available
+            and length >= ASSEMBLE_THRESHOLD
+            and self._assemble_binary
+            and self._message_opcode == BINARY
+            and not self._message_compressed
+        ):
+            # (module attribute looked up here, so tests can swap it)
+            self._assembler = PayloadAssembler(length)
+            self._remaining = length
+            return self._assemble(available)
+        n = length if length <= available else available
+        payload = self._take(n)
+        self._remaining = remaining = length - n
         return FramePart(opcode, fin, rsv1, payload, True, not remaining)
+
+    def _assemble(self, available: int) -> FramePart | None:
+        """Move buffered payload bytes into the assembler; the whole frame
+        as one part once complete."""
+        assembler = self._assembler
+        assert assembler is not None
+        remaining = self._remaining
+        if remaining and available:
+            n = remaining if remaining <= available else available
+            start = self._pos
+            with memoryview(self._buf) as view, view[start : start + n] as chunk:
+                assembler.add(chunk, self._mask)
+            self._pos = start + n
+            self._remaining = remaining = remaining - n
+        if remaining:
+            self._compact()
+            return None
+        self._assembler = None
+        return FramePart(self._opcode, self._fin, self._rsv1, assembler.take(), True, True)

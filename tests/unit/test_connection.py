@@ -505,3 +505,88 @@ async def test_a_ping_payload_over_125_bytes_is_refused_without_side_effects() -
     peer.frames()
     peer.flush()  # the automatic pong
     assert waiter.done()
+
+
+# --- replies to a burst are coalesced into one write ---------------------------------
+
+
+class CountingTransport(FakeTransport):
+    """Counts write()/writelines() calls: each is one system call on a real socket."""
+
+    def __init__(self, protocol: asyncio.Protocol) -> None:
+        super().__init__(protocol)
+        self.calls = 0
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.calls += 1
+        super().write(data)
+
+    def writelines(self, chunks: Any) -> None:
+        self.calls += 1
+        for chunk in chunks:
+            super().write(chunk)
+
+
+def make_counting_connection() -> tuple[WebSocketConnection, CountingTransport, Peer]:
+    conn = WebSocketConnection(Config(ws_ping_interval=None), engine=ServerEngine())
+    transport = CountingTransport(conn)
+    conn.connection_made(transport)
+    return conn, transport, Peer(conn, transport)
+
+
+def send_burst(peer: Peer, texts: list[str]) -> None:
+    """The peer's messages arrive in one read, as a pipelining client's do."""
+    for text in texts:
+        peer.protocol.send_text(text.encode())
+    peer.flush()
+
+
+async def test_replies_to_a_burst_go_out_in_one_write_as_the_burst_is_answered() -> None:
+    conn, transport, peer = make_counting_connection()
+    send_burst(peer, ["a", "b", "c"])
+    for _ in range(3):
+        await conn.send((await conn.recv()).upper())
+    # Written with the last reply, without waiting for the loop.
+    assert transport.calls == 1
+    assert [f.data for f in peer.frames()] == [b"A", b"B", b"C"]
+
+
+async def test_held_replies_are_written_when_recv_waits_or_on_the_next_iteration() -> None:
+    conn, transport, peer = make_counting_connection()
+    send_burst(peer, ["a", "b"])
+    await conn.send(await conn.recv())  # "b" is still queued: the reply is held
+    assert transport.calls == 0
+    await asyncio.sleep(0)  # the app went to do something else: out anyway
+    assert [f.data for f in peer.frames()] == [b"a"]
+
+    conn, transport, peer = make_counting_connection()
+    send_burst(peer, ["a", "b"])
+    await conn.send(await conn.recv())
+    assert await conn.recv() == "b"  # no reply to it; the next recv() will wait
+    receiving = asyncio.create_task(conn.recv())
+    await asyncio.sleep(0)
+    assert [f.data for f in peer.frames()] == [b"a"]
+    receiving.cancel()
+
+
+async def test_held_replies_precede_the_close_frame() -> None:
+    conn, _, peer = make_counting_connection()
+    send_burst(peer, ["a", "b"])
+    await conn.send(await conn.recv())
+    conn.start_close(1000, "bye")
+    frames = peer.frames()
+    assert [(f.opcode, f.data) for f in frames][:2] == [
+        (Opcode.TEXT, b"a"),
+        (Opcode.CLOSE, b"\x03\xe8bye"),
+    ]
+
+
+async def test_a_lone_message_and_a_big_one_are_written_at_once() -> None:
+    conn, transport, peer = make_counting_connection()
+    await conn.send("alone")
+    assert transport.calls == 1
+    send_burst(peer, ["a", "b"])
+    await conn.recv()
+    await conn.send(b"x" * 100_000)  # above the hold limit
+    assert transport.calls == 2
+    assert [len(f.data) for f in peer.frames()] == [5, 100_000]
