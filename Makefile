@@ -24,7 +24,7 @@ help:
 	@echo "make test       lint, type-check and run the whole test suite"
 	@echo "make lint       ruff check"
 	@echo "make typecheck  mypy --strict on asgiws"
-	@echo "make bench      run benchmarks/run.py"
+	@echo "make bench      run benchmarks/run.py (BENCH_ARGS=--quick for a smoke run)"
 
 # --- set-up ------------------------------------------------------------------
 
@@ -87,6 +87,16 @@ pytest-pure: $(INSTALL_STAMP)
 
 test: lint typecheck pytest pytest-pure
 
-bench: $(INSTALL_STAMP)
-	@if [ -f benchmarks/run.py ]; then $(PY) benchmarks/run.py; \
-	else echo "benchmarks/run.py is not written yet"; fi
+# The peers and the load generator come from the `bench` extra; wrk from apt
+# (installed only when missing).  BENCH_ARGS: e.g. --quick, --only asgiws-fast uvicorn-fast.
+BENCH_STAMP := $(VENV)/.installed-bench
+BENCH_ARGS ?=
+
+$(BENCH_STAMP): pyproject.toml $(wildcard setup.py) | $(INSTALL_STAMP)
+	$(PY) -m pip install --quiet -e '.[standard,dev,bench]'
+	touch $@
+
+bench: $(BENCH_STAMP)
+	@command -v wrk >/dev/null || { \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y wrk; }
+	$(VENV)/bin/python benchmarks/run.py $(BENCH_ARGS)

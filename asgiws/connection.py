@@ -80,6 +80,12 @@ class WebSocketConnection(asyncio.Protocol):
     never parsed and never lost.
     """
 
+    # Frames held back while a burst of received messages is answered (see
+    # the module docstring); None when nothing is held.  Class-level defaults:
+    # a connection that never answers a burst carries no entry for them.
+    _corked: list[bytes] | None = None
+    _corked_size = 0
+
     def __init__(
         self,
         config: Config,
@@ -129,10 +135,6 @@ class WebSocketConnection(asyncio.Protocol):
         self._writing_paused = False
         self._drain_waiters: list[asyncio.Future[None]] = []
         self._fragmented_send: asyncio.Future[None] | None = None
-        # Frames held back while a burst of received messages is answered
-        # (see the module docstring); None when nothing is held.
-        self._corked: list[bytes] | None = None
-        self._corked_size = 0
 
         # Closing handshake: the engine knows the frames, we know their order.
         self._rcvd_then_sent: bool | None = None

@@ -374,12 +374,14 @@ class Engine:
             # 5.4: fragments of one message MUST NOT be interleaved with another
             raise InvalidState("a fragmented message is in progress; finish it with fin=True")
         deflate = self._deflate
+        rsv1 = False
         if deflate is not None:
-            return self._frame(opcode, deflate.compress(payload), rsv1=True)
+            payload = deflate.compress(payload)
+            rsv1 = True  # RFC 7692 6.1: the "Per-Message Compressed" bit
         if self.is_server and len(payload) < 126:
-            # The most common frame, inline: FIN + opcode, 7-bit length, unmasked.
-            return [bytes((0x80 | opcode, len(payload))) + payload]
-        return self._frame(opcode, payload)
+            # The most common frame, inline: FIN, RSV1, opcode, 7-bit length, unmasked.
+            return [bytes((0xC0 | opcode if rsv1 else 0x80 | opcode, len(payload))) + payload]
+        return self._frame(opcode, payload, rsv1=rsv1)
 
     def send_text(self, data: str) -> list[bytes]:
         return self._send_message(TEXT, data.encode("utf-8"))

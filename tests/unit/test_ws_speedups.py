@@ -1,0 +1,268 @@
+"""The engine's fast paths give exactly the events of the general paths:
+the C whole-message scanner (`scan_frames`), the big-frame payload assembler
+(C `PayloadAssembler` and its Python twin), and whole-message inflate."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sysconfig
+import zlib
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import asgiws.websocket as ws_pkg
+from asgiws.websocket import frames as frames_module
+from asgiws.websocket.connection import ClientEngine, ServerEngine
+from asgiws.websocket.deflate import DeflateParams, MessageDeflate
+from asgiws.websocket.events import BytesMessage, ConnectionFailed, Event, TextMessage
+from asgiws.websocket.frames import (
+    ASSEMBLE_THRESHOLD,
+    BINARY,
+    CLOSE,
+    CONT,
+    PING,
+    TEXT,
+    FrameParser,
+    encode_frame,
+)
+from asgiws.websocket.mask import PythonPayloadAssembler, python_apply_mask
+
+SOURCE = Path(ws_pkg.__file__).parent / "_speedups.c"
+MASK = b"\x37\xfa\x21\x3d"
+
+
+@pytest.fixture(scope="module")
+def speedups(tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
+    """The C extension built from source, so its paths are tested whether or
+    not the package build compiled it (and under ASGIWS_NO_EXTENSIONS=1)."""
+    out = tmp_path_factory.mktemp("speedups") / (
+        "_speedups" + sysconfig.get_config_var("EXT_SUFFIX")
+    )
+    include = sysconfig.get_paths()["include"]
+    subprocess.run(
+        [os.environ.get("CC", "cc"), "-shared", "-fPIC", "-O2", f"-I{include}", str(SOURCE),
+         "-o", str(out)],
+        check=True,
+        timeout=120,
+    )
+    spec = importlib.util.spec_from_file_location("asgiws.websocket._speedups", out)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_engine(
+    stream: bytes, cuts: list[int], *, max_size: int | None, server: bool = True
+) -> tuple[list[Event], list[bytes]]:
+    engine = ServerEngine(max_size=max_size) if server else ClientEngine(max_size=max_size)
+    events: list[Event] = []
+    sent: list[bytes] = []
+    prev = 0
+    for cut in [*sorted(c for c in cuts if c <= len(stream)), len(stream)]:
+        events += engine.receive_data(stream[prev:cut])
+        sent += engine.data_to_send()
+        prev = cut
+    return events, sent
+
+
+# A frame: (opcode, fin, payload).  Text payloads are sometimes invalid UTF-8;
+# opcodes include control frames and continuations, so streams exercise the
+# hand-over between the C scanner and the general parser, and its errors.
+frame_st = st.tuples(
+    st.sampled_from([TEXT, BINARY, CONT, PING, TEXT, BINARY]),
+    st.booleans() | st.just(True),
+    st.one_of(
+        st.text(max_size=300).map(lambda t: t.encode()),
+        st.binary(max_size=300),
+        st.just(b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80"),  # surrogate
+    ),
+)
+
+
+def encode_stream(frames: list[tuple[int, bool, bytes]], *, masked: bool) -> bytes:
+    out = b""
+    for opcode, fin, payload in frames:
+        if opcode == PING:
+            payload, fin = payload[:125], True
+        out += b"".join(encode_frame(opcode, payload, fin=fin, mask=MASK if masked else None))
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    frames=st.lists(frame_st, max_size=12),
+    cuts=st.lists(st.integers(min_value=0, max_value=4000), max_size=6),
+    max_size=st.sampled_from([None, 100, 2**20]),
+    server=st.booleans(),
+)
+def test_c_scanner_gives_the_events_of_the_general_parser(
+    speedups: ModuleType,
+    frames: list[tuple[int, bool, bytes]],
+    cuts: list[int],
+    max_size: int | None,
+    server: bool,
+) -> None:
+    stream = encode_stream(frames, masked=server)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(frames_module, "c_scan_frames", None)
+        expected = run_engine(stream, cuts, max_size=max_size, server=server)
+        mp.setattr(frames_module, "c_scan_frames", speedups.scan_frames)
+        got = run_engine(stream, cuts, max_size=max_size, server=server)
+    assert got[0] == expected[0]
+    # A client masks its replies with fresh random keys: compare sizes only.
+    assert (got[1] if server else [len(c) for c in got[1]]) == (
+        expected[1] if server else [len(c) for c in expected[1]]
+    )
+
+
+def test_scanner_takes_plain_frames_and_stops_at_anything_else(speedups: ModuleType) -> None:
+    stream = encode_stream(
+        [(TEXT, True, "κόσμε".encode()), (BINARY, True, b"\x00\x01"), (PING, True, b"p"),
+         (TEXT, True, b"after")],
+        masked=True,
+    )
+    messages, pos = speedups.scan_frames(stream, 0, True, -1)
+    assert messages == ["κόσμε", b"\x00\x01"]
+    assert stream[pos] == 0x80 | PING  # the ping is left for the general parser
+    # Each of these stops the scan before consuming the frame.
+    for frame in (
+        b"".join(encode_frame(TEXT, b"\xff", mask=MASK)),  # invalid UTF-8
+        b"".join(encode_frame(TEXT, b"abc", fin=False, mask=MASK)),  # fragment
+        b"".join(encode_frame(TEXT, b"abc", rsv1=True, mask=MASK)),  # compressed
+        b"".join(encode_frame(TEXT, b"abc")),  # unmasked on a server
+        b"".join(encode_frame(CLOSE, b"", mask=MASK)),
+        b"".join(encode_frame(BINARY, b"x" * 200, mask=MASK))[:-1],  # incomplete
+    ):
+        assert speedups.scan_frames(frame, 0, True, -1) == ([], 0)
+    assert speedups.scan_frames(b"".join(encode_frame(BINARY, b"x" * 11, mask=MASK)), 0, True,
+                                10) == ([], 0)
+
+
+def test_invalid_utf8_behind_good_messages_fails_with_1007(speedups: ModuleType) -> None:
+    stream = encode_stream([(TEXT, True, b"good"), (TEXT, True, b"bad \xc0\xaf")], masked=True)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(frames_module, "c_scan_frames", speedups.scan_frames)
+        events, _ = run_engine(stream, [], max_size=None)
+    assert events[0] == TextMessage("good")
+    assert isinstance(events[1], ConnectionFailed) and events[1].code == 1007
+
+
+# --- big binary frames: assembled in one buffer ----------------------------------
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    data=st.binary(max_size=3000),
+    cuts=st.lists(st.integers(min_value=0, max_value=3000), max_size=8),
+    masked=st.booleans(),
+)
+def test_c_and_python_assemblers_agree(
+    speedups: ModuleType, data: bytes, cuts: list[int], masked: bool
+) -> None:
+    mask = MASK if masked else None
+    expected = python_apply_mask(data, MASK) if masked else data
+    for assembler in (speedups.PayloadAssembler(len(data)), PythonPayloadAssembler(len(data))):
+        prev = 0
+        for cut in [*sorted(c for c in cuts if c <= len(data)), len(data)]:
+            assembler.add(memoryview(data)[prev:cut], mask)
+            prev = cut
+        assert assembler.filled == len(data)
+        assert assembler.take() == expected
+
+
+def test_assemblers_refuse_overflow_and_early_take(speedups: ModuleType) -> None:
+    for assembler in (speedups.PayloadAssembler(4), PythonPayloadAssembler(4)):
+        assembler.add(b"ab", None)
+        with pytest.raises(ValueError):
+            assembler.take()
+        with pytest.raises(ValueError):
+            assembler.add(b"cde", None)
+        with pytest.raises(ValueError):
+            assembler.add(b"cd", b"123")  # a mask is 4 bytes
+        assembler.add(b"cd", None)
+        assert assembler.take() == b"abcd"
+
+
+@pytest.mark.parametrize("implementation", ["c", "python"])
+@pytest.mark.parametrize("piece", [1000, 65536, 300_000])
+def test_big_binary_messages_arrive_whole_in_any_split(
+    speedups: ModuleType, implementation: str, piece: int
+) -> None:
+    big = os.urandom(ASSEMBLE_THRESHOLD * 3 + 5)
+    stream = b"".join(
+        [
+            *encode_frame(BINARY, big, mask=MASK),
+            *encode_frame(TEXT, b"between", mask=MASK),
+            # a fragmented binary message made of big frames, a ping inside
+            *encode_frame(BINARY, big[:ASSEMBLE_THRESHOLD + 1], fin=False, mask=MASK),
+            *encode_frame(PING, b"p", mask=MASK),
+            *encode_frame(CONT, big, fin=True, mask=MASK),
+        ]
+    )
+    cuts = list(range(piece, len(stream), piece))
+    assembler = speedups.PayloadAssembler if implementation == "c" else PythonPayloadAssembler
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(frames_module, "PayloadAssembler", assembler)
+        events, sent = run_engine(stream, cuts, max_size=2**20)
+    datas = [e.data for e in events if isinstance(e, (TextMessage, BytesMessage))]
+    assert datas == [big, "between", big[:ASSEMBLE_THRESHOLD + 1] + big]
+    assert len(sent) == 1  # the pong
+
+
+def test_big_binary_frames_stream_in_parts_without_assembly() -> None:
+    """The parser's own contract is unchanged unless the engine asks."""
+    big = bytes(ASSEMBLE_THRESHOLD + 10)
+    frame = b"".join(encode_frame(BINARY, big, mask=MASK))
+    parser = FrameParser(expect_masked=True, max_size=None, assemble_binary=True)
+    parser.feed(frame[:100])
+    part = parser.next_part()  # max_size None: no assembly (no bound for the buffer)
+    assert part is not None and part.first and not part.last
+    parser = FrameParser(expect_masked=True, max_size=2**20, assemble_binary=True)
+    parser.feed(frame[:100])
+    assert parser.next_part() is None
+    parser.feed(frame[100:])
+    part = parser.next_part()
+    assert part is not None and part.first and part.last and part.payload == big
+
+
+def test_a_too_big_frame_is_refused_from_its_header_before_any_buffer() -> None:
+    engine = ServerEngine(max_size=ASSEMBLE_THRESHOLD * 2)
+    header = b"".join(encode_frame(BINARY, bytes(ASSEMBLE_THRESHOLD * 2 + 1), mask=MASK))[:14]
+    events = engine.receive_data(header)
+    assert isinstance(events[0], ConnectionFailed) and events[0].code == 1009
+
+
+# --- deflate ---------------------------------------------------------------------
+
+
+def test_no_context_takeover_messages_inflate_with_a_fresh_window() -> None:
+    """Z_FULL_FLUSH instead of a new compressor: every message still decodes
+    on its own, as RFC 7692 7.1.1.1 requires."""
+    codec = MessageDeflate(DeflateParams(server_no_context_takeover=True), is_server=True)
+    texts = [b"a message that repeats itself, a message that repeats itself " * i
+             for i in (1, 3, 2, 3)]
+    for text in texts:
+        compressed = codec.compress(text)
+        inflater = zlib.decompressobj(wbits=-15)
+        assert inflater.decompress(compressed + b"\x00\x00\xff\xff") == text
+
+
+@given(messages=st.lists(st.binary(max_size=2000), min_size=1, max_size=5))
+def test_whole_message_inflate_matches_streamed_inflate(messages: list[bytes]) -> None:
+    sender = MessageDeflate(DeflateParams(), is_server=False)
+    whole = MessageDeflate(DeflateParams(), is_server=True)
+    streamed = MessageDeflate(DeflateParams(), is_server=True)
+    for message in messages:
+        compressed = sender.compress(message)
+        assert whole.decompress_message(compressed, None) == message
+        half = len(compressed) // 2
+        out = streamed.decompress(compressed[:half], None)
+        out += streamed.decompress(compressed[half:], None)
+        assert out + streamed.finish(None) == message
