@@ -163,7 +163,7 @@ class Config:
     ws_deflate_level: int = option(6, "zlib compression level 1-9 for permessage-deflate.")
     ws_deflate_mem_level: int = option(5, "zlib memLevel 1-9 for permessage-deflate.")
     ws_deflate_server_max_window_bits: int = option(
-        15, "Largest LZ77 window (8-15) the server compresses with."
+        12, "Largest LZ77 window (8-15) the server compresses with (12 as in websockets)."
     )
     ws_deflate_client_max_window_bits: int | None = option(
         None, "Ask clients to compress with at most this window (8-15); default: as offered."

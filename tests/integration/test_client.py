@@ -256,7 +256,8 @@ async def test_compression_negotiated_with_asgiws_server() -> None:
     text = "compress me " * 10_000
     async with asgiws_peer(echo) as port:
         async with connect(f"ws://127.0.0.1:{port}/") as ws:
-            assert ws.response_headers["Sec-WebSocket-Extensions"] == "permessage-deflate"
+            extensions = ws.response_headers["Sec-WebSocket-Extensions"]
+            assert extensions == "permessage-deflate; server_max_window_bits=12"
             await ws.send(text)
             assert await ws.recv() == text
         async with connect(f"ws://127.0.0.1:{port}/", compression=None) as ws:
