@@ -10,45 +10,7 @@
 #include <stdint.h>
 #include <string.h>
 
-static PyObject *
-apply_mask(PyObject *self, PyObject *args)
-{
-    Py_buffer data, mask;
-    PyObject *result = NULL;
-    if (!PyArg_ParseTuple(args, "y*y*:apply_mask", &data, &mask))
-        return NULL;
-    if (mask.len != 4) {
-        PyErr_SetString(PyExc_ValueError, "mask must be 4 bytes");
-        goto done;
-    }
-    result = PyBytes_FromStringAndSize(NULL, data.len);
-    if (result == NULL)
-        goto done;
-    {
-        const unsigned char *in = (const unsigned char *)data.buf;
-        const unsigned char *key = (const unsigned char *)mask.buf;
-        unsigned char *out = (unsigned char *)PyBytes_AS_STRING(result);
-        Py_ssize_t n = data.len, i = 0;
-        uint64_t key8;
-        unsigned char k8[8];
-        memcpy(k8, key, 4);
-        memcpy(k8 + 4, key, 4);
-        memcpy(&key8, k8, 8);
-        for (; i + 8 <= n; i += 8) {
-            uint64_t w;
-            memcpy(&w, in + i, 8);
-            w ^= key8;
-            memcpy(out + i, &w, 8);
-        }
-        for (; i < n; i++)
-            out[i] = in[i] ^ key[i & 3];
-    }
-done:
-    PyBuffer_Release(&data);
-    PyBuffer_Release(&mask);
-    return result;
-}
-
+/* XOR n bytes with the 4-byte key, 8 bytes at a time. */
 static void
 xor_mask(const unsigned char *in, unsigned char *out, Py_ssize_t n, const unsigned char *key)
 {
@@ -66,6 +28,28 @@ xor_mask(const unsigned char *in, unsigned char *out, Py_ssize_t n, const unsign
     }
     for (; i < n; i++)
         out[i] = in[i] ^ key[i & 3];
+}
+
+static PyObject *
+apply_mask(PyObject *self, PyObject *args)
+{
+    Py_buffer data, mask;
+    PyObject *result = NULL;
+    if (!PyArg_ParseTuple(args, "y*y*:apply_mask", &data, &mask))
+        return NULL;
+    if (mask.len != 4) {
+        PyErr_SetString(PyExc_ValueError, "mask must be 4 bytes");
+        goto done;
+    }
+    result = PyBytes_FromStringAndSize(NULL, data.len);
+    if (result == NULL)
+        goto done;
+    xor_mask((const unsigned char *)data.buf, (unsigned char *)PyBytes_AS_STRING(result),
+             data.len, (const unsigned char *)mask.buf);
+done:
+    PyBuffer_Release(&data);
+    PyBuffer_Release(&mask);
+    return result;
 }
 
 /* scan_frames(buffer, pos, expect_masked, max_size) -> (messages, new_pos)
