@@ -105,7 +105,7 @@ async def test_scope() -> None:
         await receive()
         await send({"type": "websocket.close"})
 
-    async with serve_http(app, root_path="/root") as server:
+    async with serve_http(app, root_path="/mount") as server:
         server.state.lifespan_state["shared"] = "value"
         with pytest.raises(InvalidStatus):
             async with connect(ws_url(server, "/a%20b?x=1"), subprotocols=["p1", "p2"]):  # type: ignore[list-item]
@@ -115,9 +115,9 @@ async def test_scope() -> None:
     assert scope["asgi"] == {"version": "3.0", "spec_version": "2.5"}
     assert scope["http_version"] == "1.1"
     assert scope["scheme"] == "ws"
-    assert scope["path"] == "/root/a b"
-    assert scope["raw_path"] == b"/root/a%20b"
-    assert scope["root_path"] == "/root"
+    assert scope["path"] == "/mount/a b"
+    assert scope["raw_path"] == b"/mount/a%20b"
+    assert scope["root_path"] == "/mount"
     assert scope["query_string"] == b"x=1"
     assert scope["subprotocols"] == ["p1", "p2"]
     assert scope["client"][0] == "127.0.0.1"

@@ -56,7 +56,7 @@ async def test_scope_and_default_headers(http: str) -> None:
 
     state = ServerState(default_headers=list(DEFAULT_HEADERS), lifespan_state={"db": "x"})
     async with (
-        serve_http(app, state, http=http, root_path="/root") as srv,
+        serve_http(app, state, http=http, root_path="/mount") as srv,
         httpx.AsyncClient() as client,
     ):
         response = await client.get(srv.url + "/p%C3%A9?q=1", headers={"X-A": "b"})
@@ -68,8 +68,8 @@ async def test_scope_and_default_headers(http: str) -> None:
     assert scope["asgi"] == {"version": "3.0", "spec_version": "2.4"}
     assert scope["http_version"] == "1.1" and scope["scheme"] == "http"
     assert scope["method"] == "GET"
-    assert scope["root_path"] == "/root"
-    assert scope["path"] == "/root/pé" and scope["raw_path"] == b"/root/p%C3%A9"
+    assert scope["root_path"] == "/mount"
+    assert scope["path"] == "/mount/pé" and scope["raw_path"] == b"/mount/p%C3%A9"
     assert scope["query_string"] == b"q=1"
     assert (b"x-a", b"b") in scope["headers"]
     assert scope["server"] == ("127.0.0.1", srv.port)
