@@ -86,6 +86,49 @@ class WebSocketConnection(asyncio.Protocol):
     _corked: list[bytes] | None = None
     _corked_size = 0
 
+    # Thousands of idle connections each hold one: fixed attributes in slots.
+    # `__dict__` stays so that applications may still hang their own
+    # attributes on a connection (as websockets users do); it is only
+    # allocated when one does.
+    __slots__ = (
+        "__dict__",
+        "__weakref__",
+        "_close_timer",
+        "_closed_waiter",
+        "_drain_waiters",
+        "_engine",
+        "_failure_timer",
+        "_fragmented_send",
+        "_keepalive_payload",
+        "_keepalive_timeout",
+        "_keepalive_timer",
+        "_loop",
+        "_lost",
+        "_messages",
+        "_pending",
+        "_pings",
+        "_rcvd_then_sent",
+        "_reading_paused",
+        "_recv_waiter",
+        "_registry",
+        "_resume_queue_at",
+        "_transport",
+        "_writing_paused",
+        "close_timeout",
+        "config",
+        "debug",
+        "id",
+        "latency",
+        "logger",
+        "max_queue",
+        "path",
+        "ping_interval",
+        "ping_timeout",
+        "request_headers",
+        "response_headers",
+        "subprotocol",
+    )
+
     def __init__(
         self,
         config: Config,

@@ -83,6 +83,28 @@ class Engine:
 
     is_server: bool = True
 
+    # Thousands of idle connections each hold one engine: no per-instance dict.
+    __slots__ = (
+        "_close_received",
+        "_close_sent",
+        "_deflate",
+        "_eof",
+        "_failed",
+        "_failure",
+        "_max_size",
+        "_msg_compressed",
+        "_msg_opcode",
+        "_msg_parts",
+        "_msg_size",
+        "_msg_text",
+        "_parser",
+        "_peer_sent_close",
+        "_send_opcode",
+        "_state",
+        "_to_send",
+        "_unreadable",
+    )
+
     def __init__(
         self, *, max_size: int | None = 2**20, deflate: DeflateParams | None = None
     ) -> None:
@@ -442,10 +464,12 @@ class Engine:
 class ServerEngine(Engine):
     """Server role: expects masked frames, sends unmasked ones."""
 
+    __slots__ = ()
     is_server = True
 
 
 class ClientEngine(Engine):
     """Client role: masks every frame with a fresh key, expects unmasked frames."""
 
+    __slots__ = ()
     is_server = False
