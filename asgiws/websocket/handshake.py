@@ -10,7 +10,13 @@ from dataclasses import dataclass
 
 from asgiws.websocket.deflate import DeflateOptions, DeflateParams, client_accept
 from asgiws.websocket.errors import HandshakeError, InvalidResponse
-from asgiws.websocket.headers import header_values, is_token, parse_token_list
+from asgiws.websocket.headers import (
+    HeaderIndex,
+    header_values,
+    index_headers,
+    is_token,
+    parse_token_list,
+)
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -40,8 +46,8 @@ class ClientHandshake:
     origin: str | None
 
 
-def _only(headers: Headers, name: bytes) -> str | None:
-    values = header_values(headers, name)
+def _only(index: HeaderIndex, name: bytes) -> str | None:
+    values = header_values(index, name)
     if len(values) > 1:
         raise HandshakeError(400, f"more than one {name.decode()} header")
     return values[0] if values else None
@@ -67,17 +73,18 @@ def validate_request(method: str, http_version: str, headers: Headers) -> Client
     except ValueError:
         raise _bad(f"WebSocket upgrade needs HTTP/1.1 or higher, not HTTP/{http_version}") from None
     # 4.2.1.2: "A |Host| header field containing the server's authority."
-    hosts = header_values(headers, b"host")
+    index = index_headers(headers)
+    hosts = header_values(index, b"host")
     if len(hosts) != 1:
         raise _bad("exactly one Host header is required")
     # 4.2.1.3: "An |Upgrade| header field containing the value "websocket",
     # treated as an ASCII case-insensitive value."
-    upgrade = [t.lower() for t in parse_token_list(header_values(headers, b"upgrade"))]
+    upgrade = [t.lower() for t in parse_token_list(header_values(index, b"upgrade"))]
     if "websocket" not in upgrade:
         raise _bad("missing 'Upgrade: websocket' header")
     # 4.2.1.4: "A |Connection| header field that includes the token "Upgrade",
     # treated as an ASCII case-insensitive value."
-    connection = [t.lower() for t in parse_token_list(header_values(headers, b"connection"))]
+    connection = [t.lower() for t in parse_token_list(header_values(index, b"connection"))]
     if "upgrade" not in connection:
         raise _bad("missing 'Connection: Upgrade' header")
     # 4.2.1.6: "A |Sec-WebSocket-Version| header field, with a value of 13."
@@ -86,7 +93,7 @@ def validate_request(method: str, http_version: str, headers: Headers) -> Client
     # appropriate HTTP error code (such as 426 Upgrade Required) and a
     # |Sec-WebSocket-Version| header field indicating the version(s) the
     # server is capable of understanding."
-    versions = header_values(headers, b"sec-websocket-version")
+    versions = header_values(index, b"sec-websocket-version")
     if [v.strip() for v in versions] != ["13"]:
         got = ", ".join(versions) or "none"
         raise HandshakeError(
@@ -94,7 +101,7 @@ def validate_request(method: str, http_version: str, headers: Headers) -> Client
         )
     # 4.2.1.5: "A |Sec-WebSocket-Key| header field with a base64-encoded value
     # that, when decoded, is 16 bytes in length."
-    key = _only(headers, b"sec-websocket-key")
+    key = _only(index, b"sec-websocket-key")
     if key is None:
         raise _bad("missing Sec-WebSocket-Key header")
     key = key.strip()
@@ -104,12 +111,12 @@ def validate_request(method: str, http_version: str, headers: Headers) -> Client
         raw = b""
     if len(raw) != 16:
         raise _bad("Sec-WebSocket-Key is not the base64 encoding of 16 bytes")
-    subprotocols = parse_token_list(header_values(headers, b"sec-websocket-protocol"))
+    subprotocols = parse_token_list(header_values(index, b"sec-websocket-protocol"))
     return ClientHandshake(
         key=key,
         subprotocols=subprotocols,
-        extensions=header_values(headers, b"sec-websocket-extensions"),
-        origin=_only(headers, b"origin"),
+        extensions=header_values(index, b"sec-websocket-extensions"),
+        origin=_only(index, b"origin"),
     )
 
 
@@ -198,18 +205,19 @@ def validate_response(
     # handles the response per HTTP [RFC2616] procedures."
     if status != 101:
         raise bad(f"server refused the WebSocket upgrade with HTTP {status}")
+    index = index_headers(headers)
     # 4.1: "If the response lacks an |Upgrade| header field or the |Upgrade|
     # header field contains a value that is not an ASCII case-insensitive
     # match for the value "websocket", the client MUST _Fail the WebSocket
     # Connection_."
-    upgrade = [t.lower() for t in parse_token_list(header_values(headers, b"upgrade"))]
+    upgrade = [t.lower() for t in parse_token_list(header_values(index, b"upgrade"))]
     if upgrade != ["websocket"]:
         raise bad("response lacks 'Upgrade: websocket'")
     # "If the response lacks a |Connection| header field or the |Connection|
     # header field doesn't contain a token that is an ASCII case-insensitive
     # match for the value "Upgrade", the client MUST _Fail the WebSocket
     # Connection_."
-    connection = [t.lower() for t in parse_token_list(header_values(headers, b"connection"))]
+    connection = [t.lower() for t in parse_token_list(header_values(index, b"connection"))]
     if "upgrade" not in connection:
         raise bad("response lacks 'Connection: Upgrade'")
     # "If the response lacks a |Sec-WebSocket-Accept| header field or the
@@ -217,14 +225,14 @@ def validate_response(
     # SHA-1 of the concatenation of the |Sec-WebSocket-Key| ... with the
     # string "258EAFA5-E914-47DA-95CA-C5AB0DC85B11" ... the client MUST _Fail
     # the WebSocket Connection_."
-    accepts = header_values(headers, b"sec-websocket-accept")
+    accepts = header_values(index, b"sec-websocket-accept")
     if [a.strip() for a in accepts] != [accept_key(key)]:
         raise bad("wrong or missing Sec-WebSocket-Accept")
     # "If the response includes a |Sec-WebSocket-Protocol| header field and
     # this header field indicates the use of a subprotocol that was not
     # present in the client's handshake ..., the client MUST _Fail the
     # WebSocket Connection_."
-    protocols = parse_token_list(header_values(headers, b"sec-websocket-protocol"))
+    protocols = parse_token_list(header_values(index, b"sec-websocket-protocol"))
     subprotocol: str | None = None
     if protocols:
         if len(protocols) != 1 or protocols[0] not in (offered_subprotocols or []):
@@ -234,7 +242,7 @@ def validate_response(
     # this header field indicates the use of an extension that was not present
     # in the client's handshake ..., the client MUST _Fail the WebSocket
     # Connection_."
-    extensions = header_values(headers, b"sec-websocket-extensions")
+    extensions = header_values(index, b"sec-websocket-extensions")
     params: DeflateParams | None = None
     if extensions:
         if deflate_options is None:

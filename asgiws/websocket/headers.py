@@ -21,9 +21,21 @@ _OWS = re.compile(r"[ \t]*")
 _UNESCAPE = re.compile(r"\\(.)")
 
 
-def header_values(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> list[str]:
-    """Every value of header `name` (lower-case), decoded as latin-1."""
-    return [value.decode("latin-1") for key, value in headers if key.lower() == name]
+HeaderIndex = dict[bytes, list[str]]
+"""Header values by lower-case name, decoded as latin-1."""
+
+
+def index_headers(headers: Iterable[tuple[bytes, bytes]]) -> HeaderIndex:
+    """One pass over the headers, so that each lookup after it is a dict hit."""
+    index: HeaderIndex = {}
+    for key, value in headers:
+        index.setdefault(key.lower(), []).append(value.decode("latin-1"))
+    return index
+
+
+def header_values(index: HeaderIndex, name: bytes) -> list[str]:
+    """Every value of header `name` (lower-case)."""
+    return index.get(name, [])
 
 
 def parse_token_list(values: Iterable[str]) -> list[str]:
