@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from http import HTTPStatus
 from typing import Any
 
+from asgiws.http.parser import split_tokens
 from asgiws.types import Headers
 
 _INVALID_NAME = re.compile(rb"[^!#$%&'*+\-.^_`|~0-9A-Za-z]")
@@ -104,10 +105,6 @@ def _validated(headers: Any) -> list[tuple[bytes, bytes]]:
     return result
 
 
-def _tokens(value: bytes) -> list[bytes]:
-    return [t for t in (part.strip(b" \t").lower() for part in value.split(b",")) if t]
-
-
 def build_response_head(
     status: int,
     app_headers: Iterable[Any],
@@ -135,9 +132,9 @@ def build_response_head(
         if lname == b"content-length":
             content_lengths.add(value.strip())
         elif lname == b"transfer-encoding":
-            transfer_codings.extend(_tokens(value))
+            transfer_codings.extend(split_tokens(value))
         elif lname == b"connection":
-            connection.extend(_tokens(value))
+            connection.extend(split_tokens(value))
 
     close = not keep_alive or b"close" in connection
     if status < 200 or status in (204, 304) or (method == "CONNECT" and status < 300):

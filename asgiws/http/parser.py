@@ -98,15 +98,17 @@ def split_target(target: bytes) -> tuple[bytes, str, bytes]:
     return raw_path, path, query
 
 
+def split_tokens(value: bytes) -> list[bytes]:
+    """Lower-cased comma-separated tokens of one header value (RFC 9110 5.6.1)."""
+    return [t for t in (part.strip(b" \t").lower() for part in value.split(b",")) if t]
+
+
 def comma_tokens(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> list[bytes]:
-    """Lower-cased comma-separated tokens of every `name` header (RFC 9110 5.6.1)."""
+    """Lower-cased comma-separated tokens of every `name` header."""
     tokens: list[bytes] = []
     for key, value in headers:
         if key == name:
-            for item in value.split(b","):
-                item = item.strip(b" \t").lower()
-                if item:
-                    tokens.append(item)
+            tokens.extend(split_tokens(value))
     return tokens
 
 
