@@ -45,7 +45,15 @@ class ServerProcess:
 
     def __init__(self, app: str, args: tuple[str, ...], env: Mapping[str, str] | None) -> None:
         self.command = [
-            sys.executable, "-m", "asgiws", app, "--host", "127.0.0.1", "--port", "0", *args,
+            sys.executable,
+            "-m",
+            "asgiws",
+            app,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            *args,
         ]
         full_env = dict(os.environ)
         full_env["PYTHONUNBUFFERED"] = "1"
@@ -133,7 +141,7 @@ class ServerProcess:
     @property
     def ws_url(self) -> str:
         scheme = "wss" if self.scheme == "https" else "ws"
-        return scheme + self.url[len(self.scheme):]
+        return scheme + self.url[len(self.scheme) :]
 
     def send_signal(self, signum: int) -> None:
         self.stopped_by_signal = signum

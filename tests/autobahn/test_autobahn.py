@@ -32,9 +32,11 @@ KOSOKU_TIMEOUT = 840  # seconds; a full run takes a few minutes on 2 cores
 
 SERVER_ARGS = (
     # The suite's client starts its closing handshake when it sees any ping.
-    "--ws-ping-interval", "0",
+    "--ws-ping-interval",
+    "0",
     # Case 9.x sends messages of up to 16 MiB.
-    "--ws-max-size", "16777216",
+    "--ws-max-size",
+    "16777216",
 )
 
 
@@ -67,8 +69,7 @@ def summarize(cases: dict[str, dict[str, Any]]) -> dict[str, Any]:
     close_behaviours = Counter(case["behaviorClose"] for case in cases.values())
     return {
         "total": len(cases),
-        "behavior": {name: behaviours.get(name, 0) for name in ALL_BEHAVIOURS}
-        | dict(behaviours),
+        "behavior": {name: behaviours.get(name, 0) for name in ALL_BEHAVIOURS} | dict(behaviours),
         "behaviorClose": dict(close_behaviours),
         # Where the run's time goes: the slowest cases, in milliseconds.
         "slowest_ms": dict(

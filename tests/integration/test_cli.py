@@ -40,9 +40,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
         (["tests.apps:echo", "--no-such-option"], "--no-such-option"),
     ],
 )
-def test_bad_input_prints_one_clear_line_and_exits_non_zero(
-    args: list[str], mentions: str
-) -> None:
+def test_bad_input_prints_one_clear_line_and_exits_non_zero(args: list[str], mentions: str) -> None:
     result = run_cli(*args, "--host", "127.0.0.1")
     output = (result.stderr + result.stdout).strip()
     assert result.returncode != 0, output

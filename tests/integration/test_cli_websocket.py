@@ -8,7 +8,6 @@ pure one (h11 + asyncio), so both stay fully tested.
 from __future__ import annotations
 
 import asyncio
-import socket
 
 import httpx
 import pytest
@@ -16,6 +15,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosedError, InvalidStatus
 
 from tests.conftest import ServerProcess, StartServer
+from tests.silent_client import open_silent_client, read_frames_until_close
 
 STACKS = {
     "fast": ("--http", "httptools", "--loop", "uvloop"),
@@ -141,22 +141,11 @@ async def test_ping_timeout_closes_a_silent_client(
     server = run_server(
         "tests.apps:protocol", *stack, "--ws-ping-interval", "0.2", "--ws-ping-timeout", "0.3"
     )
-    # A raw client that completes the handshake and never answers pings.
-    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
-        sock.sendall(
-            b"GET /echo HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        )
-        received = b""
-        while True:  # bounded by the socket timeout and by the server closing
-            chunk = sock.recv(4096)
-            if not chunk:
-                break
-            received += chunk
-    frames = received.split(b"\r\n\r\n", 1)[1]
-    assert frames.startswith(b"\x89")  # a ping came first
-    close_at = frames.index(b"\x88")
-    assert frames[close_at + 2 : close_at + 4] == (1011).to_bytes(2, "big")
+    silent, leftover = await asyncio.to_thread(open_silent_client, server.port, "/echo")
+    with silent:
+        opcodes, code = await asyncio.to_thread(read_frames_until_close, silent, leftover)
+    assert opcodes[0] == 0x9  # a ping came first
+    assert code == 1011  # and the peer that never answered it was closed
 
 
 async def test_crashing_app_gets_500_and_server_keeps_serving(

@@ -237,9 +237,7 @@ async def test_compression_negotiated_with_websockets_server() -> None:
             assert value.startswith("permessage-deflate")
             await ws.send(text)
             assert await ws.recv() == text
-        async with connect(
-            f"ws://127.0.0.1:{port}/", ws_deflate_client_max_window_bits=10
-        ) as ws:
+        async with connect(f"ws://127.0.0.1:{port}/", ws_deflate_client_max_window_bits=10) as ws:
             assert "client_max_window_bits=10" in ws.response_headers["Sec-WebSocket-Extensions"]
             await ws.send(text)
             assert await ws.recv() == text

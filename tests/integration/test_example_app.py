@@ -88,7 +88,10 @@ def test_ws_chat_invalid_message_gets_an_error_and_the_room_goes_on(
     with connect(example.ws_url + "/ws/chat?user=carol", open_timeout=TIMEOUT) as ws:
         assert recv_json(ws)["type"] == "join"
         bad_messages: list[str | bytes] = [
-            "{not json", "[1, 2]", json.dumps({"user": "carol"}), b"\x01binary"
+            "{not json",
+            "[1, 2]",
+            json.dumps({"user": "carol"}),
+            b"\x01binary",
         ]
         for bad in bad_messages:
             ws.send(bad)

@@ -9,16 +9,13 @@ listens; with port 0 that line tells the port it got.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import datetime
 import json
 import os
 import re
 import signal
-import socket
 import ssl
-import struct
 import subprocess
 import sys
 import threading
@@ -34,6 +31,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.asyncio.server import serve as websockets_serve
 
 from tests.conftest import REPO_ROOT, ServerProcess, StartServer
+from tests.silent_client import open_silent_client, read_frames_until_close
 
 TIMEOUT = 10.0
 START_TIMEOUT = 15.0
@@ -428,55 +426,6 @@ async def test_recv_timeout_closes_an_idle_connection(start_example: StartExampl
         assert ws.protocol.close_reason == "idle timeout"
 
 
-def open_silent_client(port: int) -> tuple[socket.socket, bytes]:
-    """A WebSocket client that completes the handshake, then never answers anything;
-    returns the socket and the bytes read past the response head."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
-    key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall(
-        (
-            f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-            "Sec-WebSocket-Version: 13\r\n\r\n"
-        ).encode()
-    )
-    head = b""
-    while b"\r\n\r\n" not in head:
-        chunk = sock.recv(4096)
-        assert chunk, f"connection closed during the handshake: {head!r}"
-        head += chunk
-    assert head.startswith(b"HTTP/1.1 101"), head
-    return sock, head.split(b"\r\n\r\n", 1)[1]
-
-
-def read_frames_until_close(sock: socket.socket, buffer: bytes) -> tuple[list[int], int]:
-    """Opcodes of the unmasked server frames read, and the close frame's code."""
-    opcodes: list[int] = []
-
-    def take(size: int) -> bytes:
-        nonlocal buffer
-        while len(buffer) < size:
-            chunk = sock.recv(4096)
-            assert chunk, f"EOF before a close frame; opcodes so far {opcodes}"
-            buffer += chunk
-        data, buffer = buffer[:size], buffer[size:]
-        return data
-
-    for _ in range(1000):  # bounded: a few pings, then the close
-        first, second = take(2)
-        length = second & 0x7F
-        if length == 126:
-            (length,) = struct.unpack("!H", take(2))
-        elif length == 127:
-            (length,) = struct.unpack("!Q", take(8))
-        payload = take(length)
-        opcodes.append(first & 0x0F)
-        if first & 0x0F == 0x8:
-            (code,) = struct.unpack("!H", payload[:2])
-            return opcodes, code
-    raise AssertionError(f"no close frame among {len(opcodes)} frames")
-
-
 async def test_keepalive_measures_latency_and_drops_a_silent_peer(
     start_example: StartExample,
 ) -> None:
@@ -551,7 +500,6 @@ async def test_starlette_app_serves_the_demo_pages(
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
     assert needle in page.text
-
 
 
 def test_readme_lists_every_example_script_with_its_command() -> None:

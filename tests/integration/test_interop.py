@@ -100,17 +100,17 @@ def test_cli_serves_wss_with_certificate_files(
     cert.cert_chain_pems[0].write_to_path(str(tmp_path / "cert.pem"))
     server = run_server(
         "tests.apps:protocol",
-        "--ssl-keyfile", str(tmp_path / "key.pem"),
-        "--ssl-certfile", str(tmp_path / "cert.pem"),
+        "--ssl-keyfile",
+        str(tmp_path / "key.pem"),
+        "--ssl-certfile",
+        str(tmp_path / "cert.pem"),
     )
     assert server.scheme == "https"
     client_context = ssl.create_default_context()
     certificate_authority.configure_trust(client_context)
 
     async def exchange() -> Any:
-        async with peer_connect(
-            f"wss://127.0.0.1:{server.port}/echo", ssl=client_context
-        ) as ws:
+        async with peer_connect(f"wss://127.0.0.1:{server.port}/echo", ssl=client_context) as ws:
             await ws.send("over tls")
             return await ws.recv()
 

@@ -347,9 +347,7 @@ async def test_connection_lost_wakes_recv_and_fails_pending_pings() -> None:
 
 
 async def test_keepalive_closes_with_1011_when_no_pong_arrives() -> None:
-    conn, _, peer = make_connection(
-        ws_ping_interval=0.01, ws_ping_timeout=0.02, ws_close_timeout=5
-    )
+    conn, _, peer = make_connection(ws_ping_interval=0.01, ws_ping_timeout=0.02, ws_close_timeout=5)
     await asyncio.wait_for(conn.wait_closed(), 2)
     frames = peer.frames()
     assert frames[0].opcode is Opcode.PING

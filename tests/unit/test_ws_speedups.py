@@ -46,8 +46,16 @@ def speedups(tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
     )
     include = sysconfig.get_paths()["include"]
     subprocess.run(
-        [os.environ.get("CC", "cc"), "-shared", "-fPIC", "-O2", f"-I{include}", str(SOURCE),
-         "-o", str(out)],
+        [
+            os.environ.get("CC", "cc"),
+            "-shared",
+            "-fPIC",
+            "-O2",
+            f"-I{include}",
+            str(SOURCE),
+            "-o",
+            str(out),
+        ],
         check=True,
         timeout=120,
     )
@@ -124,8 +132,12 @@ def test_c_scanner_gives_the_events_of_the_general_parser(
 
 def test_scanner_takes_plain_frames_and_stops_at_anything_else(speedups: ModuleType) -> None:
     stream = encode_stream(
-        [(TEXT, True, "κόσμε".encode()), (BINARY, True, b"\x00\x01"), (PING, True, b"p"),
-         (TEXT, True, b"after")],
+        [
+            (TEXT, True, "κόσμε".encode()),
+            (BINARY, True, b"\x00\x01"),
+            (PING, True, b"p"),
+            (TEXT, True, b"after"),
+        ],
         masked=True,
     )
     messages, pos = speedups.scan_frames(stream, 0, True, -1)
@@ -141,8 +153,9 @@ def test_scanner_takes_plain_frames_and_stops_at_anything_else(speedups: ModuleT
         b"".join(encode_frame(BINARY, b"x" * 200, mask=MASK))[:-1],  # incomplete
     ):
         assert speedups.scan_frames(frame, 0, True, -1) == ([], 0)
-    assert speedups.scan_frames(b"".join(encode_frame(BINARY, b"x" * 11, mask=MASK)), 0, True,
-                                10) == ([], 0)
+    assert speedups.scan_frames(
+        b"".join(encode_frame(BINARY, b"x" * 11, mask=MASK)), 0, True, 10
+    ) == ([], 0)
 
 
 def test_invalid_utf8_behind_good_messages_fails_with_1007(speedups: ModuleType) -> None:
@@ -201,7 +214,7 @@ def test_big_binary_messages_arrive_whole_in_any_split(
             *encode_frame(BINARY, big, mask=MASK),
             *encode_frame(TEXT, b"between", mask=MASK),
             # a fragmented binary message made of big frames, a ping inside
-            *encode_frame(BINARY, big[:ASSEMBLE_THRESHOLD + 1], fin=False, mask=MASK),
+            *encode_frame(BINARY, big[: ASSEMBLE_THRESHOLD + 1], fin=False, mask=MASK),
             *encode_frame(PING, b"p", mask=MASK),
             *encode_frame(CONT, big, fin=True, mask=MASK),
         ]
@@ -212,7 +225,7 @@ def test_big_binary_messages_arrive_whole_in_any_split(
         mp.setattr(frames_module, "PayloadAssembler", assembler)
         events, sent = run_engine(stream, cuts, max_size=2**20)
     datas = [e.data for e in events if isinstance(e, (TextMessage, BytesMessage))]
-    assert datas == [big, "between", big[:ASSEMBLE_THRESHOLD + 1] + big]
+    assert datas == [big, "between", big[: ASSEMBLE_THRESHOLD + 1] + big]
     assert len(sent) == 1  # the pong
 
 
@@ -246,8 +259,9 @@ def test_no_context_takeover_messages_inflate_with_a_fresh_window() -> None:
     """Z_FULL_FLUSH instead of a new compressor: every message still decodes
     on its own, as RFC 7692 7.1.1.1 requires."""
     codec = MessageDeflate(DeflateParams(server_no_context_takeover=True), is_server=True)
-    texts = [b"a message that repeats itself, a message that repeats itself " * i
-             for i in (1, 3, 2, 3)]
+    texts = [
+        b"a message that repeats itself, a message that repeats itself " * i for i in (1, 3, 2, 3)
+    ]
     for text in texts:
         compressed = codec.compress(text)
         inflater = zlib.decompressobj(wbits=-15)
