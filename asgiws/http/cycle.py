@@ -95,7 +95,8 @@ class RequestCycle:
         self._final_delivered = False
         self.discard_body = False
         self.disconnected = False
-        self._event = asyncio.Event()
+        # Created only when receive() has to wait: most requests never do.
+        self._wakeup: asyncio.Event | None = None
         # response side
         self.state = ResponseState.START
         self.written = False
@@ -107,11 +108,11 @@ class RequestCycle:
             return
         self._chunks.append(data)
         self.buffered += len(data)
-        self._event.set()
+        self._wake()
 
     def end_body(self) -> None:
         self.more_body = False
-        self._event.set()
+        self._wake()
 
     def drop_body(self) -> None:
         """The response is complete: the rest of the request body is read and dropped."""
@@ -121,7 +122,11 @@ class RequestCycle:
 
     def lost(self) -> None:
         self.disconnected = True
-        self._event.set()
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._wakeup is not None:
+            self._wakeup.set()
 
     # --- the app -------------------------------------------------------------
     async def run_asgi(self) -> None:
@@ -185,8 +190,10 @@ class RequestCycle:
                 self._final_delivered = not self.more_body
                 self._on_body_taken()
                 return {"type": "http.request", "body": body, "more_body": self.more_body}
-            self._event.clear()
-            await self._event.wait()
+            if self._wakeup is None:
+                self._wakeup = asyncio.Event()
+            self._wakeup.clear()
+            await self._wakeup.wait()
 
     # --- send ------------------------------------------------------------------
     async def send(self, message: Message) -> None:
@@ -242,7 +249,7 @@ class RequestCycle:
         self._write(parts)
         if not more_body:
             self.state = ResponseState.DONE
-            self._event.set()  # a receive() waiting for disconnect returns now
+            self._wake()  # a receive() waiting for disconnect returns now
             self._on_complete(self)
 
     def _write(self, parts: list[bytes]) -> None:

@@ -105,6 +105,36 @@ def _validated(headers: Any) -> list[tuple[bytes, bytes]]:
     return result
 
 
+class _HeadPlan:
+    """What a response head is apart from the server's default headers: the
+    app's validated headers plus the framing ones we add, encoded, and how
+    the body is framed.  Depends only on the cache key of `_plan_head`."""
+
+    __slots__ = ("body_framing", "content_length", "encoded", "keep_alive", "names")
+
+    def __init__(
+        self,
+        encoded: bytes,
+        names: frozenset[bytes],
+        body_framing: Framing,
+        content_length: int,
+        keep_alive: bool,
+    ) -> None:
+        self.encoded = encoded
+        self.names = names
+        self.body_framing = body_framing
+        self.content_length = content_length
+        self.keep_alive = keep_alive
+
+
+_PLAN_CACHE: dict[tuple[Any, ...], _HeadPlan] = {}
+_PLAN_CACHE_SIZE = 512
+"""Distinct (status, headers, request kind) combinations remembered.  Apps
+answer most requests with a few header sets, so validating and encoding them
+once pays off; the cache is emptied when full, so odd headers (a unique
+cookie per response) cost a miss, never memory."""
+
+
 def build_response_head(
     status: int,
     app_headers: Iterable[Any],
@@ -122,6 +152,53 @@ def build_response_head(
     """
     if not isinstance(status, int) or not 100 <= status <= 999:
         raise RuntimeError(f"Invalid HTTP status code {status!r}")
+    try:
+        items = tuple(app_headers)
+    except TypeError:
+        raise RuntimeError(f"Invalid HTTP headers {app_headers!r}: not iterable") from None
+    key = (status, items, method, http_version, keep_alive)
+    try:
+        plan = _PLAN_CACHE.get(key)
+    except TypeError:  # unhashable headers (lists, bytearrays): planned each time
+        plan = _plan_head(status, items, method, http_version, keep_alive)
+    else:
+        if plan is None:
+            plan = _plan_head(status, items, method, http_version, keep_alive)
+            if len(_PLAN_CACHE) >= _PLAN_CACHE_SIZE:
+                _PLAN_CACHE.clear()
+            _PLAN_CACHE[key] = plan
+    default_names, defaults = _encoded_defaults(default_headers)
+    if not plan.names.isdisjoint(default_names):  # the app overrides Server, Date...
+        defaults = b"".join(
+            b"%s: %s\r\n" % (name, value)
+            for name, value in default_headers
+            if name not in plan.names
+        )
+    return ResponseHead(
+        status_line(status) + defaults + plan.encoded,
+        BodyEncoder(plan.body_framing, plan.content_length),
+        plan.keep_alive,
+    )
+
+
+_last_defaults: tuple[Headers | None, frozenset[bytes], bytes] = (None, frozenset(), b"")
+
+
+def _encoded_defaults(default_headers: Headers) -> tuple[frozenset[bytes], bytes]:
+    """Names and encoding of the default headers; remembered for the last
+    list seen, since the server swaps in a new list only when Date changes."""
+    global _last_defaults
+    seen, names, encoded = _last_defaults
+    if seen is not default_headers:
+        names = frozenset(name for name, _ in default_headers)
+        encoded = b"".join(b"%s: %s\r\n" % (name, value) for name, value in default_headers)
+        _last_defaults = (default_headers, names, encoded)
+    return names, encoded
+
+
+def _plan_head(
+    status: int, app_headers: Iterable[Any], method: str, http_version: str, keep_alive: bool
+) -> _HeadPlan:
     headers = _validated(app_headers)
     names = {name.lower() for name, _ in headers}
     content_lengths: set[bytes] = set()
@@ -137,28 +214,30 @@ def build_response_head(
             connection.extend(split_tokens(value))
 
     close = not keep_alive or b"close" in connection
+    content_length = 0
     if status < 200 or status in (204, 304) or (method == "CONNECT" and status < 300):
-        encoder = BodyEncoder(Framing.NONE)
+        body_framing = Framing.NONE
     elif transfer_codings:
         if transfer_codings != [b"chunked"]:
             raise RuntimeError("Only Transfer-Encoding: chunked is supported in responses")
         headers = [h for h in headers if h[0].lower() != b"content-length"]
-        encoder = BodyEncoder(Framing.CHUNKED)
+        body_framing = Framing.CHUNKED
     elif content_lengths:
         if len(content_lengths) > 1:
             raise RuntimeError("Conflicting Content-Length headers")
         (text,) = content_lengths
         if not text.isdigit():
             raise RuntimeError(f"Invalid Content-Length {text!r}")
-        encoder = BodyEncoder(Framing.LENGTH, int(text))
+        body_framing = Framing.LENGTH
+        content_length = int(text)
     elif http_version == "1.1":
         headers.append((b"transfer-encoding", b"chunked"))
-        encoder = BodyEncoder(Framing.CHUNKED)
+        body_framing = Framing.CHUNKED
     else:
-        encoder = BodyEncoder(Framing.UNTIL_CLOSE)
+        body_framing = Framing.UNTIL_CLOSE
         close = close or method != "HEAD"
     if method == "HEAD":
-        encoder = BodyEncoder(Framing.NONE)
+        body_framing = Framing.NONE
 
     if close:
         if b"close" not in connection:
@@ -168,11 +247,8 @@ def build_response_head(
         # An HTTP/1.0 client closes unless the answer says keep-alive.
         headers.append((b"connection", b"keep-alive"))
 
-    parts = [status_line(status)]
-    for name, value in default_headers:
-        if name not in names:
-            parts += (name, b": ", value, b"\r\n")
+    parts: list[bytes] = []
     for name, value in headers:
         parts += (name, b": ", value, b"\r\n")
     parts.append(b"\r\n")
-    return ResponseHead(b"".join(parts), encoder, not close)
+    return _HeadPlan(b"".join(parts), frozenset(names), body_framing, content_length, not close)

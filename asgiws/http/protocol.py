@@ -58,6 +58,7 @@ class HttpProtocol(asyncio.Protocol):
         self._pending_error: ParseFailed | None = None
         self._pending_upgrade: tuple[RequestHead, bytearray] | None = None
         self._keep_alive_timer: asyncio.TimerHandle | None = None
+        self._idle_since: float | None = None  # loop time the last response ended
         self._lost = False
 
     # --- asyncio.Protocol ------------------------------------------------------
@@ -75,12 +76,12 @@ class HttpProtocol(asyncio.Protocol):
             ),
         )
         self.server_state.connections.add(self)
-        self._start_keep_alive_timer()
+        self._start_idle_clock()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
         self.server_state.connections.discard(self)
-        self._stop_keep_alive_timer()
+        self._cancel_keep_alive_timer()
         for cycle in self._cycles:
             cycle.lost()
         self._cycles.clear()
@@ -131,7 +132,7 @@ class HttpProtocol(asyncio.Protocol):
 
     # --- parser events ---------------------------------------------------------
     def _on_request(self, event: RequestStarted) -> None:
-        self._stop_keep_alive_timer()
+        self._stop_idle_clock()
         if event.upgrade:
             self._reading_requests = False
             self._pending_upgrade = (event.head, bytearray(self.parser.trailing_data()))
@@ -245,7 +246,7 @@ class HttpProtocol(asyncio.Protocol):
             self.transport.close()
             return
         else:
-            self._start_keep_alive_timer()
+            self._start_idle_clock()
         self._update_reading()
 
     def _update_reading(self) -> None:
@@ -266,7 +267,7 @@ class HttpProtocol(asyncio.Protocol):
         assert self._pending_upgrade is not None
         head, trailing = self._pending_upgrade
         self._pending_upgrade = None
-        self._stop_keep_alive_timer()
+        self._cancel_keep_alive_timer()
         self.flow.resume_reading()
         from asgiws.asgi import websocket
 
@@ -281,18 +282,31 @@ class HttpProtocol(asyncio.Protocol):
             self.server_state.connections.discard(self)
 
     # --- keep-alive ---------------------------------------------------------------
-    def _start_keep_alive_timer(self) -> None:
-        self._stop_keep_alive_timer()
-        self._keep_alive_timer = self.loop.call_later(
-            self.config.timeout_keep_alive, self._keep_alive_expired
-        )
+    # One timer per connection, not one per request: a request only marks the
+    # connection busy, and the end of a response only notes the time.  The
+    # timer, when it fires, closes an idle connection or sleeps for the rest.
+    def _start_idle_clock(self) -> None:
+        self._idle_since = self.loop.time()
+        if self._keep_alive_timer is None:
+            self._keep_alive_timer = self.loop.call_at(
+                self._idle_since + self.config.timeout_keep_alive, self._keep_alive_expired
+            )
 
-    def _stop_keep_alive_timer(self) -> None:
+    def _stop_idle_clock(self) -> None:
+        self._idle_since = None
+
+    def _cancel_keep_alive_timer(self) -> None:
+        self._idle_since = None
         if self._keep_alive_timer is not None:
             self._keep_alive_timer.cancel()
             self._keep_alive_timer = None
 
     def _keep_alive_expired(self) -> None:
         self._keep_alive_timer = None
-        if not self._cycles and not self.transport.is_closing():
+        if self._idle_since is None:
+            return  # busy: the end of the response starts the clock again
+        deadline = self._idle_since + self.config.timeout_keep_alive
+        if self.loop.time() < deadline:
+            self._keep_alive_timer = self.loop.call_at(deadline, self._keep_alive_expired)
+        elif not self._cycles and not self.transport.is_closing():
             self.transport.close()

@@ -121,3 +121,47 @@ def test_invalid_headers_are_refused(headers: list) -> None:  # type: ignore[typ
 def test_invalid_status_is_refused(status: object) -> None:
     with pytest.raises(RuntimeError):
         head(status)  # type: ignore[arg-type]
+
+
+def test_a_repeated_header_set_gives_the_same_head_and_a_fresh_encoder() -> None:
+    app_headers = [(b"content-type", b"text/plain"), (b"content-length", b"3")]
+    first, second = head(headers=app_headers), head(headers=list(app_headers))
+    assert first.data == second.data
+    assert first.encoder is not second.encoder
+    first.encoder.encode(b"abc", False)  # used up the first response's length...
+    assert second.encoder.encode(b"abc", False) == [b"abc"]  # ...not the second's
+
+
+def test_new_default_headers_are_used_at_once() -> None:
+    app_headers = [(b"content-length", b"0")]
+    before = head(headers=app_headers)
+    after = build_response_head(
+        200,
+        app_headers,
+        method="GET",
+        http_version="1.1",
+        keep_alive=True,
+        default_headers=[(b"server", b"asgiws"), (b"date", b"tomorrow")],
+    )
+    assert b"date: today" in lines(before)
+    assert b"date: tomorrow" in lines(after) and b"date: today" not in lines(after)
+
+
+def test_headers_as_lists_generators_and_bytearrays_are_accepted() -> None:
+    expected = head(headers=[(b"x-a", b"1"), (b"content-length", b"0")]).data
+    as_lists = head(headers=[[b"x-a", b"1"], [b"content-length", b"0"]])  # type: ignore[list-item]
+    as_bytearrays = head(headers=[(bytearray(b"x-a"), b"1"), (b"content-length", b"0")])  # type: ignore[list-item]
+    generated = build_response_head(
+        200,
+        ((name, value) for name, value in [(b"x-a", b"1"), (b"content-length", b"0")]),
+        method="GET",
+        http_version="1.1",
+        keep_alive=True,
+        default_headers=DEFAULTS,
+    )
+    assert as_lists.data == as_bytearrays.data == generated.data == expected
+
+
+def test_non_iterable_headers_are_refused() -> None:
+    with pytest.raises(RuntimeError, match="not iterable"):
+        head(headers=42)  # type: ignore[arg-type]

@@ -114,6 +114,34 @@ async def test_idle_connection_closes_after_keep_alive_timeout(http: str) -> Non
         writer.close()
 
 
+async def test_keep_alive_timeout_counts_from_the_last_response(http: str) -> None:
+    async with serve_http(echo_app, http=http, timeout_keep_alive=0.4) as srv:
+        reader, writer = await open_raw(srv.port)
+        writer.write(request())
+        assert (await read_response(reader)).status == 200
+        await asyncio.sleep(0.3)  # idle for most of the timeout, then busy again
+        writer.write(request())
+        assert (await read_response(reader)).status == 200
+        answered = asyncio.get_running_loop().time()
+        assert await read_eof(reader) == b""
+        # Closed a full timeout after the second response, not the first.
+        assert asyncio.get_running_loop().time() - answered >= 0.4 - 0.05
+        writer.close()
+
+
+async def test_a_response_slower_than_the_keep_alive_timeout_is_not_cut(http: str) -> None:
+    async def slow_app(scope: Scope, receive: Any, send: Any) -> None:
+        await asyncio.sleep(0.5)
+        await respond(send, b"late")
+
+    async with serve_http(slow_app, http=http, timeout_keep_alive=0.2) as srv:
+        reader, writer = await open_raw(srv.port)
+        writer.write(request())
+        response = await read_response(reader)
+        assert response.status == 200 and response.body == b"late"
+        writer.close()
+
+
 async def test_connection_close_is_honoured(http: str) -> None:
     async with serve_http(echo_app, http=http) as srv:
         reader, writer = await open_raw(srv.port)
