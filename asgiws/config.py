@@ -103,6 +103,14 @@ class Config:
         30.0,
         "Maximum number of seconds to wait for open connections and tasks on shutdown.",
     )
+    malloc_threshold: int = option(
+        32 * 2**20,
+        "glibc only: memory blocks up to this many bytes (at most 32 MiB) come from the heap "
+        "and as many free bytes stay mapped, so big messages do not map and fault in fresh "
+        "pages each time; 0 keeps the allocator's defaults.  Applied by the asgiws command "
+        "and asgiws.run(), which own the process.",
+        metavar="BYTES",
+    )
     limit_concurrency: int | None = option(
         None, "Maximum number of concurrent connections before issuing HTTP 503 responses."
     )
@@ -208,6 +216,8 @@ class Config:
                 )
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"--port: {self.port} is not between 0 and 65535")
+        if self.malloc_threshold < 0:
+            raise ConfigError(f"{flag_of('malloc_threshold')}: must be 0 or a positive integer")
         for name in ("ws_max_size", "ws_max_queue", "ws_read_limit", "ws_write_limit"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{flag_of(name)}: must be a positive integer")

@@ -99,6 +99,7 @@ class WebSocketConnection(asyncio.Protocol):
         "_engine",
         "_failure_timer",
         "_fragmented_send",
+        "_id",
         "_keepalive_payload",
         "_keepalive_timeout",
         "_keepalive_timer",
@@ -117,7 +118,6 @@ class WebSocketConnection(asyncio.Protocol):
         "close_timeout",
         "config",
         "debug",
-        "id",
         "latency",
         "logger",
         "max_queue",
@@ -137,7 +137,7 @@ class WebSocketConnection(asyncio.Protocol):
         registry: MutableSet[Any] | None = None,
         logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
     ) -> None:
-        self.id = uuid.uuid4()
+        self._id: uuid.UUID | None = None  # drawn on first use: os.urandom is a syscall
         self.config = config
         self.max_queue = config.ws_max_queue
         # Resume reading once the app has drained the queue down to a quarter,
@@ -245,6 +245,13 @@ class WebSocketConnection(asyncio.Protocol):
     def reading_paused(self) -> bool:
         """True while the transport is paused because `max_queue` is reached."""
         return self._reading_paused
+
+    @property
+    def id(self) -> uuid.UUID:
+        """A random UUID naming this connection (in logs, for example)."""
+        if self._id is None:
+            self._id = uuid.uuid4()
+        return self._id
 
     # ------------------------------------------------------------------
     # asyncio.Protocol

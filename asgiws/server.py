@@ -22,6 +22,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from asgiws.config import Config
+from asgiws.memory import tune_malloc
 from asgiws.types import ConnectionContext, ConnectionInfo, ServerState
 
 logger = logging.getLogger("asgiws.error")
@@ -66,7 +67,11 @@ class Server:
 
     # ------------------------------------------------------------------------
     def run(self, sockets: Sequence[socket.socket] | None = None) -> int:
-        """Blocking entry point: pick the event loop, serve until told to stop."""
+        """Blocking entry point: pick the event loop, serve until told to stop.
+
+        This owns the process, so it also tunes the allocator
+        (`Config.malloc_threshold`, see `asgiws.memory`)."""
+        tune_malloc(self.config.malloc_threshold)
         return run_with_loop(self.config.loop, self.serve(sockets))
 
     async def serve(self, sockets: Sequence[socket.socket] | None = None) -> int:

@@ -330,17 +330,22 @@ class WebSocketSession:
             raise ClientDisconnected("the client disconnected before websocket.accept")
         subprotocol: str | None = message.get("subprotocol")
         extensions_value, params = self._deflate if self._deflate is not None else (None, None)
-        headers = accept_headers(
-            self._handshake.key, subprotocol, extensions_value, list(message.get("headers") or [])
-        )
+        # Ours (Accept, the extension we negotiated) need no checking; the
+        # subprotocol and extra headers come from the app and are validated.
+        own = accept_headers(self._handshake.key, None, extensions_value)
+        app_headers = list(message.get("headers") or [])
+        if subprotocol is not None:
+            app_headers.insert(0, (b"sec-websocket-protocol", subprotocol.encode("latin-1")))
         response = build_response_head(
             101,
-            headers,
+            app_headers,
             method="GET",
             http_version=self._head.http_version,
             keep_alive=True,
             default_headers=self._ctx.server_state.default_headers,
+            own_headers=own,
         )
+        headers = own + app_headers
         config = self._ctx.config
         engine = ServerEngine(max_size=config.ws_max_size, deflate=params)
         self._cancel_handshake_timer()

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -143,12 +143,17 @@ def build_response_head(
     http_version: str,
     keep_alive: bool,
     default_headers: Headers,
+    own_headers: Sequence[tuple[bytes, bytes]] = (),
 ) -> ResponseHead:
     """Encode a response head for a request `method` / `http_version`.
 
     `keep_alive` says whether the request allows the connection to stay open;
     the result's `keep_alive` is False when this response ends it.  Raises
     RuntimeError for a response the app must not send.
+
+    `own_headers` are the server's own, already valid (a 101's
+    Sec-WebSocket-Accept): written after the defaults, never validated or
+    remembered, and not consulted for framing.
     """
     if not isinstance(status, int) or not 100 <= status <= 999:
         raise RuntimeError(f"Invalid HTTP status code {status!r}")
@@ -174,6 +179,8 @@ def build_response_head(
             for name, value in default_headers
             if name not in plan.names
         )
+    if own_headers:
+        defaults += b"".join(b"%s: %s\r\n" % (name, value) for name, value in own_headers)
     return ResponseHead(
         status_line(status) + defaults + plan.encoded,
         BodyEncoder(plan.body_framing, plan.content_length),

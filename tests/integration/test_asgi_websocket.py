@@ -204,6 +204,34 @@ async def test_app_error_before_accept_is_http_500() -> None:
     assert info.value.response.status_code == 500
 
 
+@pytest.mark.parametrize(
+    "accept",
+    [
+        {"type": "websocket.accept", "subprotocol": "chat\r\nset-cookie: stolen=1"},
+        {"type": "websocket.accept", "headers": [(b"x-a", b"1\r\nset-cookie: stolen=1")]},
+    ],
+    ids=["subprotocol", "header"],
+)
+async def test_accept_that_would_inject_a_header_is_http_500(accept: dict[str, Any]) -> None:
+    errors: list[BaseException] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        try:
+            await send(accept)
+        except RuntimeError as exc:
+            errors.append(exc)
+            raise
+
+    async with serve_http(app) as server:
+        with pytest.raises(InvalidStatus) as info:
+            async with connect(ws_url(server), subprotocols=["chat"]):  # type: ignore[list-item]
+                pass
+    assert info.value.response.status_code == 500
+    assert "set-cookie" not in info.value.response.headers
+    assert errors and "Invalid HTTP header value" in str(errors[0])
+
+
 async def test_app_returning_without_accept_is_http_500() -> None:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await receive()
