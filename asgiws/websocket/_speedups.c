@@ -52,23 +52,28 @@ done:
     return result;
 }
 
-/* scan_frames(buffer, pos, expect_masked, max_size) -> (messages, new_pos)
+/* scan_frames(buffer, pos, expect_masked, max_size, compressed=False)
+ *     -> (messages, new_pos)
  *
  * Starting at `pos`, takes every frame that is complete in `buffer` and is a
- * whole message on its own: FIN set, RSV bits clear, opcode text or binary,
+ * whole message on its own: FIN set, RSV2/RSV3 clear, opcode text or binary,
  * masked as expected, length within max_size (-1: no limit).  Each becomes
- * bytes (binary) or str (text, strict UTF-8).  Stops, without consuming it,
- * at the first frame that is anything else (incomplete, fragmented,
- * compressed, control, invalid, bad UTF-8): the Python parser takes it from
- * there and applies every rule, including the errors. */
+ * bytes (binary) or str (text, strict UTF-8).  With `compressed` (deflate
+ * negotiated) a frame with RSV1 set is taken too, as a tuple (is_text,
+ * payload) of its unmasked, still compressed bytes: the engine inflates it
+ * and checks the result.  Stops, without consuming it, at the first frame
+ * that is anything else (incomplete, fragmented, RSV1 without `compressed`,
+ * control, invalid, bad UTF-8): the Python parser takes it from there and
+ * applies every rule, including the errors. */
 static PyObject *
 scan_frames(PyObject *self, PyObject *args)
 {
     Py_buffer view;
     Py_ssize_t pos, max_size;
-    int expect_masked;
+    int expect_masked, compressed = 0;
     PyObject *messages, *result = NULL;
-    if (!PyArg_ParseTuple(args, "y*npn:scan_frames", &view, &pos, &expect_masked, &max_size))
+    if (!PyArg_ParseTuple(args, "y*npn|p:scan_frames", &view, &pos, &expect_masked, &max_size,
+                          &compressed))
         return NULL;
     messages = PyList_New(0);
     if (messages == NULL)
@@ -89,7 +94,8 @@ scan_frames(PyObject *self, PyObject *args)
             Py_ssize_t header = 2, avail = end - pos;
             const unsigned char *payload;
             PyObject *item;
-            if ((b0 & 0xF0) != 0x80 || (opcode != 1 && opcode != 2))
+            int deflated = (b0 & 0xF0) == 0xC0;
+            if (!((b0 & 0xF0) == 0x80 || (deflated && compressed)) || (opcode != 1 && opcode != 2))
                 break;
             if (masked != (expect_masked != 0))
                 break;
@@ -117,7 +123,24 @@ scan_frames(PyObject *self, PyObject *args)
             if (avail < header || (uint64_t)(avail - header) < length)
                 break;
             payload = buf + pos + header;
-            if (masked) {
+            if (deflated) {
+                PyObject *raw = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)length);
+                if (raw == NULL) {
+                    Py_CLEAR(messages);
+                    goto done;
+                }
+                if (masked)
+                    xor_mask(payload, (unsigned char *)PyBytes_AS_STRING(raw),
+                             (Py_ssize_t)length, payload - 4);
+                else
+                    memcpy(PyBytes_AS_STRING(raw), payload, (size_t)length);
+                item = Py_BuildValue("(ON)", opcode == 1 ? Py_True : Py_False, raw);
+                if (item == NULL) {
+                    Py_CLEAR(messages);
+                    goto done;
+                }
+            }
+            else if (masked) {
                 PyObject *raw = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)length);
                 if (raw == NULL) {
                     Py_CLEAR(messages);

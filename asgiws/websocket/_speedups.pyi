@@ -1,7 +1,12 @@
 def apply_mask(data: bytes | bytearray | memoryview, mask: bytes) -> bytes: ...
 def scan_frames(
-    buffer: bytes | bytearray | memoryview, pos: int, expect_masked: bool, max_size: int, /
-) -> tuple[list[str | bytes], int]: ...
+    buffer: bytes | bytearray | memoryview,
+    pos: int,
+    expect_masked: bool,
+    max_size: int,
+    compressed: bool = False,
+    /,
+) -> tuple[list[str | bytes | tuple[bool, bytes]], int]: ...
 
 class PayloadAssembler:
     def __init__(self, size: int, /) -> None: ...

@@ -213,10 +213,12 @@ class Engine:
                     # Whole plain messages in one C call (nothing without the
                     # extension); next_part() below handles everything else.
                     for message in parser.whole_messages():
-                        events.append(
-                            TextMessage(message) if type(message) is str
-                            else BytesMessage(message)  # type: ignore[arg-type]
-                        )
+                        if type(message) is str:
+                            events.append(TextMessage(message))
+                        elif type(message) is bytes:
+                            events.append(BytesMessage(message))
+                        else:  # compressed: (is_text, payload)
+                            events.append(self._inflate(*message))
                 try:
                     part = parser.next_part()
                 except ProtocolError:
@@ -233,6 +235,13 @@ class Engine:
             self._fail(exc, events)
         return events
 
+    def _inflate(self, is_text: bool, payload: bytes) -> TextMessage | BytesMessage:
+        """A whole compressed message, inflated within max_size and checked."""
+        deflate = self._deflate
+        assert deflate is not None  # the scanner takes RSV1 frames only with deflate
+        data = deflate.decompress_message(payload, self._max_size)
+        return TextMessage(decode_text(data)) if is_text else BytesMessage(data)
+
     def _budget(self) -> int | None:
         max_size = self._max_size
         return None if max_size is None else max_size - self._msg_size
@@ -243,10 +252,8 @@ class Engine:
                 # fast path: a whole unfragmented message in one piece
                 payload = part.payload
                 if part.rsv1:
-                    deflate = self._deflate
-                    assert deflate is not None  # the parser refuses RSV1 otherwise
-                    payload = deflate.decompress_message(payload, self._max_size)
-                if part.opcode == TEXT:
+                    events.append(self._inflate(part.opcode == TEXT, payload))
+                elif part.opcode == TEXT:
                     events.append(TextMessage(decode_text(payload)))
                 else:
                     events.append(BytesMessage(payload))

@@ -25,7 +25,10 @@ from asgiws.websocket.mask import (
     extensions_enabled,
 )
 
-ScanFrames = Callable[[BytesLike, int, bool, int], tuple[list[str | bytes], int]]
+WholeMessage = str | bytes | tuple[bool, bytes]
+"""What the scanner returns per message: text, binary, or (is_text, payload)
+for a compressed message still to be inflated."""
+ScanFrames = Callable[[BytesLike, int, bool, int, bool], tuple[list[WholeMessage], int]]
 
 c_scan_frames: ScanFrames | None = None
 """The C fast path for whole single-frame messages (see `FrameParser.whole_messages`);
@@ -286,10 +289,12 @@ class FrameParser:
         """Bytes received but not yet handed out."""
         return len(self._buf) - self._pos
 
-    def whole_messages(self) -> list[str | bytes]:
+    def whole_messages(self) -> list[WholeMessage]:
         """Fast path: every message at the head of the buffer that is one
-        complete, plain frame (FIN, no RSV bit, text or binary, within
-        max_size), as str (valid UTF-8) or bytes, consumed in one C call.
+        complete frame (FIN, text or binary, within max_size, no RSV bit but
+        RSV1 when compression is negotiated), consumed in one C call: str
+        (valid UTF-8) or bytes, or (is_text, payload) for a compressed one,
+        which the engine inflates and checks.
 
         Returns [] without the C extension or in the middle of a frame or a
         fragmented message; `next_part()` then handles what is left, with all
@@ -305,7 +310,7 @@ class FrameParser:
             return []
         max_size = self._max_size
         limit = -1 if max_size is None else max_size
-        messages, self._pos = scan(buf, pos, self._expect_masked, limit)
+        messages, self._pos = scan(buf, pos, self._expect_masked, limit, self._compression)
         return messages
 
     def _take(self, n: int) -> bytes:

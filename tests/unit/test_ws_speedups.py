@@ -67,9 +67,18 @@ def speedups(tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
 
 
 def run_engine(
-    stream: bytes, cuts: list[int], *, max_size: int | None, server: bool = True
+    stream: bytes,
+    cuts: list[int],
+    *,
+    max_size: int | None,
+    server: bool = True,
+    deflate: DeflateParams | None = None,
 ) -> tuple[list[Event], list[bytes]]:
-    engine = ServerEngine(max_size=max_size) if server else ClientEngine(max_size=max_size)
+    engine = (
+        ServerEngine(max_size=max_size, deflate=deflate)
+        if server
+        else ClientEngine(max_size=max_size, deflate=deflate)
+    )
     events: list[Event] = []
     sent: list[bytes] = []
     prev = 0
@@ -128,6 +137,90 @@ def test_c_scanner_gives_the_events_of_the_general_parser(
     assert (got[1] if server else [len(c) for c in got[1]]) == (
         expected[1] if server else [len(c) for c in expected[1]]
     )
+
+
+# A compressed stream: each message is compressed with one context across
+# the stream (context takeover), or sent plain, or is corrupt deflate data;
+# some are fragmented, pings interleave.
+compressed_frame_st = st.tuples(
+    st.sampled_from(["deflate", "deflate", "plain", "corrupt", "fragmented", "ping"]),
+    st.booleans(),  # text?
+    st.one_of(
+        st.text(max_size=300).map(lambda t: t.encode()),
+        st.binary(max_size=300),
+        st.just(b"caf\xc3"),  # truncated UTF-8
+        st.just(b"ab" * 400),  # inflates past a 100-byte limit
+    ),
+)
+
+
+def encode_compressed_stream(
+    frames: list[tuple[str, bool, bytes]], *, masked: bool, no_context_takeover: bool
+) -> bytes:
+    compressor = zlib.compressobj(6, zlib.DEFLATED, -15)
+    mask = MASK if masked else None
+    out = b""
+    for kind, is_text, payload in frames:
+        opcode = TEXT if is_text else BINARY
+        if kind == "ping":
+            out += b"".join(encode_frame(PING, payload[:125], mask=mask))
+            continue
+        if kind == "plain":
+            out += b"".join(encode_frame(opcode, payload, mask=mask))
+            continue
+        flush = zlib.Z_FULL_FLUSH if no_context_takeover else zlib.Z_SYNC_FLUSH
+        data = (compressor.compress(payload) + compressor.flush(flush))[:-4]
+        if kind == "corrupt":
+            data = b"\xff\xff" + data
+        if kind == "fragmented" and len(data) > 1:
+            half = len(data) // 2
+            out += b"".join(encode_frame(opcode, data[:half], fin=False, rsv1=True, mask=mask))
+            out += b"".join(encode_frame(CONT, data[half:], mask=mask))
+        else:
+            out += b"".join(encode_frame(opcode, data, rsv1=True, mask=mask))
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    frames=st.lists(compressed_frame_st, max_size=10),
+    cuts=st.lists(st.integers(min_value=0, max_value=3000), max_size=6),
+    max_size=st.sampled_from([None, 100, 2**20]),
+    server=st.booleans(),
+    no_context_takeover=st.booleans(),
+)
+def test_c_scanner_on_compressed_streams_gives_the_events_of_the_general_parser(
+    speedups: ModuleType,
+    frames: list[tuple[str, bool, bytes]],
+    cuts: list[int],
+    max_size: int | None,
+    server: bool,
+    no_context_takeover: bool,
+) -> None:
+    stream = encode_compressed_stream(
+        frames, masked=server, no_context_takeover=no_context_takeover
+    )
+    params = DeflateParams(
+        server_no_context_takeover=no_context_takeover,
+        client_no_context_takeover=no_context_takeover,
+    )
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(frames_module, "c_scan_frames", None)
+        expected = run_engine(stream, cuts, max_size=max_size, server=server, deflate=params)
+        mp.setattr(frames_module, "c_scan_frames", speedups.scan_frames)
+        got = run_engine(stream, cuts, max_size=max_size, server=server, deflate=params)
+    assert got[0] == expected[0]
+    assert (got[1] if server else [len(c) for c in got[1]]) == (
+        expected[1] if server else [len(c) for c in expected[1]]
+    )
+
+
+def test_scanner_takes_compressed_frames_only_when_asked(speedups: ModuleType) -> None:
+    frame = b"".join(encode_frame(TEXT, b"\x01\x02", rsv1=True, mask=MASK))
+    assert speedups.scan_frames(frame, 0, True, -1) == ([], 0)
+    assert speedups.scan_frames(frame, 0, True, -1, True) == ([(True, b"\x01\x02")], len(frame))
+    binary = b"".join(encode_frame(BINARY, b"\x03", rsv1=True))
+    assert speedups.scan_frames(binary, 0, False, -1, True) == ([(False, b"\x03")], len(binary))
 
 
 def test_scanner_takes_plain_frames_and_stops_at_anything_else(speedups: ModuleType) -> None:
