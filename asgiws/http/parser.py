@@ -112,45 +112,49 @@ def comma_tokens(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> list[by
     return tokens
 
 
-def head_size(method: bytes, target: bytes, headers: Headers) -> int:
-    """Bytes of a request head on the wire (single-space separators assumed)."""
-    size = len(method) + len(target) + 14  # " ", " HTTP/1.1", CRLF, final CRLF
-    for name, value in headers:
-        size += len(name) + len(value) + 4  # ": " and CRLF
-    return size
-
-
 def start_request(
     method: bytes, target: bytes, http_version: str, headers: Headers, max_head: int
 ) -> RequestStarted | ParseFailed:
     """Build the one `RequestStarted` for a parsed head, or refuse the head."""
-    if head_size(method, target, headers) > max_head:
+    # One pass over the headers for everything policy needs.
+    size = len(method) + len(target) + 14  # " ", " HTTP/1.1", CRLF, final CRLF
+    hosts = 0
+    codings: list[bytes] = []
+    connection: list[bytes] = []
+    upgrade_tokens: list[bytes] = []
+    expect_continue = False
+    for name, value in headers:
+        size += len(name) + len(value) + 4  # ": " and CRLF (single spaces assumed)
+        if name == b"host":
+            hosts += 1
+        elif name == b"connection":
+            connection += split_tokens(value)
+        elif name == b"transfer-encoding":
+            codings += split_tokens(value)
+        elif name == b"upgrade":
+            upgrade_tokens += split_tokens(value)
+        elif name == b"expect" and value.lower() == b"100-continue":
+            expect_continue = http_version == "1.1"
+    if size > max_head:
         return ParseFailed(431, "Request header fields too large")
-    if http_version == "1.1":
-        hosts = sum(1 for name, _ in headers if name == b"host")
-        if hosts != 1:
-            # RFC 9112 3.2: "A server MUST respond with a 400 (Bad Request) status
-            # code to any HTTP/1.1 request message that lacks a Host header field
-            # and to any request message that contains more than one Host header".
-            return ParseFailed(400, "Missing or repeated Host header")
-    codings = comma_tokens(headers, b"transfer-encoding")
+    # RFC 9112 3.2: "A server MUST respond with a 400 (Bad Request) status
+    # code to any HTTP/1.1 request message that lacks a Host header field
+    # and to any request message that contains more than one Host header".
+    if http_version == "1.1" and hosts != 1:
+        return ParseFailed(400, "Missing or repeated Host header")
     if codings and codings != [b"chunked"]:
         # RFC 9112 6.1: "A server that receives a request message with a
         # transfer coding it does not understand SHOULD respond with 501".
         return ParseFailed(501, "Only Transfer-Encoding: chunked is supported")
     raw_path, path, query = split_target(target)
-    connection = comma_tokens(headers, b"connection")
     if http_version == "1.1":
         keep_alive = b"close" not in connection
     else:
         # An HTTP/1.0 client keeps the connection only when it asks to.
         keep_alive = b"keep-alive" in connection and b"close" not in connection
-    expect_continue = http_version == "1.1" and any(
-        name == b"expect" and value.lower() == b"100-continue" for name, value in headers
-    )
     # RFC 9110 7.8: a sender of Upgrade "MUST also send an 'upgrade' connection
     # option"; llhttp and uvicorn upgrade only then, and so do we.
-    upgrade = b"upgrade" in connection and b"websocket" in comma_tokens(headers, b"upgrade")
+    upgrade = b"upgrade" in connection and b"websocket" in upgrade_tokens
     head = RequestHead(
         method=method.decode("ascii", "replace"),
         raw_path=raw_path,
