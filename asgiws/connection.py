@@ -71,6 +71,8 @@ class _Failure(str):
 
 _FAILURE: Data = _Failure("<protocol error>")
 
+_DEFAULT_LOGGER = logging.getLogger("asgiws.websocket")
+
 
 class WebSocketConnection(asyncio.Protocol):
     """One WebSocket connection over an asyncio transport.
@@ -149,7 +151,7 @@ class WebSocketConnection(asyncio.Protocol):
         self.logger: logging.Logger | logging.LoggerAdapter[logging.Logger] = (
             logger
             if logger is not None
-            else logging.LoggerAdapter(logging.getLogger("asgiws.websocket"), {"websocket": self})
+            else logging.LoggerAdapter(_DEFAULT_LOGGER, {"websocket": self})
         )
         # Checked once: formatting frame lines is the expensive part of logging.
         self.debug = self.logger.isEnabledFor(DEBUG)

@@ -29,8 +29,10 @@ from asgiws.websocket.frames import (
     CLOSE,
     CONT,
     MAX_CONTROL_PAYLOAD,
+    PACK16,
     PING,
     PONG,
+    SPLIT_THRESHOLD,
     TEXT,
     Close,
     FrameParser,
@@ -407,9 +409,15 @@ class Engine:
         if deflate is not None:
             payload = deflate.compress(payload)
             rsv1 = True  # RFC 7692 6.1: the "Per-Message Compressed" bit
-        if self.is_server and len(payload) < 126:
-            # The most common frame, inline: FIN, RSV1, opcode, 7-bit length, unmasked.
-            return [bytes((0xC0 | opcode if rsv1 else 0x80 | opcode, len(payload))) + payload]
+        if self.is_server:
+            # The common frames, inline: FIN, RSV1, opcode, unmasked, and one
+            # bytes object up to SPLIT_THRESHOLD (what encode_frame builds).
+            length = len(payload)
+            b0 = 0xC0 | opcode if rsv1 else 0x80 | opcode
+            if length < 126:
+                return [bytes((b0, length)) + payload]
+            if length <= SPLIT_THRESHOLD:
+                return [PACK16(b0, 126, length) + payload]
         return self._frame(opcode, payload, rsv1=rsv1)
 
     def send_text(self, data: str) -> list[bytes]:

@@ -59,8 +59,8 @@ _FIN = 0x80
 _RSV1 = 0x40
 _RSV23 = 0x30
 _MASK = 0x80
-_PACK16 = struct.Struct(">BBH").pack
-_PACK64 = struct.Struct(">BBQ").pack
+PACK16 = struct.Struct(">BBH").pack
+PACK64 = struct.Struct(">BBQ").pack
 _UNPACK16 = struct.Struct(">H").unpack_from
 _UNPACK64 = struct.Struct(">Q").unpack_from
 
@@ -83,9 +83,9 @@ def encode_header(
     if length < 126:
         header = bytes((b0, mbit | length))
     elif length < 65536:
-        header = _PACK16(b0, mbit | 126, length)
+        header = PACK16(b0, mbit | 126, length)
     else:
-        header = _PACK64(b0, mbit | 127, length)
+        header = PACK64(b0, mbit | 127, length)
     return header if mask is None else header + mask
 
 

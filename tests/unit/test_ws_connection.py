@@ -31,7 +31,7 @@ from asgiws.websocket import (
     TextMessage,
     encode_server_frame,
 )
-from asgiws.websocket.frames import BINARY, CONT, TEXT
+from asgiws.websocket.frames import BINARY, CONT, TEXT, encode_frame
 
 MASK = b"\x01\x02\x03\x04"
 
@@ -530,3 +530,21 @@ def test_wsproto_client_against_our_server() -> None:
     got = list(peer.events())
     assert isinstance(got[0], wse.Pong) and got[0].payload == b"ping"
     assert isinstance(got[1], wse.CloseConnection) and got[1].code == 1000
+
+
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 1000, 1024, 1025, 65535, 65536, 70000])
+@pytest.mark.parametrize("deflate", [False, True])
+def test_server_frames_of_every_length_form_match_the_frame_encoder(
+    size: int, deflate: bool
+) -> None:
+    """The engine builds the common frames inline; the bytes must be the ones
+    encode_frame gives (minimal length encoding, FIN, RSV1 iff compressed)."""
+    payload = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    engine = ServerEngine(deflate=DeflateParams() if deflate else None)
+    sent = b"".join(engine.send_binary(payload))
+    wire = zlib.compressobj(6, zlib.DEFLATED, -15, 8) if deflate else None
+    if wire is not None:
+        body = (wire.compress(payload) + wire.flush(zlib.Z_SYNC_FLUSH))[:-4]
+    else:
+        body = payload
+    assert sent == b"".join(encode_frame(BINARY, body, rsv1=deflate))
