@@ -23,8 +23,16 @@ import asyncio
 import logging
 import os
 import uuid
+import weakref
 from collections import deque
-from collections.abc import AsyncIterable, Iterable, Iterator, Mapping, MutableSet
+from collections.abc import (
+    AsyncIterable,
+    Iterable,
+    Iterator,
+    Mapping,
+    MutableMapping,
+    MutableSet,
+)
 from typing import TYPE_CHECKING, Any, cast
 
 from asgiws.datastructures import Headers
@@ -72,6 +80,24 @@ class _Failure(str):
 _FAILURE: Data = _Failure("<protocol error>")
 
 _DEFAULT_LOGGER = logging.getLogger("asgiws.websocket")
+
+
+class ConnectionLogger(logging.LoggerAdapter[logging.Logger]):
+    """Log records carry `extra={"websocket": connection}`, as in the
+    websockets library, but the connection is held weakly: a closed
+    connection is then freed by reference counting alone, not left for the
+    cyclic garbage collector, whose full passes over thousands of closed
+    connections stalled the server for 100-300 ms."""
+
+    def __init__(self, logger: logging.Logger, connection: WebSocketConnection) -> None:
+        super().__init__(logger, None)
+        self._connection = weakref.ref(connection)
+
+    def process(
+        self, msg: Any, kwargs: MutableMapping[str, Any]
+    ) -> tuple[Any, MutableMapping[str, Any]]:
+        kwargs["extra"] = {**kwargs.get("extra", {}), "websocket": self._connection()}
+        return msg, kwargs
 
 
 class WebSocketConnection(asyncio.Protocol):
@@ -149,9 +175,7 @@ class WebSocketConnection(asyncio.Protocol):
         self.ping_timeout = config.ws_ping_timeout
         self.close_timeout = config.ws_close_timeout
         self.logger: logging.Logger | logging.LoggerAdapter[logging.Logger] = (
-            logger
-            if logger is not None
-            else logging.LoggerAdapter(_DEFAULT_LOGGER, {"websocket": self})
+            logger if logger is not None else ConnectionLogger(_DEFAULT_LOGGER, self)
         )
         # Checked once: formatting frame lines is the expensive part of logging.
         self.debug = self.logger.isEnabledFor(DEBUG)

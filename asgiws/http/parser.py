@@ -74,6 +74,9 @@ class RequestParser(Protocol):
     def trailing_data(self) -> bytes:
         """Bytes received behind the head of a WebSocket upgrade request."""
 
+    def close(self) -> None:
+        """The connection is done with the parser: drop what it holds."""
+
 
 # --- policy shared by both parsers -----------------------------------------------
 def split_target(target: bytes) -> tuple[bytes, str, bytes]:
@@ -221,6 +224,9 @@ class H11Parser:
     def trailing_data(self) -> bytes:
         return bytes(self._conn.trailing_data[0])
 
+    def close(self) -> None:
+        self._stopped = True
+
 
 # --- httptools -----------------------------------------------------------------
 class _HeadTooLarge(Exception):
@@ -351,6 +357,14 @@ class HttptoolsParser:
 
     def trailing_data(self) -> bytes:
         return self._trailing
+
+    def close(self) -> None:
+        # llhttp's parser holds our callbacks and we hold it: a reference
+        # cycle that would otherwise keep every finished connection's parser
+        # (and the last request's head) for the cyclic garbage collector.
+        self._stopped = True
+        self._parser = None
+        self._events = []
 
 
 def _body_only_head(headers: Headers) -> bytes | None:

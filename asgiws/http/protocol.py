@@ -80,6 +80,7 @@ class HttpProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
+        self.parser.close()
         self.server_state.connections.discard(self)
         self._cancel_keep_alive_timer()
         for cycle in self._cycles:
@@ -267,6 +268,7 @@ class HttpProtocol(asyncio.Protocol):
         assert self._pending_upgrade is not None
         head, trailing = self._pending_upgrade
         self._pending_upgrade = None
+        self.parser.close()
         self._cancel_keep_alive_timer()
         self.flow.resume_reading()
         from asgiws.asgi import websocket
