@@ -23,7 +23,7 @@ help:
 	@echo "make run        serve $(APP) on $(HOST):$(PORT) (HOST/PORT overridable)"
 	@echo "make test       lint, type-check and run the whole test suite"
 	@echo "make lint       ruff check"
-	@echo "make typecheck  mypy --strict on asgiws"
+	@echo "make typecheck  mypy --strict on asgiws, tests, scripts, examples"
 	@echo "make bench      run benchmarks/run.py (BENCH_ARGS=--quick for a smoke run)"
 
 # --- set-up ------------------------------------------------------------------
@@ -69,7 +69,7 @@ lint: $(INSTALL_STAMP)
 	$(VENV)/bin/ruff check .
 
 typecheck: $(INSTALL_STAMP)
-	$(VENV)/bin/mypy --strict asgiws
+	$(VENV)/bin/mypy --strict asgiws tests scripts examples
 
 # pytest exits 5 when it collected nothing: that is a broken suite, not a pass.
 # $(call run_pytest,ENV,ARGS)

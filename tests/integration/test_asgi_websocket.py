@@ -284,7 +284,7 @@ async def test_receive_while_another_task_accepts_waits_for_the_accept() -> None
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         assert (await receive())["type"] == "websocket.connect"
         # A dispatch loop that calls receive() before its handler accepted.
-        reader = asyncio.create_task(receive())
+        reader = asyncio.ensure_future(receive())
         await asyncio.sleep(0)
         await send({"type": "websocket.accept"})
         received.append(await reader)

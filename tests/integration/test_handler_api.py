@@ -15,6 +15,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosedOK as PeerClosedOK
 from websockets.exceptions import InvalidStatus
+from websockets.typing import Subprotocol
 
 import asgiws
 from asgiws import Headers, WebSocketConnection, broadcast, serve
@@ -73,7 +74,9 @@ async def test_connection_attributes_seen_by_the_handler() -> None:
 
     async with serve(handler, "127.0.0.1", 0, subprotocols=["chat"]) as server:
         port = port_of(server)
-        async with connect(f"ws://127.0.0.1:{port}/room?x=1", subprotocols=["chat"]) as ws:
+        async with connect(
+            f"ws://127.0.0.1:{port}/room?x=1", subprotocols=[Subprotocol("chat")]
+        ) as ws:
             assert await ws.recv() == "done"
             local = ws.local_address
     assert seen["path"] == "/room"
@@ -134,16 +137,18 @@ async def test_plain_http_without_process_request_gets_426(
 async def test_select_subprotocol_and_server_preference() -> None:
     async with serve(echo, "127.0.0.1", 0, subprotocols=["b", "a"]) as server:
         url = f"ws://127.0.0.1:{port_of(server)}/"
-        async with connect(url, subprotocols=["a", "b"]) as ws:
+        async with connect(url, subprotocols=[Subprotocol("a"), Subprotocol("b")]) as ws:
             assert ws.subprotocol == "b"  # the server's order wins
-        async with connect(url, subprotocols=["c"]) as ws:
+        async with connect(url, subprotocols=[Subprotocol("c")]) as ws:
             assert ws.subprotocol is None
 
     def pick(offered: Any, supported: Any) -> str | None:
         return offered[-1] if offered else None
 
     async with serve(echo, "127.0.0.1", 0, select_subprotocol=pick) as server:
-        async with connect(f"ws://127.0.0.1:{port_of(server)}/", subprotocols=["x", "y"]) as ws:
+        async with connect(
+            f"ws://127.0.0.1:{port_of(server)}/", subprotocols=[Subprotocol("x"), Subprotocol("y")]
+        ) as ws:
             assert ws.subprotocol == "y"
 
 

@@ -89,6 +89,28 @@ def run_engine(
     return events, sent
 
 
+def assert_scanner_matches_general_parser(
+    speedups: ModuleType,
+    stream: bytes,
+    cuts: list[int],
+    max_size: int | None,
+    server: bool,
+    deflate: DeflateParams | None = None,
+) -> None:
+    """Feed `stream` (split at `cuts`) to an engine without the C scanner and
+    to one with it: the events and the bytes sent back must be the same."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(frames_module, "c_scan_frames", None)
+        expected = run_engine(stream, cuts, max_size=max_size, server=server, deflate=deflate)
+        mp.setattr(frames_module, "c_scan_frames", speedups.scan_frames)
+        got = run_engine(stream, cuts, max_size=max_size, server=server, deflate=deflate)
+    assert got[0] == expected[0]
+    # A client masks its replies with fresh random keys: compare sizes only.
+    assert (got[1] if server else [len(c) for c in got[1]]) == (
+        expected[1] if server else [len(c) for c in expected[1]]
+    )
+
+
 # A frame: (opcode, fin, payload).  Text payloads are sometimes invalid UTF-8;
 # opcodes include control frames and continuations, so streams exercise the
 # hand-over between the C scanner and the general parser, and its errors.
@@ -127,16 +149,7 @@ def test_c_scanner_gives_the_events_of_the_general_parser(
     server: bool,
 ) -> None:
     stream = encode_stream(frames, masked=server)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(frames_module, "c_scan_frames", None)
-        expected = run_engine(stream, cuts, max_size=max_size, server=server)
-        mp.setattr(frames_module, "c_scan_frames", speedups.scan_frames)
-        got = run_engine(stream, cuts, max_size=max_size, server=server)
-    assert got[0] == expected[0]
-    # A client masks its replies with fresh random keys: compare sizes only.
-    assert (got[1] if server else [len(c) for c in got[1]]) == (
-        expected[1] if server else [len(c) for c in expected[1]]
-    )
+    assert_scanner_matches_general_parser(speedups, stream, cuts, max_size, server)
 
 
 # A compressed stream: each message is compressed with one context across
@@ -204,15 +217,7 @@ def test_c_scanner_on_compressed_streams_gives_the_events_of_the_general_parser(
         server_no_context_takeover=no_context_takeover,
         client_no_context_takeover=no_context_takeover,
     )
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(frames_module, "c_scan_frames", None)
-        expected = run_engine(stream, cuts, max_size=max_size, server=server, deflate=params)
-        mp.setattr(frames_module, "c_scan_frames", speedups.scan_frames)
-        got = run_engine(stream, cuts, max_size=max_size, server=server, deflate=params)
-    assert got[0] == expected[0]
-    assert (got[1] if server else [len(c) for c in got[1]]) == (
-        expected[1] if server else [len(c) for c in expected[1]]
-    )
+    assert_scanner_matches_general_parser(speedups, stream, cuts, max_size, server, params)
 
 
 def test_scanner_takes_compressed_frames_only_when_asked(speedups: ModuleType) -> None:
