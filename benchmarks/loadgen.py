@@ -611,6 +611,7 @@ async def ws_idle_rss(connector: Connector, args: argparse.Namespace) -> dict[st
 
 
 BROADCAST_SIZE = 64
+_UNPACK_TRIGGER = struct.Struct(">QQ").unpack_from  # (sequence, send time in ns)
 TRIGGERS_IN_FLIGHT = 4
 
 
@@ -620,8 +621,10 @@ class Subscriber(Client):
         self.hub = hub
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        # Hot path (1,000 subscribers): the header is read from picows' buffer
+        # in place, so the client stays below one core as long as it can.
         if frame.fin and frame.msg_type == WSMsgType.BINARY:
-            self.hub.delivered(frame.get_payload_as_bytes())
+            self.hub.delivered(frame.get_payload_as_memoryview())
         else:
             super().on_ws_frame(transport, frame)
 
@@ -656,18 +659,20 @@ class BroadcastHub:
         head = struct.pack(">QQ", seq, time.monotonic_ns())
         self.control.send(WSMsgType.BINARY, head.ljust(BROADCAST_SIZE, b"."))
 
-    def delivered(self, payload: bytes) -> None:
-        seq, sent_ns = struct.unpack_from(">QQ", payload)
+    def delivered(self, payload: bytes | memoryview) -> None:
+        seq, sent_ns = _UNPACK_TRIGGER(payload)
         window = self.window
         window.count += 1
         if window.measuring:
             window.latencies_ns.append(time.monotonic_ns() - sent_ns)
-        self.last_progress = time.monotonic()
-        left = self.pending[seq] - 1
+        pending = self.pending
+        left = pending[seq] - 1
         if left:
-            self.pending[seq] = left
+            pending[seq] = left
             return
-        del self.pending[seq]
+        # A whole fan-out arrived: that is the progress the stall check needs.
+        self.last_progress = time.monotonic()
+        del pending[seq]
         if window.running:
             self.trigger()
 
@@ -729,7 +734,7 @@ async def stall_watch(hub: BroadcastHub) -> None:
     while hub.window.running:
         await asyncio.sleep(0.5)
         if time.monotonic() - hub.last_progress > 5.0:
-            raise ScenarioError("no broadcast delivery for 5 s")
+            raise ScenarioError("no broadcast fan-out completed for 5 s")
 
 
 def percentile(sorted_values: list[int], pct: float) -> float:
