@@ -96,7 +96,7 @@ class ConnectionLogger(logging.LoggerAdapter[logging.Logger]):
     def process(
         self, msg: Any, kwargs: MutableMapping[str, Any]
     ) -> tuple[Any, MutableMapping[str, Any]]:
-        kwargs["extra"] = {**kwargs.get("extra", {}), "websocket": self._connection()}
+        kwargs["extra"] = {**(kwargs.get("extra") or {}), "websocket": self._connection()}
         return msg, kwargs
 
 
