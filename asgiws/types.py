@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from asgiws.config import Config
+    from asgiws.observer import Observer
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -98,6 +99,9 @@ class ServerState:
     default_headers: Headers = field(default_factory=list)
     """Server/Date/custom headers for responses; the server refreshes Date every second."""
     shutting_down: bool = False
+    observer: Observer | None = None
+    """Who hears what connections report (`asgiws.observer.combine`); None
+    when nobody subscribed, so a report costs one test."""
 
 
 @dataclass(slots=True)
