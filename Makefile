@@ -24,7 +24,8 @@ help:
 	@echo "make test       lint, type-check and run the whole test suite"
 	@echo "make lint       ruff check"
 	@echo "make typecheck  mypy --strict on asgiws, tests, scripts, examples"
-	@echo "make bench      run benchmarks/run.py (BENCH_ARGS=--quick for a smoke run)"
+	@echo "make bench      run benchmarks/run.py (BENCH_ARGS=--quick for a smoke run;"
+	@echo "                BENCH_ARGS='--only asgiws-fast asgiws-pure --baseline-rev REV' against git REV)"
 
 # --- set-up ------------------------------------------------------------------
 
@@ -88,7 +89,8 @@ pytest-pure: $(INSTALL_STAMP)
 test: lint typecheck pytest pytest-pure
 
 # The peers and the load generator come from the `bench` extra; wrk from apt
-# (installed only when missing).  BENCH_ARGS: e.g. --quick, --only asgiws-fast uvicorn-fast.
+# (installed only when missing).  BENCH_ARGS: e.g. --quick, --only asgiws-fast uvicorn-fast,
+# --baseline-rev REV (also run asgiws of git REV from a temporary worktree; see benchmarks/README.md).
 BENCH_STAMP := $(VENV)/.installed-bench
 BENCH_ARGS ?=
 

@@ -1,12 +1,16 @@
 """Run every scenario against every server, several rounds; write the report.
 
     python benchmarks/run.py [--quick] [--only SERVER ...] [--scenarios NAME ...]
-                             [--rounds 3] [--autobahn] [--out DIR]
+                             [--rounds 3] [--autobahn] [--out DIR] [--baseline-rev REV]
 
 Servers are pinned to CPU 0, load generators (benchmarks/loadgen.py, wrk) to
 CPU 1.  Each round starts every server afresh and runs all scenarios on it;
 rounds interleave servers so slow drift of the machine hits all of them alike.
 Writes DIR/YYYY-MM-DD.json, .md and .png (ratios against uvicorn-fast).
+
+--baseline-rev REV adds the rows asgiws-fast@SHORT and asgiws-pure@SHORT: the
+same servers running the asgiws of git revision REV (benchmarks/baseline.py),
+in the same rounds, and a section comparing each to its current counterpart.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import platform
 import re
 import resource
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -31,6 +36,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.baseline import BaselineError, BaselineTree, stale_extensions
 from benchmarks.loadgen import server_cpu_seconds
 from benchmarks.servers import (
     BASELINE,
@@ -86,6 +92,10 @@ METRICS = (
     Metric("ws_deflate_off", "ws_deflate_off", "value", "msg/s"),
     Metric("autobahn_12_13", "autobahn", "seconds", "s", higher_is_better=False),
 )
+# --baseline-rev: the servers that get an @REV row, and the allowed drop of a
+# metric beyond its round-to-round spread.
+BASELINE_REV_SERVERS = ("asgiws-fast", "asgiws-pure")
+REGRESSION_TOLERANCE = 0.03
 QUICK_IDLE = {"kib_per_conn_2000": "kib_per_conn_200", "kib_per_conn_10000": "kib_per_conn_1000"}
 
 
@@ -237,7 +247,7 @@ class Progress:
             cpu = f"  [cpu server {server_cpu:.2f} loadgen {loadgen_cpu:.2f}]"
         print(
             f"[{self.done}/{self.total} {elapsed:5.0f}s, ~{eta:4.0f}s left] "
-            f"{server:13} {scenario:15} {shown}{cpu}",
+            f"{server:20} {scenario:15} {shown}{cpu}",
             flush=True,
         )
 
@@ -248,13 +258,26 @@ class Progress:
 # ---------------------------------------------------------------- reporting
 
 
-def median_of(rounds: list[dict[str, dict[str, Any]]], metric: Metric) -> float | None:
-    values = [
+def values_of(rounds: list[dict[str, dict[str, Any]]], metric: Metric) -> list[float]:
+    """The metric's value in each round that produced one."""
+    return [
         r[metric.scenario][metric.field]
         for r in rounds
         if metric.scenario in r and r[metric.scenario].get(metric.field) is not None
     ]
+
+
+def median_of(rounds: list[dict[str, dict[str, Any]]], metric: Metric) -> float | None:
+    values = values_of(rounds, metric)
     return statistics.median(values) if values else None
+
+
+def spread_of(
+    rounds: list[dict[str, dict[str, Any]]], metric: Metric
+) -> tuple[float, float] | None:
+    """Round-to-round spread: (min, max) across rounds."""
+    values = values_of(rounds, metric)
+    return (min(values), max(values)) if values else None
 
 
 def cpu_median(rounds: list[dict[str, dict[str, Any]]], scenario: str, key: str) -> float | None:
@@ -267,6 +290,38 @@ def ratio(metric: Metric, value: float | None, base: float | None) -> float | No
     if value is None or base is None or value <= 0 or base <= 0:
         return None
     return value / base if metric.higher_is_better else base / value
+
+
+def against_baseline(
+    metric: Metric,
+    current: list[dict[str, dict[str, Any]]],
+    baseline: list[dict[str, dict[str, Any]]],
+) -> dict[str, Any]:
+    """One metric of a current server against its @REV row, from the rounds of both.
+
+    `ratio` is current/baseline oriented like the other ratios (> 1 is better);
+    `ratio_range` its extremes over the two sides' min/max rounds.  `worse`: the
+    ratio is below `limit`, that is 1 - REGRESSION_TOLERANCE - the larger
+    relative spread ((max - min) / median) of the two sides.
+    """
+    now, then = median_of(current, metric), median_of(baseline, metric)
+    now_spread, then_spread = spread_of(current, metric), spread_of(baseline, metric)
+    r = ratio(metric, now, then)
+    entry: dict[str, Any] = {
+        "current": now, "current_spread": now_spread,
+        "baseline": then, "baseline_spread": then_spread,
+        "ratio": r, "ratio_range": None, "limit": None, "worse": False,
+    }
+    if r is None or now is None or then is None or now_spread is None or then_spread is None:
+        return entry
+    extremes = [ratio(metric, a, b) for a in now_spread for b in then_spread]
+    known = [x for x in extremes if x is not None]
+    if len(known) == len(extremes):
+        entry["ratio_range"] = (min(known), max(known))
+    spread = max((now_spread[1] - now_spread[0]) / now, (then_spread[1] - then_spread[0]) / then)
+    entry["limit"] = 1.0 - REGRESSION_TOLERANCE - spread
+    entry["worse"] = r < entry["limit"]
+    return entry
 
 
 def machine() -> dict[str, Any]:
@@ -347,10 +402,74 @@ def markdown(report: dict[str, Any]) -> str:
             s, g = cpu.get("server_cpu"), cpu.get("loadgen_cpu")
             cells.append(f"{s:.2f} / {g:.2f}" if s is not None and g is not None else "—")
         lines.append(f"| {scenario} | " + " | ".join(cells) + " |")
+    if report.get("baseline_rev"):
+        lines += baseline_markdown(report)
     errors = report.get("errors", [])
     if errors:
         lines += ["", "Errors:", ""] + [f"- {e}" for e in errors]
     return "\n".join(lines) + "\n"
+
+
+def format_spread(spread: list[float] | tuple[float, float] | None) -> str:
+    return f"{format_value(spread[0])}-{format_value(spread[1])}" if spread else "—"
+
+
+def baseline_markdown(report: dict[str, Any]) -> list[str]:
+    """The "against baseline" section: each NAME against NAME@SHORT."""
+    rev = report["baseline_rev"]
+    percent = f"{REGRESSION_TOLERANCE:.0%}"
+    lines = [
+        "",
+        f"## Against baseline {rev['rev']} ({rev['short']}, \"{rev['subject']}\")",
+        "",
+        f"NAME@{rev['short']} is NAME running the asgiws of commit {rev['commit']} "
+        "(a git worktree, C extension built in place), in the same rounds, interleaved "
+        f"with the others.  {rev['app']}.",
+        "",
+        "Per metric: median of the rounds and, in brackets, their min-max.  Ratio: "
+        "current / baseline, > 1 is better (baseline / current for ms, KiB/conn and s), "
+        "in brackets its range over the extreme rounds.  Limit: 1 - "
+        f"{percent} - the larger relative spread ((max - min) / median) of the two "
+        "sides; **worse** where the ratio is below it.",
+    ]
+    if report["rounds"] < 2:
+        lines += ["", f"With {report['rounds']} round there is no spread: the limit is "
+                  f"{percent} alone.  Use 3 rounds or more for a verdict."]
+    flagged = []
+    for current, compared in report["against_baseline"].items():
+        lines += [
+            "",
+            f"### {current} against {compared['baseline']}",
+            "",
+            "| metric | unit | current | baseline | ratio | limit | |",
+            "|---|---|---:|---:|---:|---:|---|",
+        ]
+        for metric in METRICS:
+            e = compared["metrics"][metric.key]
+            if e["current"] is None and e["baseline"] is None:
+                continue
+            r, span, limit = e["ratio"], e["ratio_range"], e["limit"]
+            shown = "—" if r is None else f"{r:.3f}" + (
+                f" ({span[0]:.3f}-{span[1]:.3f})" if span else "")
+            arrow = "" if metric.higher_is_better else " (lower is better)"
+            flag = ""
+            if e["worse"]:
+                flag = f"**worse by {1 - r:.1%}**"
+                flagged.append(f"{current} {metric.key}")
+            lines.append(
+                f"| {metric.key} | {metric.unit}{arrow} "
+                f"| {format_value(e['current'])} ({format_spread(e['current_spread'])}) "
+                f"| {format_value(e['baseline'])} ({format_spread(e['baseline_spread'])}) "
+                f"| {shown} | {'—' if limit is None else f'{limit:.3f}'} | {flag} |"
+            )
+    lines.append("")
+    if flagged:
+        lines.append(f"**{len(flagged)} worse than baseline beyond {percent} + spread:** "
+                     + ", ".join(flagged) + ".")
+    else:
+        lines.append(f"No metric is worse than baseline by more than {percent} beyond its "
+                     "round-to-round spread.")
+    return lines
 
 
 def chart(report: dict[str, Any], path: Path) -> None:
@@ -364,19 +483,54 @@ def chart(report: dict[str, Any], path: Path) -> None:
         m.key for m in METRICS
         if any(report["ratios"][s].get(m.key) is not None for s in report["servers"])
     ]
-    if not metrics or not servers:
+    against: dict[str, Any] = report.get("against_baseline") or {}
+    rev_metrics = [
+        m.key for m in METRICS
+        if any(c["metrics"][m.key]["ratio"] is not None for c in against.values())
+    ]
+    panels = int(bool(metrics and servers)) + int(bool(rev_metrics))
+    if not panels:
         return
-    fig, ax = plt.subplots(figsize=(max(8, len(metrics) * 1.2), 5))
-    width = 0.8 / len(servers)
-    for i, server in enumerate(servers):
-        heights = [report["ratios"][server].get(m) or 0.0 for m in metrics]
-        ax.bar([x + i * width for x in range(len(metrics))], heights, width, label=server)
-    ax.axhline(1.0, color="black", linewidth=0.8)
-    ax.set_xticks([x + 0.4 - width / 2 for x in range(len(metrics))], metrics, rotation=30,
-                  ha="right")
-    ax.set_ylabel(f"ratio vs {BASELINE} (> 1 is better)")
-    ax.set_title(f"asgiws benchmarks {report['date']}")
-    ax.legend(fontsize="small")
+    wide = max(len(metrics), len(rev_metrics))
+    fig, axes = plt.subplots(panels, 1, figsize=(max(8, wide * 1.2), 5 * panels),
+                             squeeze=False)
+    if metrics and servers:
+        ax = axes[0][0]
+        width = 0.8 / len(servers)
+        for i, server in enumerate(servers):
+            heights = [report["ratios"][server].get(m) or 0.0 for m in metrics]
+            ax.bar([x + i * width for x in range(len(metrics))], heights, width, label=server)
+        ax.axhline(1.0, color="black", linewidth=0.8)
+        ax.set_xticks([x + 0.4 - width / 2 for x in range(len(metrics))], metrics,
+                      rotation=30, ha="right")
+        ax.set_ylabel(f"ratio vs {BASELINE} (> 1 is better)")
+        ax.set_title(f"asgiws benchmarks {report['date']}")
+        ax.legend(fontsize="small")
+    if rev_metrics:
+        ax = axes[-1][0]
+        width = 0.8 / len(against)
+        flagged = []
+        for i, (current, compared) in enumerate(against.items()):
+            entries = [compared["metrics"][m] for m in rev_metrics]
+            heights = [e["ratio"] or 0.0 for e in entries]
+            spans = [e["ratio_range"] or (h, h) for e, h in zip(entries, heights, strict=True)]
+            low = [max(h - s[0], 0.0) for h, s in zip(heights, spans, strict=True)]
+            high = [max(s[1] - h, 0.0) for h, s in zip(heights, spans, strict=True)]
+            bars = ax.bar([x + i * width for x in range(len(rev_metrics))], heights, width,
+                          yerr=[low, high], capsize=3, label=current)
+            flagged += [bar for bar, e in zip(bars, entries, strict=True) if e["worse"]]
+        ax.axhline(1.0, color="black", linewidth=0.8)
+        ax.axhline(1.0 - REGRESSION_TOLERANCE, color="red", linewidth=0.8, linestyle="--")
+        ax.set_xticks([x + 0.4 - width / 2 for x in range(len(rev_metrics))], rev_metrics,
+                      rotation=30, ha="right")
+        rev = report["baseline_rev"]
+        ax.set_ylabel(f"current / {rev['short']} (> 1 is better)")
+        ax.set_title(f"against baseline {rev['rev']} ({rev['short']}): error bars = extreme "
+                     f"rounds, red edge = worse beyond {REGRESSION_TOLERANCE:.0%} + spread")
+        ax.legend(fontsize="small")
+        for bar in flagged:  # after the legend, whose patches copy the first bar
+            bar.set_edgecolor("red")
+            bar.set_linewidth(2)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -396,6 +550,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--autobahn", action="store_true",
                         help="also time Autobahn 12.x/13.x per server (slow)")
     parser.add_argument("--out", type=Path, default=HERE / "results", help="report directory")
+    parser.add_argument(
+        "--baseline-rev", metavar="REV",
+        help="also run asgiws-fast/asgiws-pure (those chosen) from git revision REV, "
+             "checked out into a temporary worktree, as NAME@SHORT rows, and compare",
+    )
     return parser.parse_args(argv)
 
 
@@ -420,27 +579,89 @@ def main(argv: list[str] | None = None) -> int:
     specs = [spec_named(n) for n in args.only] if args.only else list(SERVERS)
     chosen = [s for s in SCENARIOS if args.scenarios is None or s in args.scenarios]
     scenarios = expand(chosen)
+    tree: BaselineTree | None = None
+    pairs: dict[str, str] = {}
+    if args.baseline_rev is not None:
+        if not any(s.name in BASELINE_REV_SERVERS for s in specs):
+            print(f"--baseline-rev needs one of {', '.join(BASELINE_REV_SERVERS)} in --only",
+                  file=sys.stderr)
+            return 2
+        print(f"checking out and building {args.baseline_rev} ...", flush=True)
+        try:
+            tree = BaselineTree(args.baseline_rev)
+        except BaselineError as exc:
+            print(f"--baseline-rev: {exc}", file=sys.stderr)
+            return 2
+        print(f"baseline {tree.short} ({tree.subject}) in {tree.root}; {tree.app_note}",
+              flush=True)
+        for stale in stale_extensions():
+            print(f"warning: {stale}: the current rows may not run the current C code "
+                  "(python setup.py build_ext --inplace, or pip install -e .)", flush=True)
+        specs, pairs = with_baseline_rows(specs, tree)
+        # A plain `kill` must not leave the worktree behind: SystemExit runs `finally`.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        raw = run_rounds(specs, pairs, scenarios, rounds, settings, args.autobahn)
+        report = build_report(raw, specs, scenarios, rounds, settings, pairs,
+                              None if tree is None else tree.describe())
+    finally:
+        if tree is not None:
+            tree.close()
+    write_report(report, args.out, args.quick)
+    return 0
+
+
+def with_baseline_rows(
+    specs: list[ServerSpec], tree: BaselineTree
+) -> tuple[list[ServerSpec], dict[str, str]]:
+    """Each BASELINE_REV_SERVERS spec followed by its @REV twin; current -> twin names."""
+    out: list[ServerSpec] = []
+    pairs: dict[str, str] = {}
+    for spec in specs:
+        out.append(spec)
+        if spec.name in BASELINE_REV_SERVERS:
+            twin = tree.spec(spec)
+            out.append(twin)
+            pairs[spec.name] = twin.name
+    return out, pairs
+
+
+def round_order(specs: list[ServerSpec], pairs: dict[str, str], number: int) -> list[ServerSpec]:
+    """`specs`, with each current/@REV pair swapped in even rounds: neither side
+    always goes first."""
+    order = list(specs)
+    if number % 2 == 0:
+        for i, spec in enumerate(order[:-1]):
+            if pairs.get(spec.name) == order[i + 1].name:
+                order[i], order[i + 1] = order[i + 1], order[i]
+    return order
+
+
+def run_rounds(
+    specs: list[ServerSpec],
+    pairs: dict[str, str],
+    scenarios: list[str],
+    rounds: int,
+    settings: Settings,
+    autobahn: bool,
+) -> dict[str, list[dict[str, dict[str, Any]]]]:
     logs = Path(tempfile.mkdtemp(prefix="asgiws-bench-"))
     print(f"{len(specs)} servers x {len(scenarios)} scenarios x {rounds} rounds; "
           f"server logs in {logs}", flush=True)
-
     progress = Progress(len(specs) * len(scenarios) * rounds)
     raw: dict[str, list[dict[str, dict[str, Any]]]] = {s.name: [] for s in specs}
     for round_number in range(1, rounds + 1):
         progress.note(f"--- round {round_number}/{rounds}")
-        for spec in specs:
+        for spec in round_order(specs, pairs, round_number):
             raw[spec.name].append(run_server_round(spec, scenarios, settings, logs, progress))
-    if args.autobahn:
+    if autobahn:
         for spec in specs:
             progress.note(f"autobahn 12.x/13.x against {spec.name} ...")
             outcome = run_autobahn(spec, logs)
             progress.note(f"  {outcome}")
             for result in raw[spec.name]:
                 result["autobahn"] = outcome
-
-    report = build_report(raw, specs, scenarios, rounds, settings)
-    write_report(report, args.out, args.quick)
-    return 0
+    return raw
 
 
 def build_report(
@@ -449,7 +670,11 @@ def build_report(
     scenarios: list[str],
     rounds: int,
     settings: Settings,
+    pairs: dict[str, str] | None = None,
+    baseline_rev: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """Medians, ratios and CPU shares; with `baseline_rev`, each current server of
+    `pairs` (current name -> @REV name) against its @REV row."""
     names = [s.name for s in specs]
     medians = {n: {m.key: median_of(raw[n], m) for m in METRICS} for n in names}
     base = medians.get(BASELINE, {})
@@ -468,6 +693,13 @@ def build_report(
         f"{n} {sc}: {res.get('error')}"
         for n in names for r in raw[n] for sc, res in r.items() if res.get("error")
     })
+    compared = {
+        current: {
+            "baseline": twin,
+            "metrics": {m.key: against_baseline(m, raw[current], raw[twin]) for m in METRICS},
+        }
+        for current, twin in (pairs or {}).items()
+    }
     return {
         "date": datetime.date.today().isoformat(),
         "machine": machine(),
@@ -481,6 +713,8 @@ def build_report(
         "ratios": ratios,
         "cpu": cpu,
         "errors": errors,
+        "baseline_rev": None if baseline_rev is None else {**baseline_rev, "pairs": pairs},
+        "against_baseline": compared,
         "raw": raw,
     }
 

@@ -36,6 +36,10 @@ class ServerSpec:
     # Extra args that turn permessage-deflate on / off; None: the server cannot.
     deflate_on: tuple[str, ...] | None
     deflate_off: tuple[str, ...] | None
+    # The tree the server runs in (cwd and PYTHONPATH): with `python -m` the cwd
+    # is sys.path[0], so asgiws and benchmarks.apps are imported from here.
+    # run.py --baseline-rev points it at a worktree of an older revision.
+    root: Path = REPO
 
     def command(self, port: int, *, deflate: bool = True) -> list[str]:
         """The argv; `deflate` asks for that mode where the server has a switch."""
@@ -138,12 +142,12 @@ class RunningServer:
         self.port = port
         self.log_path = log_path
         self._log: IO[bytes] = log_path.open("wb")
-        env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
+        env = dict(os.environ, PYTHONPATH=str(spec.root), PYTHONUNBUFFERED="1")
         # A new session: SIGTERM/SIGKILL reach the server and any worker it forks,
         # and nothing else.
         self.process = subprocess.Popen(
             spec.command(port, deflate=deflate),
-            cwd=REPO,
+            cwd=spec.root,
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=self._log,
