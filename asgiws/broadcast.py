@@ -12,6 +12,7 @@ import logging
 from collections.abc import Iterable
 
 from asgiws.connection import WebSocketConnection
+from asgiws.observer import BroadcastSkipReason
 from asgiws.websocket.connection import encode_server_frame
 from asgiws.websocket.frames import Opcode
 
@@ -37,6 +38,6 @@ def broadcast(
         why = conn.write_prepared(data, frame)
         if why is None:
             sent += 1
-        elif why != "connection is not open":
-            logger.warning("skipped broadcast to connection %s: %s", conn.id, why)
+        elif why is not BroadcastSkipReason.NOT_OPEN:
+            logger.warning("skipped broadcast to connection %s: %s", conn.id, why.value)
     return sent

@@ -69,6 +69,9 @@ class HandlerApp:
         self.select_subprotocol = select_subprotocol
         self.extra_headers = extra_headers
         self.process_request = process_request
+        # The accepted connections, from accept until closed: what
+        # `WebSocketServer.connections` (and so `broadcast()`) sees.
+        self.connections: set[WebSocketConnection] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -115,16 +118,20 @@ class HandlerApp:
             accept["headers"] = encode_headers(extra, lowercase=True)
         await send(accept)
         conn: WebSocketConnection = scope["extensions"][CONNECTION_EXTENSION]
+        self.connections.add(conn)
         try:
-            if self.pass_path:
-                await self.handler(conn, scope["path"])
+            try:
+                if self.pass_path:
+                    await self.handler(conn, scope["path"])
+                else:
+                    await self.handler(conn)
+            except Exception:
+                conn.logger.error("connection handler failed", exc_info=True)
+                await conn.close(1011, "")
             else:
-                await self.handler(conn)
-        except Exception:
-            conn.logger.error("connection handler failed", exc_info=True)
-            await conn.close(1011, "")
-        else:
-            await conn.close()
+                await conn.close()
+        finally:
+            self.connections.discard(conn)
 
     def _pick_subprotocol(self, offered: Sequence[str]) -> str | None:
         if self.select_subprotocol is not None:
@@ -154,8 +161,9 @@ async def _send_response(send: Send, prefix: str, response: HTTPResponse) -> Non
 class WebSocketServer:
     """A running `serve()`: `sockets`, `close()`, `wait_closed()`, `serve_forever()`."""
 
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: Server, connections: set[WebSocketConnection]) -> None:
         self.server = server
+        self._connections = connections
         self._closing: asyncio.Task[None] | None = None
         self._closed = asyncio.get_running_loop().create_future()
 
@@ -166,11 +174,7 @@ class WebSocketServer:
     @property
     def connections(self) -> set[WebSocketConnection]:
         """The open WebSocket connections (what `broadcast()` takes)."""
-        return {
-            conn
-            for conn in self.server.server_state.connections
-            if isinstance(conn, WebSocketConnection)
-        }
+        return set(self._connections)
 
     def close(self) -> None:
         """Stop accepting, close every connection with 1001 (going away)."""
@@ -247,6 +251,7 @@ class serve:  # the websockets name: used like a function
                 headers.append(f"Server: {server_header}")
         config = config_from_handler_options(app=app, headers=headers, **options)
         self.server = Server(config)
+        self._app = app
         self._sock = sock
         self._ws_server: WebSocketServer | None = None
 
@@ -254,7 +259,7 @@ class serve:  # the websockets name: used like a function
         await self.server.startup([self._sock] if self._sock is not None else None)
         if not self.server.started:
             raise OSError(f"cannot serve on {self.server.config.host}:{self.server.config.port}")
-        self._ws_server = WebSocketServer(self.server)
+        self._ws_server = WebSocketServer(self.server, self._app.connections)
         return self._ws_server
 
     def __await__(self) -> Generator[Any, None, WebSocketServer]:

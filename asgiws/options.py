@@ -1,18 +1,35 @@
-"""The websockets-library spelling of options, for `serve()` and `connect()`.
+"""Options for WebSocket connections, from `Config` or from websockets-style keywords.
 
 Users coming from the websockets guide write `max_size=2**20` or
-`compression=None`; the server reads `Config.ws_max_size`.  This table maps
+`compression=None`; the server reads `Config.ws_max_size`.  `ALIASES` maps
 the one spelling to the other so that an option is still declared once, in
-`Config`; a Config field name is accepted as well.
+`Config` (name, type, default, allowed values); a Config field name is
+accepted as well.
+
+A connection never sees `Config`: it gets a frozen `ConnectionOptions`.
+`connection_options(config)` builds it on the server side (once per Config);
+`connection_options_from_keywords(...)` builds it for `connect()` straight
+from the keywords, checked against the same declarations, without a Config.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import weakref
 from collections.abc import Callable
 from typing import Any
 
-from asgiws.config import Config, ConfigError
+from asgiws.config import Config, ConfigError, allowed_text, is_allowed, options
+from asgiws.connection.options import ConnectionOptions
+from asgiws.websocket.deflate import DeflateOptions
+
+__all__ = [
+    "ALIASES",
+    "UNLIMITED",
+    "config_from_handler_options",
+    "connection_options",
+    "connection_options_from_keywords",
+]
 
 UNLIMITED = 2**62
 """Stands for `None` (no limit) where Config wants a number."""
@@ -20,6 +37,14 @@ UNLIMITED = 2**62
 
 def _unlimited_if_none(value: Any) -> Any:
     return UNLIMITED if value is None else value
+
+
+def _off_when_zero(value: Any) -> Any:
+    return None if value == 0 else value
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 def _compression(value: Any) -> bool:
@@ -32,16 +57,17 @@ ALIASES: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "compression": ("ws_per_message_deflate", _compression),
     "max_size": ("ws_max_size", _unlimited_if_none),
     "max_queue": ("ws_max_queue", _unlimited_if_none),
-    "ping_interval": ("ws_ping_interval", lambda v: v),
-    "ping_timeout": ("ws_ping_timeout", lambda v: v),
+    "ping_interval": ("ws_ping_interval", _off_when_zero),
+    "ping_timeout": ("ws_ping_timeout", _off_when_zero),
     "close_timeout": ("ws_close_timeout", lambda v: 0.0 if v is None else v),
-    "read_limit": ("ws_read_limit", lambda v: v),
-    "write_limit": ("ws_write_limit", lambda v: v),
+    "read_limit": ("ws_read_limit", _same),
+    "write_limit": ("ws_write_limit", _same),
     "origins": ("ws_origins", lambda v: [] if v is None else list(v)),
-    "logger": ("ws_logger", lambda v: v),
-    "ssl": ("ssl_context", lambda v: v),
-    "open_timeout": ("ws_handshake_timeout", lambda v: v),
+    "logger": ("ws_logger", _same),
+    "ssl": ("ssl_context", _same),
+    "open_timeout": ("ws_handshake_timeout", _same),
 }
+"""websockets keyword -> (Config field, conversion of the value)."""
 
 
 def config_from_handler_options(**options: Any) -> Config:
@@ -57,3 +83,77 @@ def config_from_handler_options(**options: Any) -> Config:
         else:
             raise TypeError(f"unexpected option {name!r}")
     return Config(**values)
+
+
+def _build(value: Callable[[str], Any]) -> ConnectionOptions:
+    """ConnectionOptions from Config field values (`value("ws_max_size")`)."""
+    deflate = None
+    if value("ws_per_message_deflate"):
+        deflate = DeflateOptions(
+            level=value("ws_deflate_level"),
+            mem_level=value("ws_deflate_mem_level"),
+            server_max_window_bits=value("ws_deflate_server_max_window_bits"),
+            client_max_window_bits=value("ws_deflate_client_max_window_bits"),
+            server_no_context_takeover=value("ws_deflate_server_no_context_takeover"),
+            client_no_context_takeover=value("ws_deflate_client_no_context_takeover"),
+        )
+    max_size = value("ws_max_size")
+    return ConnectionOptions(
+        max_size=None if max_size >= UNLIMITED else max_size,
+        max_queue=value("ws_max_queue"),
+        # 0 disables the keepalive (or its timeout) as None does.
+        ping_interval=value("ws_ping_interval") or None,
+        ping_timeout=value("ws_ping_timeout") or None,
+        close_timeout=value("ws_close_timeout"),
+        read_limit=value("ws_read_limit"),
+        write_limit=value("ws_write_limit"),
+        shutdown_close_code=value("ws_shutdown_close_code"),
+        logger=value("ws_logger"),
+        deflate=deflate,
+    )
+
+
+# Every connection of a server shares one ConnectionOptions: the last Config
+# seen and what was built from it (a Config is frozen, so identity is enough;
+# held weakly so that a finished server's Config is not kept alive).
+_last_built: tuple[weakref.ref[Config], ConnectionOptions] | None = None
+
+
+def connection_options(config: Config) -> ConnectionOptions:
+    """The options of the server-side connections of `config`; built once
+    per Config, so calling it per connection costs one identity check."""
+    global _last_built
+    last = _last_built
+    if last is not None and last[0]() is config:
+        return last[1]
+    built = _build(lambda name: getattr(config, name))
+    _last_built = (weakref.ref(config), built)
+    return built
+
+
+def connection_options_from_keywords(**keywords: Any) -> ConnectionOptions:
+    """ConnectionOptions from websockets-style names or `ws_*` Config names,
+    for a client: no Config is built, but every value is checked against its
+    Config declaration (ConfigError, a ValueError, names the bad one) and the
+    defaults are Config's.  TypeError for a name that is no WebSocket option."""
+    declared = {f.name: f for f in options()}
+    values: dict[str, Any] = {}
+    for name, value in keywords.items():
+        field_name, convert = ALIASES.get(name, (name, _same))
+        f = declared.get(field_name) if field_name.startswith("ws_") else None
+        if f is None:  # not a WebSocket option (e.g. `port`: a server's)
+            raise TypeError(f"unexpected option {name!r}")
+        value = convert(value)
+        if not is_allowed(f, value):
+            raise ConfigError(f"{name}: {value!r} is not {allowed_text(f)}")
+        values[field_name] = value
+
+    def value_of(name: str) -> Any:
+        if name in values:
+            return values[name]
+        f = declared[name]
+        if f.default is dataclasses.MISSING:
+            return f.default_factory()  # type: ignore[operator]
+        return f.default
+
+    return _build(value_of)

@@ -346,3 +346,24 @@ async def test_broadcast_skips_a_slow_reader_without_blocking_the_others() -> No
         assert sent_counts[-1] == 1
         slow.close()
         await fast.close()
+
+
+async def test_server_connections_lists_the_accepted_websockets_only() -> None:
+    handled: list[WebSocketConnection] = []
+
+    async def hold(ws: WebSocketConnection) -> None:
+        handled.append(ws)
+        await ws.wait_closed()
+
+    async with serve(hold, "127.0.0.1", 0, compression=None) as server:
+        port = port_of(server)
+        async with httpx.AsyncClient() as client, connect(f"ws://127.0.0.1:{port}/") as ws:
+            # An HTTP request on another connection at the same time is not listed.
+            assert (await client.get(f"http://127.0.0.1:{port}/")).status_code == 426
+            await ws.ping()
+            assert server.connections == set(handled) and len(handled) == 1
+            assert broadcast(server.connections, "to all") == 1
+            assert await ws.recv() == "to all"
+        await asyncio.wait_for(handled[0].wait_closed(), 5)
+        await asyncio.sleep(0)
+        assert server.connections == set()

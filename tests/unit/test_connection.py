@@ -12,13 +12,13 @@ import pytest
 from websockets.frames import Frame, Opcode
 from websockets.protocol import Protocol, Side
 
-from asgiws.config import Config
 from asgiws.connection import WebSocketConnection
 from asgiws.exceptions import (
     ConnectionClosed,
     ConnectionClosedError,
     ConnectionClosedOK,
 )
+from asgiws.options import connection_options_from_keywords
 from asgiws.websocket.connection import ServerEngine
 
 
@@ -110,10 +110,10 @@ def make_connection(
     *, engine: bool = True, registry: set[Any] | None = None, **options: Any
 ) -> tuple[WebSocketConnection, FakeTransport, Peer]:
     options.setdefault("ws_ping_interval", None)
-    config = Config(**options)
+    conn_options = connection_options_from_keywords(**options)
     conn = WebSocketConnection(
-        config,
-        engine=ServerEngine(max_size=config.ws_max_size) if engine else None,
+        conn_options,
+        engine=ServerEngine(max_size=conn_options.max_size) if engine else None,
         registry=registry,
     )
     transport = FakeTransport(conn)
@@ -526,7 +526,9 @@ class CountingTransport(FakeTransport):
 
 
 def make_counting_connection() -> tuple[WebSocketConnection, CountingTransport, Peer]:
-    conn = WebSocketConnection(Config(ws_ping_interval=None), engine=ServerEngine())
+    conn = WebSocketConnection(
+        connection_options_from_keywords(ping_interval=None), engine=ServerEngine()
+    )
     transport = CountingTransport(conn)
     conn.connection_made(transport)
     return conn, transport, Peer(conn, transport)

@@ -1,40 +1,41 @@
-"""The asyncio WebSocket connection: one object owns the transport, the
-sans-I/O engine, flow control in both directions and the timers.
+"""`WebSocketConnection`: the asyncio WebSocket connection behind every face.
 
 The ASGI adapter, the `serve(handler)` API and the `connect()` client are
-thin faces over `WebSocketConnection`; the engine passed in decides the role
-(server or client).
+thin faces over it; the engine passed in decides the role (server or client).
+It composes parts with one job each and keeps only what joins them:
+
+- `Inbox` (inbox.py): received messages, the one waiting `recv()`, the
+  `max_queue` read pause, the messages still owed before a protocol error's
+  close frame;
+- `Writer` (writer.py): frames to the transport, replies to a burst held and
+  written together, the drain behind `pause_writing`/`resume_writing`;
+- `Keepalive` (keepalive.py): pings in flight and the keepalive timers;
+- `Closing` (closing.py): the close timeout and the deferral of the close
+  frame owed after a protocol error;
+- `Reporter` (reporting.py): what the server's observer hears, only when
+  somebody subscribed.
 
 Cost per message is kept small on purpose: no task per message or per
 connection, no queue between `send()` and the transport when the transport
 accepts the write, and timers are `loop.call_later` handles.
-
-Replies to a burst are coalesced: while received messages are still queued
-for the application, the messages it sends are held (at most `_CORK_LIMIT`
-bytes) and go out in one `writelines` -- one system call instead of one per
-message -- as soon as the queue runs dry (the last reply, or `recv()` about
-to wait), or at the latest on the next loop iteration.  A lone message is
-written at once, and so is any control frame (with what is held before it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import uuid
 import weakref
-from collections import deque
-from collections.abc import (
-    AsyncIterable,
-    Iterable,
-    Iterator,
-    Mapping,
-    MutableMapping,
-    MutableSet,
-)
+from collections.abc import AsyncIterable, Iterable, Iterator, Mapping, MutableMapping, MutableSet
 from typing import TYPE_CHECKING, Any, cast
 
+from asgiws.connection.closing import Closing
+from asgiws.connection.describe import describe, hex_dump
+from asgiws.connection.inbox import Data, Inbox
+from asgiws.connection.keepalive import Keepalive
+from asgiws.connection.options import ConnectionLoggerLike, ConnectionOptions
+from asgiws.connection.reporting import Reporter
+from asgiws.connection.writer import Writer
 from asgiws.datastructures import Headers
 from asgiws.exceptions import (
     ABNORMAL_CLOSURE,
@@ -42,6 +43,7 @@ from asgiws.exceptions import (
     ConnectionClosedOK,
     connection_closed,
 )
+from asgiws.observer import BroadcastSkipReason, Observer
 from asgiws.websocket.connection import Engine, EngineState
 from asgiws.websocket.events import (
     BytesMessage,
@@ -54,31 +56,15 @@ from asgiws.websocket.events import (
 )
 
 if TYPE_CHECKING:
-    from asgiws.config import Config
     from asgiws.websocket.frames import Close
 
-__all__ = ["Data", "WebSocketConnection"]
-
-Data = str | bytes
-"""What `recv()` returns: str for a text message, bytes for a binary one."""
+__all__ = ["ConnectionLogger", "WebSocketConnection"]
 
 BytesLike = bytes | bytearray | memoryview
 OutgoingData = str | BytesLike
 
 DEBUG = logging.DEBUG
 _OPEN, _CLOSED = EngineState.OPEN, EngineState.CLOSED
-_PAYLOAD_LOG_LIMIT = 75  # characters of payload shown in a DEBUG frame line
-_CORK_LIMIT = 64 * 1024
-"""Most bytes of frames held back to coalesce replies to a burst; a bigger
-write goes out at once (its system call is cheap next to its copy anyway)."""
-
-
-class _Failure(str):
-    """Queue marker: the point in the message stream where a protocol error was."""
-
-
-_FAILURE: Data = _Failure("<protocol error>")
-
 _DEFAULT_LOGGER = logging.getLogger("asgiws.websocket")
 
 
@@ -108,50 +94,32 @@ class WebSocketConnection(asyncio.Protocol):
     never parsed and never lost.
     """
 
-    # Frames held back while a burst of received messages is answered (see
-    # the module docstring); None when nothing is held.  Class-level defaults:
-    # a connection that never answers a burst carries no entry for them.
-    _corked: list[bytes] | None = None
-    _corked_size = 0
-
-    # Thousands of idle connections each hold one: fixed attributes in slots.
+    # Thousands of idle connections each hold one: fixed attributes in slots,
+    # and what an idle connection does not need (the logger adapter, the
+    # closed waiter, the pre-handshake buffer) is made on first use.
     # `__dict__` stays so that applications may still hang their own
     # attributes on a connection (as websockets users do); it is only
     # allocated when one does.
     __slots__ = (
         "__dict__",
         "__weakref__",
-        "_close_timer",
         "_closed_waiter",
-        "_drain_waiters",
+        "_closing",
         "_engine",
-        "_failure_timer",
         "_fragmented_send",
         "_id",
-        "_keepalive_payload",
-        "_keepalive_timeout",
-        "_keepalive_timer",
-        "_loop",
+        "_inbox",
+        "_keepalive",
+        "_logger",
         "_lost",
-        "_messages",
         "_pending",
-        "_pings",
-        "_rcvd_then_sent",
-        "_reading_paused",
-        "_recv_waiter",
         "_registry",
-        "_resume_queue_at",
-        "_transport",
-        "_writing_paused",
-        "close_timeout",
-        "config",
+        "_reporter",
+        "_writer",
         "debug",
         "latency",
-        "logger",
-        "max_queue",
+        "options",
         "path",
-        "ping_interval",
-        "ping_timeout",
         "request_headers",
         "response_headers",
         "subprotocol",
@@ -159,26 +127,17 @@ class WebSocketConnection(asyncio.Protocol):
 
     def __init__(
         self,
-        config: Config,
+        options: ConnectionOptions,
         *,
         engine: Engine | None = None,
         registry: MutableSet[Any] | None = None,
-        logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
+        observer: Observer | None = None,
     ) -> None:
+        self.options = options
         self._id: uuid.UUID | None = None  # drawn on first use: os.urandom is a syscall
-        self.config = config
-        self.max_queue = config.ws_max_queue
-        # Resume reading once the app has drained the queue down to a quarter,
-        # so that a busy connection does not pause/resume on every message.
-        self._resume_queue_at = config.ws_max_queue // 4
-        self.ping_interval = config.ws_ping_interval
-        self.ping_timeout = config.ws_ping_timeout
-        self.close_timeout = config.ws_close_timeout
-        self.logger: logging.Logger | logging.LoggerAdapter[logging.Logger] = (
-            logger if logger is not None else ConnectionLogger(_DEFAULT_LOGGER, self)
-        )
+        self._logger: ConnectionLoggerLike | None = options.logger
         # Checked once: formatting frame lines is the expensive part of logging.
-        self.debug = self.logger.isEnabledFor(DEBUG)
+        self.debug = (options.logger or _DEFAULT_LOGGER).isEnabledFor(DEBUG)
 
         # Set by the face that performs the opening handshake.
         self.path = ""
@@ -189,47 +148,43 @@ class WebSocketConnection(asyncio.Protocol):
 
         self._engine = engine
         self._registry = registry
-        self._loop = asyncio.get_running_loop()
-        self._transport: asyncio.Transport | None = None
-        self._pending = bytearray()  # bytes that arrived before the engine
+        self._pending: bytearray | None = None  # bytes that arrived before the engine
         self._lost = False
-        self._closed_waiter: asyncio.Future[None] = self._loop.create_future()
-
-        # Incoming messages and the one recv() that may wait for them.
-        self._messages: deque[Data] = deque()  # may end with the _FAILURE marker
-        self._recv_waiter: asyncio.Future[None] | None = None
-        self._reading_paused = False
-
-        # Outgoing flow control.
-        self._writing_paused = False
-        self._drain_waiters: list[asyncio.Future[None]] = []
+        self._closed_waiter: asyncio.Future[None] | None = None
         self._fragmented_send: asyncio.Future[None] | None = None
-
-        # Closing handshake: the engine knows the frames, we know their order.
-        self._rcvd_then_sent: bool | None = None
-        self._close_timer: asyncio.TimerHandle | None = None
-        self._failure_timer: asyncio.TimerHandle | None = None
-
-        # Pings waiting for their pong: payload -> (waiter or None, sent at).
-        self._pings: dict[bytes, tuple[asyncio.Future[float] | None, float]] = {}
-        self._keepalive_timer: asyncio.TimerHandle | None = None
-        self._keepalive_timeout: asyncio.TimerHandle | None = None
-        self._keepalive_payload: bytes | None = None
+        self._inbox = Inbox(options.max_queue)
+        self._writer = Writer()
+        self._keepalive = Keepalive()
+        self._closing = Closing()
+        self._reporter = None if observer is None else Reporter(observer)
 
     # ------------------------------------------------------------------
     # attributes of the websockets API
 
     @property
+    def logger(self) -> ConnectionLoggerLike:
+        logger = self._logger
+        if logger is None:
+            logger = self._logger = ConnectionLogger(_DEFAULT_LOGGER, self)
+        return logger
+
+    @logger.setter
+    def logger(self, logger: ConnectionLoggerLike) -> None:
+        self._logger = logger
+
+    @property
     def local_address(self) -> Any:
-        return None if self._transport is None else self._transport.get_extra_info("sockname")
+        transport = self._writer.transport
+        return None if transport is None else transport.get_extra_info("sockname")
 
     @property
     def remote_address(self) -> Any:
-        return None if self._transport is None else self._transport.get_extra_info("peername")
+        transport = self._writer.transport
+        return None if transport is None else transport.get_extra_info("peername")
 
     @property
     def transport(self) -> asyncio.Transport | None:
-        return self._transport
+        return self._writer.transport
 
     @property
     def open(self) -> bool:
@@ -270,7 +225,7 @@ class WebSocketConnection(asyncio.Protocol):
     @property
     def reading_paused(self) -> bool:
         """True while the transport is paused because `max_queue` is reached."""
-        return self._reading_paused
+        return self._inbox.paused
 
     @property
     def id(self) -> uuid.UUID:
@@ -284,13 +239,15 @@ class WebSocketConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses: no isinstance.
-        self._transport = transport = cast(asyncio.Transport, transport)
+        self._writer.transport = self._inbox.transport = transport = cast(
+            asyncio.Transport, transport
+        )
         # pause_writing() fires above this many buffered bytes; send() then waits.
-        transport.set_write_buffer_limits(high=self.config.ws_write_limit)
+        transport.set_write_buffer_limits(high=self.options.write_limit)
         if self._registry is not None:
             self._registry.add(self)
         if self._engine is not None:
-            self._start_keepalive()
+            self._opened()
 
     def attach_engine(self, engine: Engine) -> None:
         """Open the connection after the opening handshake: bytes buffered so
@@ -300,22 +257,30 @@ class WebSocketConnection(asyncio.Protocol):
         self._engine = engine
         if self._lost:
             return
+        self._opened()
+        pending = self._pending
+        if pending is not None:
+            self._pending = None
+            self._inbox.resume_reading()
+            self.data_received(bytes(pending))
+
+    def _opened(self) -> None:
         self._start_keepalive()
-        if self._pending:
-            pending = bytes(self._pending)
-            self._pending.clear()
-            if self._reading_paused:
-                self._resume_reading()
-            self.data_received(pending)
+        reporter = self._reporter
+        if reporter is not None:
+            reporter.opened(self.path, self.remote_address, self.subprotocol)
 
     def data_received(self, data: bytes) -> None:
         engine = self._engine
         if engine is None:
             # Opening handshake in progress: keep the bytes, bounded by the
             # read limit (TCP backpressure beyond that).
-            self._pending += data
-            if len(self._pending) >= self.config.ws_read_limit:
-                self._pause_reading()
+            pending = self._pending
+            if pending is None:
+                pending = self._pending = bytearray()
+            pending += data
+            if len(pending) >= self.options.read_limit:
+                self._inbox.pause_reading()
             return
         self._process(engine, engine.receive_data(data))
 
@@ -326,40 +291,34 @@ class WebSocketConnection(asyncio.Protocol):
         return None  # let the transport close itself
 
     def pause_writing(self) -> None:
-        self._writing_paused = True
+        self._writer.pause()
+        reporter = self._reporter
+        if reporter is not None:
+            reporter.writes_paused(self.remote_address)
 
     def resume_writing(self) -> None:
-        self._writing_paused = False
-        self._wake_drain_waiters()
+        self._writer.resume()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
-        self._corked = None
-        for timer in (
-            self._close_timer,
-            self._keepalive_timer,
-            self._keepalive_timeout,
-            self._failure_timer,
-        ):
-            if timer is not None:
-                timer.cancel()
-        self._close_timer = self._keepalive_timer = self._keepalive_timeout = None
-        self._failure_timer = None
-        self._wake_recv()
-        self._wake_drain_waiters()
-        closed_exc: ConnectionClosed | None = None
-        for waiter, _ in self._pings.values():
-            if waiter is not None and not waiter.done():
-                closed_exc = closed_exc or self._closed_exception()
-                waiter.set_exception(closed_exc)
-                # Nobody may await a ping future after the connection closed;
-                # mark the exception retrieved so it is not logged as lost.
-                waiter.exception()
-        self._pings.clear()
-        if not self._closed_waiter.done():
-            self._closed_waiter.set_result(None)
+        self._writer.connection_lost()
+        self._inbox.connection_lost()
+        self._closing.stop()
+        self._keepalive.stop(self._closed_exception)
+        waiter = self._closed_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
         if self._registry is not None:
             self._registry.discard(self)
+        reporter = self._reporter
+        if reporter is not None:
+            reporter.closed(
+                self.path,
+                self.remote_address,
+                self.close_rcvd,
+                self.close_sent,
+                self._rcvd_then_sent,
+            )
         if self.debug:
             self.logger.debug("= connection closed: %s", self._closed_exception())
 
@@ -369,87 +328,72 @@ class WebSocketConnection(asyncio.Protocol):
     def _process(self, engine: Engine, events: list[Event]) -> None:
         """Handle the engine's events, write its automatic replies, and close
         the transport when the closing handshake says so."""
+        inbox, reporter = self._inbox, self._reporter
         for event in events:
             if isinstance(event, (TextMessage, BytesMessage)):
-                self._deliver(event.data)
+                data = event.data
+                # Past our close frame, messages beyond max_queue are dropped.
+                if inbox.put(data, engine.state is not _OPEN):
+                    if self.debug:
+                        self.logger.debug("< %s", describe(data))
+                    if reporter is not None:
+                        reporter.received(data)
             elif isinstance(event, Pong):
                 self._pong_received(event.payload)
             elif isinstance(event, Ping):
                 if self.debug:
-                    self.logger.debug("< PING %s", _hex(event.payload))
+                    self.logger.debug("< PING %s", hex_dump(event.payload))
             elif isinstance(event, CloseReceived):
-                self._on_close_received(event)
+                self._close_received(event)
             elif isinstance(event, ConnectionFailed):
-                self._on_connection_failed(event)
+                self._connection_failed(event)
         replies = engine.data_to_send()
         if replies:
-            self._write(replies)
-        if engine.should_close_transport() and self._transport is not None:
+            self._writer.write(replies)
+        if engine.should_close_transport():
             # RFC 6455 7.1.1: the server closes the TCP connection first once
             # the closing handshake is complete; the client waits for that.
-            self._uncork()
-            self._transport.close()
+            self._writer.close_transport()
 
-    def _deliver(self, data: Data) -> None:
-        messages = self._messages
-        closing = self._engine is not None and self._engine.state is not _OPEN
-        if closing and len(messages) >= self.max_queue:
-            # We are closing and the app is not reading: keep reading to see
-            # the peer's close frame, but do not let memory grow meanwhile.
-            return
-        messages.append(data)
-        if self.debug:
-            self.logger.debug("< %s", _describe(data))
-        waiter = self._recv_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-        if len(messages) >= self.max_queue and not closing:
-            # The app is behind: stop reading so TCP pushes back on the peer.
-            self._pause_reading()
-
-    def _on_close_received(self, event: CloseReceived) -> None:
+    def _close_received(self, event: CloseReceived) -> None:
         if self.debug:
             self.logger.debug("< CLOSE %d %s", event.code, event.reason)
-        if self._rcvd_then_sent is None:
-            # We had not sent a close frame: the engine queued its echo.
-            self._rcvd_then_sent = True
-        self._start_close_timer()
-        self._wake_recv()
+        # When we had not sent a close frame, the engine queued its echo.
+        self._arm_close_timer()
+        self._inbox.wake()
 
-    def _on_connection_failed(self, event: ConnectionFailed) -> None:
+    def _connection_failed(self, event: ConnectionFailed) -> None:
         if self.debug:
             self.logger.debug("! failing connection: %d %s", event.code, event.reason)
         elif event.code != ABNORMAL_CLOSURE:  # a peer that just hangs up is no news
             self.logger.info("WebSocket failed: %d %s", event.code, event.reason)
-        if self._messages:
+        inbox = self._inbox
+        if inbox.messages:
             # Messages that arrived before the error go first, and so do the
-            # app's replies to them: the close frame waits until recv() reaches
-            # this point in the queue (bounded by the close timeout).
-            self._messages.append(_FAILURE)
-            self._failure_timer = self._loop.call_later(self.close_timeout, self._send_failure)
+            # app's replies to them: the close frame waits until recv() has
+            # delivered them (bounded by the close timeout).
+            inbox.owed_close_after = len(inbox.messages)
+            self._closing.defer_owed_close(self.options.close_timeout, self._send_owed_close)
         else:
-            self._send_failure()
-        self._resume_reading()
-        self._wake_recv()
+            self._send_owed_close()
+        inbox.resume_reading()
+        inbox.wake()
 
-    def _send_failure(self) -> None:
+    def _send_owed_close(self) -> None:
         """Send the close frame a protocol error calls for, then wait for the
         peer's close frame (or the close timeout) before closing TCP."""
-        if self._failure_timer is not None:
-            self._failure_timer.cancel()
-            self._failure_timer = None
+        self._closing.owed_close_sent()
+        self._inbox.owed_close_after = None
         engine = self._engine
         if engine is None or self._lost:
             return
         failure = engine.failure
         if failure is not None:
-            if self._rcvd_then_sent is None:
-                self._rcvd_then_sent = False
-            self._write(engine.send_close(failure.code, failure.reason))
-        self._start_close_timer()
-        if engine.should_close_transport() and self._transport is not None:
-            self._uncork()
-            self._transport.close()
+            self.start_close(failure.code, failure.reason)
+        else:
+            # Nothing owed any more (the app closed first, or the peer just
+            # hung up): keep the closing handshake going.
+            self._continue_closing(engine)
 
     def _no_more_messages(self) -> bool:
         """No message can arrive any more and the close frames are known."""
@@ -462,28 +406,28 @@ class WebSocketConnection(asyncio.Protocol):
         that returns it.  Raises ConnectionClosedOK/ConnectionClosedError once
         the queue is empty and the connection is closed.
         """
+        inbox = self._inbox
         while True:
-            messages = self._messages
+            messages = inbox.messages
+            if messages and not inbox.paused and inbox.owed_close_after is None:
+                return messages.popleft()  # the common case, inline
+            if inbox.owed_close_after == 0:
+                self._send_owed_close()  # the app has read up to the error
             if messages:
-                data = messages.popleft()
-                if data is _FAILURE:
-                    self._send_failure()
-                    continue
-                if self._reading_paused and len(messages) <= self._resume_queue_at:
-                    self._resume_reading()
-                return data
-            if self._corked is not None:
-                self._uncork()  # the burst is answered: send the replies now
+                return inbox.take()
+            writer = self._writer
+            if writer.corked is not None:
+                writer.flush()  # the burst is answered: send the replies now
             if self._no_more_messages():
                 raise self._closed_exception()
-            if self._recv_waiter is not None:
+            if inbox.waiter is not None:
                 raise RuntimeError("another coroutine is already waiting in recv()")
-            waiter = self._loop.create_future()
-            self._recv_waiter = waiter
+            # Awaited here rather than in an Inbox coroutine: one frame less per wait.
+            waiter = inbox.waiter = asyncio.get_running_loop().create_future()
             try:
                 await waiter
             finally:
-                self._recv_waiter = None
+                inbox.waiter = None
 
     def __aiter__(self) -> WebSocketConnection:
         return self
@@ -523,12 +467,18 @@ class WebSocketConnection(asyncio.Protocol):
         else:
             raise TypeError(f"cannot send {type(message).__name__}: expected str or bytes")
         if self.debug:
-            self.logger.debug("> %s", _describe(message))
-        self._send_frames(chunks)
-        if self._writing_paused:
+            self.logger.debug("> %s", describe(message))
+        reporter = self._reporter
+        if reporter is not None:
+            reporter.sent(message)
+        writer = self._writer
+        writer.write_message(chunks, self._inbox.messages)
+        if writer.paused:
             await self._drain()
 
-    def write_prepared(self, message: Data, server_frame: list[bytes]) -> str | None:
+    def write_prepared(
+        self, message: Data, server_frame: list[bytes]
+    ) -> BroadcastSkipReason | None:
         """Write a message without awaiting, for `broadcast()`; returns why it
         was skipped, or None when it went out.
 
@@ -538,20 +488,30 @@ class WebSocketConnection(asyncio.Protocol):
         """
         engine = self._engine
         if engine is None or engine.state is not _OPEN or self._lost:
-            return "connection is not open"
+            return self._broadcast_skipped(BroadcastSkipReason.NOT_OPEN)
         if self._fragmented_send is not None:
-            return "a fragmented message is being sent"
-        if self._writing_paused:
-            return "write buffer above write_limit (slow reader)"
+            return self._broadcast_skipped(BroadcastSkipReason.FRAGMENTED_SEND)
+        writer = self._writer
+        if writer.paused:
+            return self._broadcast_skipped(BroadcastSkipReason.SLOW_READER)
         if engine.is_server:
-            self._write(server_frame)
+            writer.write(server_frame)
         elif isinstance(message, str):
-            self._write(engine.send_text(message))
+            writer.write(engine.send_text(message))
         else:
-            self._write(engine.send_binary(message))
+            writer.write(engine.send_binary(message))
         if self.debug:
-            self.logger.debug("> %s (broadcast)", _describe(message))
+            self.logger.debug("> %s (broadcast)", describe(message))
+        reporter = self._reporter
+        if reporter is not None:
+            reporter.sent(message)
         return None
+
+    def _broadcast_skipped(self, reason: BroadcastSkipReason) -> BroadcastSkipReason:
+        reporter = self._reporter
+        if reporter is not None:
+            reporter.broadcast_skipped(self.remote_address, reason)
+        return reason
 
     async def _send_fragments(
         self,
@@ -559,7 +519,9 @@ class WebSocketConnection(asyncio.Protocol):
         achunks: Any,  # AsyncIterator[OutgoingData] | None
     ) -> None:
         # Claimed before the first await so that no other send() slips in.
-        done = self._fragmented_send = self._loop.create_future()
+        done = self._fragmented_send = asyncio.get_running_loop().create_future()
+        writer = self._writer
+        reporter = self._reporter
         started = False
         try:
             try:
@@ -576,19 +538,23 @@ class WebSocketConnection(asyncio.Protocol):
             else:
                 raise TypeError(f"cannot send {type(first).__name__}: expected str or bytes")
             engine = await self._open_engine()
-            self._write(engine.send_fragment(first, fin=False))
-            started = True
+            chunk: Any = first
             while True:
+                writer.write(engine.send_fragment(cast(OutgoingData, chunk), fin=False))
+                started = True
+                if reporter is not None:
+                    reporter.sent(chunk, ends_message=False)
+                if writer.paused:
+                    await self._drain()
                 try:
                     chunk = next(chunks) if chunks is not None else await achunks.__anext__()
                 except (StopIteration, StopAsyncIteration):
                     break
                 if not isinstance(chunk, kind):
                     raise TypeError("all fragments of a message must be all str or all bytes")
-                self._write(engine.send_fragment(cast(OutgoingData, chunk), fin=False))
-                if self._writing_paused:
-                    await self._drain()
-            self._write(engine.send_fragment(last, fin=True))
+            writer.write(engine.send_fragment(last, fin=True))
+            if reporter is not None:
+                reporter.sent(last)
             if self.debug:
                 self.logger.debug("> fragmented %s message", "TEXT" if kind is str else "BINARY")
         except BaseException:
@@ -600,28 +566,27 @@ class WebSocketConnection(asyncio.Protocol):
         finally:
             self._fragmented_send = None
             done.set_result(None)
-        if self._writing_paused:
+        if writer.paused:
             await self._drain()
 
     async def ping(self, data: str | BytesLike | None = None) -> asyncio.Future[float]:
         """Send a ping; the returned future resolves to the latency in seconds
         when the matching pong (or a pong for a later ping) arrives."""
         engine = await self._open_engine()
+        keepalive = self._keepalive
         if data is None:
-            payload = os.urandom(4)
-            while payload in self._pings:
-                payload = os.urandom(4)
+            payload = keepalive.new_payload()
         else:
             payload = data.encode() if isinstance(data, str) else bytes(data)
-            if payload in self._pings:
+            if payload in keepalive.pings:
                 raise RuntimeError("already waiting for a pong with the same data")
         chunks = engine.send_ping(payload)  # ValueError above 125 bytes
-        waiter: asyncio.Future[float] = self._loop.create_future()
-        self._pings[payload] = (waiter, self._loop.time())
+        waiter: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        keepalive.sent(payload, waiter)
         if self.debug:
-            self.logger.debug("> PING %s", _hex(payload))
-        self._write(chunks)
-        if self._writing_paused:
+            self.logger.debug("> PING %s", hex_dump(payload))
+        self._writer.write(chunks)
+        if self._writer.paused:
             await self._drain()
         return waiter
 
@@ -629,96 +594,27 @@ class WebSocketConnection(asyncio.Protocol):
         """Send an unsolicited pong (a unidirectional heartbeat)."""
         engine = await self._open_engine()
         payload = data.encode() if isinstance(data, str) else bytes(data)
-        self._write(engine.send_pong(payload))
-        if self._writing_paused:
+        self._writer.write(engine.send_pong(payload))
+        if self._writer.paused:
             await self._drain()
 
     def _pong_received(self, payload: bytes) -> None:
         if self.debug:
-            self.logger.debug("< PONG %s", _hex(payload))
-        pings = self._pings
-        if payload not in pings:
-            return  # unsolicited pong: nothing to resolve
-        now = self._loop.time()
-        # A pong acknowledges its ping and every ping sent before it.
-        for key, (waiter, sent_at) in list(pings.items()):
-            del pings[key]
-            latency = now - sent_at
-            if waiter is not None and not waiter.done():
-                waiter.set_result(latency)
-            if key == self._keepalive_payload:
-                self._keepalive_acknowledged(latency)
-            if key == payload:
-                self.latency = latency
-                break
-
-    def _write(self, chunks: list[bytes]) -> None:
-        """Write frames now, behind any held by `_send_frames`."""
-        transport = self._transport
-        if transport is None:
-            raise RuntimeError("the connection has no transport yet")
-        corked = self._corked
-        if corked is not None:
-            corked.extend(chunks)
-            self._uncork()
-        elif len(chunks) == 1:
-            transport.write(chunks[0])
-        else:
-            transport.writelines(chunks)
-
-    def _send_frames(self, chunks: list[bytes]) -> None:
-        """Write a message's frames for `send()`, held while a burst is answered."""
-        corked = self._corked
-        if corked is not None:
-            corked.extend(chunks)
-            self._corked_size += sum(map(len, chunks))
-            if not self._messages or self._corked_size >= _CORK_LIMIT:
-                self._uncork()  # the last reply of the burst (or enough held)
-            return
-        if self._messages and len(chunks) == 1 and len(chunks[0]) < _CORK_LIMIT:
-            if self._transport is None:
-                raise RuntimeError("the connection has no transport yet")
-            # More received messages wait for the app: its replies to them
-            # will follow in this same step, so hold this frame to write them
-            # together.  The callback bounds the delay to one loop iteration.
-            self._corked = [chunks[0]]
-            self._corked_size = len(chunks[0])
-            self._loop.call_soon(self._uncork)
-            return
-        self._write(chunks)
-
-    def _uncork(self) -> None:
-        """Write the frames held back by `_write`, in one call."""
-        corked = self._corked
-        if corked is None:
-            return
-        self._corked = None
-        transport = self._transport
-        if transport is None or self._lost or transport.is_closing():
-            return
-        if len(corked) == 1:
-            transport.write(corked[0])
-        else:
-            transport.writelines(corked)
+            self.logger.debug("< PONG %s", hex_dump(payload))
+        latency, keepalive_latency = self._keepalive.acknowledge(payload)
+        if keepalive_latency is not None:
+            self._keepalive_answered(keepalive_latency)
+        if latency is not None:
+            self.latency = latency
+            reporter = self._reporter
+            if reporter is not None:
+                reporter.ping_round_trip(self.remote_address, latency)
 
     async def _drain(self) -> None:
         """Wait until the transport's buffer is below the write limit."""
-        while self._writing_paused and not self._lost:
-            waiter = self._loop.create_future()
-            self._drain_waiters.append(waiter)
-            try:
-                await waiter
-            finally:
-                if waiter in self._drain_waiters:
-                    self._drain_waiters.remove(waiter)
+        await self._writer.drain()
         if self._lost:
             raise self._closed_exception()
-
-    def _wake_drain_waiters(self) -> None:
-        waiters, self._drain_waiters = self._drain_waiters, []
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
 
     async def _open_engine(self) -> Engine:
         """The engine, or ConnectionClosed if messages can no longer be sent."""
@@ -743,18 +639,23 @@ class WebSocketConnection(asyncio.Protocol):
 
     async def wait_closed(self) -> None:
         """Return once the TCP connection is closed."""
-        await asyncio.shield(self._closed_waiter)
+        if self._lost:
+            return
+        waiter = self._closed_waiter
+        if waiter is None:
+            waiter = self._closed_waiter = asyncio.get_running_loop().create_future()
+        await asyncio.shield(waiter)
 
     def shutdown(self) -> None:
         """Graceful server shutdown: close with the server's going-away code
         (1012 service restart for the ASGI server, 1001 for `serve()`)."""
-        self.start_close(self.config.ws_shutdown_close_code, "")
+        self.start_close(self.options.shutdown_close_code, "")
 
     def start_close(self, code: int, reason: str) -> None:
         """Begin the closing handshake without waiting for it: send our close
         frame (once), arm the close timeout, keep reading for the peer's close.
         `close()` is this plus `wait_closed()`."""
-        transport = self._transport
+        transport = self._writer.transport
         if transport is None or self._lost:
             return
         engine = self._engine
@@ -766,118 +667,86 @@ class WebSocketConnection(asyncio.Protocol):
         if engine.state is _OPEN:
             # ValueError for a code that may not be sent: the caller's mistake.
             chunks = engine.send_close(code, reason)
-            if self._rcvd_then_sent is None:
-                self._rcvd_then_sent = False
             if self.debug:
                 self.logger.debug("> CLOSE %d %s", code, reason)
-            self._write(chunks)
-        self._start_close_timer()
+            self._writer.write(chunks)
+        self._continue_closing(engine)
+
+    def _continue_closing(self, engine: Engine) -> None:
+        """Our close frame is out (or none can be sent): bound the wait for
+        the peer's, and close TCP when the engine says the exchange is over."""
+        self._arm_close_timer()
         # The peer's close frame may be behind messages the app will never
         # read: keep reading until it arrives.
-        self._resume_reading()
+        self._inbox.resume_reading()
         if engine.should_close_transport():
-            self._uncork()
-            transport.close()
+            self._writer.close_transport()
 
-    def _start_close_timer(self) -> None:
-        if self._close_timer is None and not self._lost:
-            self._close_timer = self._loop.call_later(self.close_timeout, self._close_timed_out)
+    def _arm_close_timer(self) -> None:
+        if not self._lost:
+            self._closing.arm(self.options.close_timeout, self._close_timed_out)
 
     def _close_timed_out(self) -> None:
-        self._close_timer = None
-        if self._transport is not None and not self._lost:
+        self._closing.timer = None
+        if not self._lost:
             self.logger.info("WebSocket closing handshake timed out; dropping the connection")
-            self._transport.abort()
+            self.abort()
 
     def abort(self) -> None:
         """Drop the TCP connection at once, without a closing handshake."""
-        if self._transport is not None and not self._lost:
-            self._transport.abort()
+        transport = self._writer.transport
+        if transport is not None and not self._lost:
+            transport.abort()
+
+    @property
+    def _rcvd_then_sent(self) -> bool | None:
+        """Which close frame came first: True the peer's, False ours, None neither."""
+        return None if self._engine is None else self._engine.rcvd_then_sent
 
     def _closed_exception(self) -> ConnectionClosed:
         return connection_closed(self.close_rcvd, self.close_sent, self._rcvd_then_sent)
-
-    def _wake_recv(self) -> None:
-        waiter = self._recv_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    # ------------------------------------------------------------------
-    # read flow control
-
-    def _pause_reading(self) -> None:
-        if not self._reading_paused and self._transport is not None and not self._lost:
-            self._reading_paused = True
-            self._transport.pause_reading()
-
-    def _resume_reading(self) -> None:
-        if self._reading_paused and self._transport is not None and not self._lost:
-            self._reading_paused = False
-            self._transport.resume_reading()
 
     # ------------------------------------------------------------------
     # keepalive
 
     def _start_keepalive(self) -> None:
-        if self.ping_interval is not None and self._keepalive_timer is None:
-            self._keepalive_timer = self._loop.call_later(self.ping_interval, self._keepalive_ping)
+        interval = self.options.ping_interval
+        if interval is not None and self._keepalive.timer is None:
+            self._keepalive.schedule(interval, self._keepalive_ping)
 
     def _keepalive_ping(self) -> None:
-        self._keepalive_timer = None
+        keepalive = self._keepalive
+        keepalive.timer = None
         engine = self._engine
         if engine is None or not self.open:
             return
-        payload = os.urandom(4)
-        while payload in self._pings:
-            payload = os.urandom(4)
-        self._keepalive_payload = payload
-        self._pings[payload] = (None, self._loop.time())
+        payload = keepalive.new_payload()
+        keepalive.sent(payload, None)
         if self.debug:
-            self.logger.debug("> PING %s [keepalive]", _hex(payload))
-        self._write(engine.send_ping(payload))
-        if self.ping_timeout is not None:
+            self.logger.debug("> PING %s [keepalive]", hex_dump(payload))
+        self._writer.write(engine.send_ping(payload))
+        timeout = self.options.ping_timeout
+        if timeout is not None:
             # The next ping is scheduled when this one is answered.
-            self._keepalive_timeout = self._loop.call_later(
-                self.ping_timeout, self._keepalive_timed_out
-            )
+            keepalive.await_pong(timeout, self._keepalive_timed_out)
         else:
             self._start_keepalive()
 
-    def _keepalive_acknowledged(self, latency: float) -> None:
-        self._keepalive_payload = None
-        if self._keepalive_timeout is not None:
-            self._keepalive_timeout.cancel()
-            self._keepalive_timeout = None
-            assert self.ping_interval is not None
-            self._keepalive_timer = self._loop.call_later(
-                max(0.0, self.ping_interval - latency), self._keepalive_ping
-            )
+    def _keepalive_answered(self, latency: float) -> None:
+        interval = self.options.ping_interval
+        if self._keepalive.pong_arrived() and interval is not None:
+            self._keepalive.schedule(max(0.0, interval - latency), self._keepalive_ping)
 
     def _keepalive_timed_out(self) -> None:
-        self._keepalive_timeout = None
+        self._keepalive.timeout = None
+        engine = self._engine
+        if engine is None or self._lost:
+            return
         self.logger.info("WebSocket keepalive ping timeout; closing the connection")
-        self.start_close(1011, "keepalive ping timeout")
-        # The peer is unresponsive: do not wait for its close frame (RFC 6455
-        # 7.1.7, fail the connection); the close timer aborts if the buffered
-        # bytes cannot be flushed.
-        if self._transport is not None and not self._lost:
-            self._uncork()
-            self._transport.close()
-
-
-def _describe(data: OutgoingData) -> str:
-    """`TEXT 'hello' [5 bytes]` / `BINARY 00 01 [2 bytes]` for DEBUG frame lines."""
-    if isinstance(data, str):
-        text = repr(data)
-        if len(text) > _PAYLOAD_LOG_LIMIT:
-            text = text[: _PAYLOAD_LOG_LIMIT - 6] + "..." + text[-3:]
-        return f"TEXT {text} [{len(data.encode())} bytes]"
-    return f"BINARY {_hex(data)} [{len(data)} bytes]"
-
-
-def _hex(data: BytesLike) -> str:
-    """Hex dump of a payload, truncated for log lines."""
-    limit = _PAYLOAD_LOG_LIMIT // 3
-    if len(data) <= limit:
-        return bytes(data).hex(" ")
-    return bytes(data[: limit - 2]).hex(" ") + " ..."
+        # RFC 6455 7.1.7: fail the connection.  The peer is unresponsive: do
+        # not wait for its close frame either; the close timer aborts if the
+        # buffered bytes cannot be flushed.
+        engine.fail(1011, "keepalive ping timeout")
+        self._writer.write(engine.data_to_send())
+        self._arm_close_timer()
+        self._writer.close_transport()
