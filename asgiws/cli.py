@@ -1,8 +1,11 @@
-"""`asgiws APP [options]`: the command line, generated from `Config`'s fields.
+"""`asgiws APP [options]`: the command line, generated from `Config`'s declarations.
 
-No option is listed here by hand: each Config field's type annotation, default
-and help become one argparse argument.  Booleans get `--x/--no-x` and also take
-uvicorn's `--x true|false` spelling.
+No option is listed here by hand: each declared option becomes one argparse
+argument, shaped by its declared type (`asgiws.config.kind_of`).  Booleans get
+`--x/--no-x` and also take uvicorn's `--x true|false` spelling; list options
+repeat; optional ones take `none`.  argparse only collects the text; the
+declaration turns it into a value (`parse_text`) and `Config` checks it, so
+every bad value gets the same one line: `--flag: <value> is not <allowed>`.
 """
 
 from __future__ import annotations
@@ -10,77 +13,49 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from asgiws import __version__
-from asgiws.config import Config, ConfigError, flag_of, options
+from asgiws.config import (
+    Config,
+    ConfigError,
+    OneOf,
+    allowed_of,
+    allowed_text,
+    cli_options,
+    default_text,
+    flag_of,
+    kind_of,
+    parse_text,
+)
 from asgiws.logs import configure_logging
 
-TRUE = {"1", "true", "yes", "on"}
-FALSE = {"0", "false", "no", "off"}
 
-
-def parse_bool(text: str) -> bool:
-    lowered = text.lower()
-    if lowered in TRUE:
-        return True
-    if lowered in FALSE:
-        return False
-    raise argparse.ArgumentTypeError(f"{text!r} is not a boolean (true/false)")
-
-
-def optional(convert: Callable[[str], Any]) -> Callable[[str], Any]:
-    """`none`/`off` (and `0` for intervals) mean "disabled" for Optional options."""
-
-    def parse(text: str) -> Any:
-        if text.lower() in {"none", "off", "null"}:
-            return None
-        return convert(text)
-
-    parse.__name__ = getattr(convert, "__name__", "value")
-    return parse
-
-
-SCALARS: dict[str, Callable[[str], Any]] = {"int": int, "float": float, "str": str}
+def help_of(f: dataclasses.Field[Any]) -> str:
+    """The declared help, then the allowed values and the default."""
+    allowed = allowed_text(f)
+    facts = ([allowed] if allowed else []) + [f"default: {default_text(f)}"]
+    # argparse %-formats help strings.
+    return f"{f.metadata['help']} [{'; '.join(facts)}]".replace("%", "%%")
 
 
 def add_option(parser: argparse.ArgumentParser, f: dataclasses.Field[Any]) -> None:
     flag = flag_of(f)
-    annotation = str(f.type).replace(" ", "")
-    default = f.default if f.default is not dataclasses.MISSING else None
-    help_text = f.metadata["help"]
-    kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS}
+    kind = kind_of(f)
+    kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": help_of(f)}
+    if kind.base is bool:
+        parser.add_argument(flag, nargs="?", const="true", metavar="true|false", **kwargs)
+        parser.add_argument(
+            "--no-" + flag[2:], action="store_const", const="false", dest=f.name,
+            default=argparse.SUPPRESS, help=argparse.SUPPRESS,
+        )
+        return
     if f.metadata["metavar"]:
         kwargs["metavar"] = f.metadata["metavar"]
-    if annotation.startswith("bool"):
-        no_flag = "--no-" + flag[2:]
-        parser.add_argument(
-            flag,
-            nargs="?",
-            const=True,
-            type=parse_bool,
-            metavar="true|false",
-            help=f"{help_text} [default: {'on' if default else 'off'}]",
-            **kwargs,
-        )
-        parser.add_argument(
-            no_flag, action="store_false", dest=f.name, default=argparse.SUPPRESS,
-            help=argparse.SUPPRESS,
-        )
-        return
-    if annotation.startswith("list["):
-        parser.add_argument(flag, action="append", help=help_text, **kwargs)
-        return
-    base, _, rest = annotation.partition("|")
-    convert = SCALARS[base]
-    if rest == "None":
-        convert = optional(convert)
-    if f.metadata["choices"]:
-        kwargs["choices"] = f.metadata["choices"]
-    parser.add_argument(
-        flag, type=convert, help=f"{help_text} [default: {default}]", **kwargs
-    )
+    elif isinstance(choices := allowed_of(f), OneOf):
+        kwargs["metavar"] = "{" + ",".join(map(str, choices.values)) + "}"
+    parser.add_argument(flag, action="append" if kind.repeatable else "store", **kwargs)
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -97,21 +72,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("app", metavar="APP", help="the ASGI app, as 'module:attribute'")
     parser.add_argument("--version", action="version", version=f"asgiws {__version__}")
-    for f in options():
-        if f.metadata["cli"]:
-            add_option(parser, f)
+    for f in cli_options():
+        add_option(parser, f)
     return parser
+
+
+def value_of(f: dataclasses.Field[Any], given: str | list[str]) -> Any:
+    """The option's value from its command-line text; ConfigError names the bad text."""
+    texts = given if isinstance(given, list) else [given]
+    values = []
+    for text in texts:
+        try:
+            values.append(parse_text(f, text))
+        except ValueError:
+            expected = allowed_text(f) or kind_of(f).noun
+            raise ConfigError(f"{flag_of(f)}: {text!r} is not {expected}") from None
+    return values if isinstance(given, list) else values[0]
 
 
 def config_from_args(argv: Sequence[str] | None = None) -> Config:
     parser = build_parser()
-    namespace = parser.parse_args(argv)
-    values = vars(namespace)
+    given = vars(parser.parse_args(argv))
     try:
-        return Config(**values)
+        values = {f.name: value_of(f, given[f.name]) for f in cli_options() if f.name in given}
+        return Config(app=given["app"], **values)
     except ConfigError as exc:
         parser.error(str(exc))
-        raise  # pragma: no cover - parser.error exits
 
 
 def fail(message: str, *, code: int) -> NoReturn:
@@ -124,15 +110,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     configure_logging(config.log_level_number, access_log=config.access_log)
     from asgiws.server import Server
 
+    server = Server(config)
     try:
-        config.load()
+        server.load()
     except ConfigError as exc:
         fail(str(exc), code=2)
     except Exception as exc:
         # The app module itself raised while importing: say what, in one line.
         fail(f"loading {config.app!r} failed: {type(exc).__name__}: {exc}", code=1)
     try:
-        code = Server(config).run()
+        code = server.run()
     except ConfigError as exc:
         fail(str(exc), code=2)
     except KeyboardInterrupt:  # pragma: no cover - second CTRL+C during shutdown

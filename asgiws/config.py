@@ -1,27 +1,42 @@
 """The one declaration of every asgiws option.
 
-Each option is a dataclass field whose metadata carries its CLI flag and help
-text.  The CLI (`asgiws.cli`), the programmatic API (`Config`, `Server`, `run`)
-and the handler API read this table; nothing re-lists options by hand.
+Each option is one dataclass field: its annotation is its type, and
+`option(...)` gives its default, help text, CLI spelling and allowed values.
+The CLI (`asgiws.cli`), the programmatic API (`Config`, `Server`, `run`),
+the README table (`scripts/gen_options_doc.py`) and the handler API read this
+table; nothing re-lists options by hand.
 Where uvicorn has an option for the same thing, the name, default meaning and
 flag are uvicorn's, so a uvicorn user switches by changing one word.
+
+`Config` only declares and validates: it never changes a value it was given,
+and it holds no runtime objects (the loaded app, the SSL context built from
+the files and the encoded headers belong to `asgiws.server.Server`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
+import functools
 import logging
-import os
+import re
 import ssl
-import sys
-from collections.abc import Callable, Sequence
+import types
+import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, Union
 
+from asgiws.memory import MAX_MMAP_THRESHOLD
 from asgiws.types import ASGIApp
 
-logger = logging.getLogger("asgiws.error")
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    WebSocketLogger: TypeAlias = logging.Logger | logging.LoggerAdapter[logging.Logger]
+else:
+    # The declared types are resolved at run time (`declared_types`), and
+    # LoggerAdapter only takes a type argument at run time from Python 3.11.
+    WebSocketLogger = logging.Logger | logging.LoggerAdapter
 
 LOG_LEVELS = {
     "critical": logging.CRITICAL,
@@ -32,9 +47,80 @@ LOG_LEVELS = {
     "trace": 5,
 }
 
+NONE_WORDS = frozenset({"none", "off", "null"})
+"""How the command line spells None for an optional (`X | None`) option."""
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+FALSE_WORDS = frozenset({"0", "false", "no", "off"})
+
 
 class ConfigError(ValueError):
     """An option value or the app path is wrong; the message says what to fix."""
+
+
+# --- allowed values -----------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Interval:
+    """Numbers from `low` (exclusive when `low_open`) up to `high` (if any)."""
+
+    low: int
+    high: int | None = None
+    low_open: bool = False
+
+    def __contains__(self, value: object) -> bool:
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            return False
+        above = value > self.low if self.low_open else value >= self.low
+        return above and (self.high is None or value <= self.high)
+
+    def __str__(self) -> str:
+        if self.high is not None:
+            return f"from {self.low} to {self.high}"
+        return f"{'>' if self.low_open else '>='} {self.low}"
+
+
+@dataclass(frozen=True, slots=True)
+class OneOf:
+    """A fixed set of values."""
+
+    values: tuple[object, ...]
+
+    def __contains__(self, value: object) -> bool:
+        return value in self.values
+
+    def __str__(self) -> str:
+        names = [str(v) for v in self.values]
+        if len(names) == 2:
+            return " or ".join(names)
+        return "one of " + ", ".join(names)
+
+
+@dataclass(frozen=True, slots=True)
+class Matches:
+    """Text that matches `pattern`; `text` says how, for the error message."""
+
+    pattern: str
+    text: str
+
+    def __contains__(self, value: object) -> bool:
+        return isinstance(value, str) and re.fullmatch(self.pattern, value) is not None
+
+    def __str__(self) -> str:
+        return self.text
+
+
+Allowed = Interval | OneOf | Matches
+
+POSITIVE = Interval(1)
+NON_NEGATIVE = Interval(0)
+ABOVE_ZERO = Interval(0, low_open=True)
+WINDOW_BITS = Interval(8, 15)
+ZLIB_LEVEL = Interval(1, 9)
+
+
+def off_when_zero(text: str) -> float | None:
+    """The command line's `0` disables, as `none` does (the documented spelling)."""
+    value = float(text)
+    return None if value == 0 else value
 
 
 def option(
@@ -42,17 +128,26 @@ def option(
     help: str,
     *,
     flag: str | None = None,
-    choices: Sequence[Any] | None = None,
     metavar: str | None = None,
+    allowed: Allowed | None = None,
+    parse: Callable[[str], Any] | None = None,
     cli: bool = True,
     factory: Callable[[], Any] | None = None,
 ) -> Any:
-    """Declare one option: default, help, and how the CLI spells it."""
+    """Declare one option; its type is the field's annotation.
+
+    `allowed`: the values `Config` accepts, checked at construction and shown
+    in `--help` and the README (a `Literal[...]` type is its own `allowed`).
+    `parse`: turns command-line text into a value, when the type's own
+    conversion (`int`, `float`, `Path`, ...) is not what the flag means.
+    `cli=False`: programmatic only (a Python object has no command-line text).
+    """
     metadata = {
         "help": help,
         "flag": flag,
-        "choices": tuple(choices) if choices is not None else None,
         "metavar": metavar,
+        "allowed": allowed,
+        "parse": parse,
         "cli": cli,
     }
     if factory is not None:
@@ -60,7 +155,7 @@ def option(
     return field(default=default, metadata=metadata)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Config:
     """Every option of the server, the handler API and the CLI."""
 
@@ -68,10 +163,16 @@ class Config:
 
     # --- sockets -------------------------------------------------------------
     host: str = option("127.0.0.1", "Bind socket to this host.")
-    port: int = option(8000, "Bind socket to this port. 0 picks a free port.")
+    port: int = option(
+        8000, "Bind socket to this port. 0 picks a free port.", allowed=Interval(0, 65535)
+    )
     uds: str | None = option(None, "Bind to a UNIX domain socket.", metavar="PATH")
-    fd: int | None = option(None, "Bind to socket from this file descriptor.")
-    backlog: int = option(2048, "Maximum number of connections to hold in backlog.")
+    fd: int | None = option(
+        None, "Bind to socket from this file descriptor.", allowed=NON_NEGATIVE
+    )
+    backlog: int = option(
+        2048, "Maximum number of connections to hold in backlog.", allowed=POSITIVE
+    )
 
     # --- application loading -------------------------------------------------
     factory: bool = option(
@@ -83,25 +184,31 @@ class Config:
     root_path: str = option(
         "", "Set the ASGI 'root_path' for applications submounted below a given URL path."
     )
-    lifespan: str = option("auto", "Lifespan implementation.", choices=("auto", "on", "off"))
+    lifespan: str = option(
+        "auto", "Lifespan implementation.", allowed=OneOf(("auto", "on", "off"))
+    )
 
     # --- event loop and HTTP parser -----------------------------------------
     loop: str = option(
-        "auto", "Event loop implementation.", choices=("auto", "asyncio", "uvloop")
+        "auto", "Event loop implementation.", allowed=OneOf(("auto", "asyncio", "uvloop"))
     )
     http: str = option(
-        "auto", "HTTP parser implementation.", choices=("auto", "h11", "httptools")
+        "auto", "HTTP parser implementation.", allowed=OneOf(("auto", "h11", "httptools"))
     )
     h11_max_incomplete_event_size: int = option(
         16 * 1024,
         "Largest request head (request line + headers) in bytes; larger ones get 431.",
+        allowed=POSITIVE,
     )
     timeout_keep_alive: float = option(
-        5.0, "Close Keep-Alive connections if no new data is received within this timeout."
+        5.0,
+        "Close Keep-Alive connections if no new data is received within this timeout.",
+        allowed=NON_NEGATIVE,
     )
     timeout_graceful_shutdown: float = option(
         30.0,
         "Maximum number of seconds to wait for open connections and tasks on shutdown.",
+        allowed=NON_NEGATIVE,
     )
     malloc_threshold: int = option(
         32 * 2**20,
@@ -110,9 +217,12 @@ class Config:
         "pages each time; 0 keeps the allocator's defaults.  Applied by the asgiws command "
         "and asgiws.run(), which own the process.",
         metavar="BYTES",
+        allowed=Interval(0, MAX_MMAP_THRESHOLD),
     )
     limit_concurrency: int | None = option(
-        None, "Maximum number of concurrent connections before issuing HTTP 503 responses."
+        None,
+        "Maximum number of concurrent connections before issuing HTTP 503 responses.",
+        allowed=POSITIVE,
     )
 
     # --- headers and logging -------------------------------------------------
@@ -123,9 +233,10 @@ class Config:
         "Specify custom default HTTP response headers as a Name:Value pair (repeatable).",
         flag="--header",
         metavar="NAME:VALUE",
+        allowed=Matches(r"[^:]+:.*", "of the form Name:Value"),
         factory=list,
     )
-    log_level: str = option("info", "Log level.", choices=tuple(LOG_LEVELS))
+    log_level: str = option("info", "Log level.", allowed=OneOf(tuple(LOG_LEVELS)))
     access_log: bool = option(True, "Enable access log.")
     use_colors: bool | None = option(None, "Colorize log output.", cli=False)
 
@@ -140,25 +251,40 @@ class Config:
 
     # --- WebSocket -----------------------------------------------------------
     ws_max_size: int = option(
-        2**20, "Largest incoming WebSocket message in bytes (after decompression); else 1009."
+        2**20,
+        "Largest incoming WebSocket message in bytes (after decompression); else 1009.",
+        allowed=POSITIVE,
     )
     ws_max_queue: int = option(
-        32, "Incoming messages buffered per connection before the socket stops being read."
+        32,
+        "Incoming messages buffered per connection before the socket stops being read.",
+        allowed=POSITIVE,
     )
     ws_ping_interval: float | None = option(
-        20.0, "Send a keepalive ping every this many seconds (0 or none disables)."
+        20.0,
+        "Send a keepalive ping every this many seconds (0 or none disables).",
+        allowed=ABOVE_ZERO,
+        parse=off_when_zero,
     )
     ws_ping_timeout: float | None = option(
-        20.0, "Close with 1011 when a keepalive pong does not arrive within this many seconds."
+        20.0,
+        "Close with 1011 when a keepalive pong does not arrive within this many seconds "
+        "(0 or none: wait forever).",
+        allowed=ABOVE_ZERO,
+        parse=off_when_zero,
     )
     ws_close_timeout: float = option(
-        10.0, "Seconds to wait for the closing handshake before dropping the TCP connection."
+        10.0,
+        "Seconds to wait for the closing handshake before dropping the TCP connection.",
+        allowed=NON_NEGATIVE,
     )
     ws_read_limit: int = option(
-        2**16, "High-water mark of the incoming byte buffer before reading pauses."
+        2**16,
+        "High-water mark of the incoming byte buffer before reading pauses.",
+        allowed=POSITIVE,
     )
     ws_write_limit: int = option(
-        2**16, "High-water mark of the outgoing buffer; send() waits above it."
+        2**16, "High-water mark of the outgoing buffer; send() waits above it.", allowed=POSITIVE
     )
     ws_origins: list[str] = option(
         None,
@@ -168,13 +294,21 @@ class Config:
         factory=list,
     )
     ws_per_message_deflate: bool = option(True, "Negotiate permessage-deflate (RFC 7692).")
-    ws_deflate_level: int = option(6, "zlib compression level 1-9 for permessage-deflate.")
-    ws_deflate_mem_level: int = option(5, "zlib memLevel 1-9 for permessage-deflate.")
+    ws_deflate_level: int = option(
+        6, "zlib compression level for permessage-deflate.", allowed=ZLIB_LEVEL
+    )
+    ws_deflate_mem_level: int = option(
+        5, "zlib memLevel for permessage-deflate.", allowed=ZLIB_LEVEL
+    )
     ws_deflate_server_max_window_bits: int = option(
-        12, "Largest LZ77 window (8-15) the server compresses with (12 as in websockets)."
+        12,
+        "Largest LZ77 window the server compresses with (12 as in websockets).",
+        allowed=WINDOW_BITS,
     )
     ws_deflate_client_max_window_bits: int | None = option(
-        None, "Ask clients to compress with at most this window (8-15); default: as offered."
+        None,
+        "Ask clients to compress with at most this window; default: as offered.",
+        allowed=WINDOW_BITS,
     )
     ws_deflate_server_no_context_takeover: bool = option(
         False, "Reset the server's compression context after every message."
@@ -182,59 +316,36 @@ class Config:
     ws_deflate_client_no_context_takeover: bool = option(
         False, "Ask clients to reset their compression context after every message."
     )
-    ws_logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = option(
+    ws_logger: WebSocketLogger | None = option(
         None, "Logger for WebSocket frames and state changes (default 'asgiws.websocket').",
         cli=False,
     )
     ws_shutdown_close_code: int = option(
-        1012, "Close code sent to WebSocket clients on graceful shutdown (1012 or 1001)."
+        1012,
+        "Close code sent to WebSocket clients on graceful shutdown: 1012 (service restart) "
+        "or 1001 (going away).",
+        allowed=OneOf((1012, 1001)),
     )
     ws_handshake_timeout: float = option(
-        10.0, "Seconds a client may take to complete the opening handshake."
+        10.0, "Seconds a client may take to complete the opening handshake.", allowed=ABOVE_ZERO
     )
-
-    # --- derived, filled by load() -------------------------------------------
-    loaded: bool = field(default=False, init=False, repr=False)
-    loaded_app: ASGIApp = field(init=False, repr=False)
-    encoded_headers: list[tuple[bytes, bytes]] = field(
-        default_factory=list, init=False, repr=False
-    )
-    ssl: ssl.SSLContext | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.validate()
 
     # ------------------------------------------------------------------------
     def validate(self) -> None:
-        """Reject values that cannot work, with a message that says what to fix."""
+        """Raise ConfigError for the first value that cannot work; change nothing."""
         for f in options():
-            choices = f.metadata["choices"]
             value = getattr(self, f.name)
-            if choices is not None and value not in choices:
-                raise ConfigError(
-                    f"{flag_of(f)}: {value!r} is not one of {', '.join(map(str, choices))}"
-                )
-        if not 0 <= self.port <= 65535:
-            raise ConfigError(f"--port: {self.port} is not between 0 and 65535")
-        if self.malloc_threshold < 0:
-            raise ConfigError(f"{flag_of('malloc_threshold')}: must be 0 or a positive integer")
-        for name in ("ws_max_size", "ws_max_queue", "ws_read_limit", "ws_write_limit"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"{flag_of(name)}: must be a positive integer")
-        for name in ("ws_deflate_server_max_window_bits", "ws_deflate_client_max_window_bits"):
-            bits = getattr(self, name)
-            if bits is not None and not 8 <= bits <= 15:
-                raise ConfigError(f"{flag_of(name)}: {bits} is not between 8 and 15")
-        for name in ("ws_deflate_level", "ws_deflate_mem_level"):
-            if not 1 <= getattr(self, name) <= 9:
-                raise ConfigError(f"{flag_of(name)}: must be between 1 and 9")
-        for name in ("ws_ping_interval", "ws_ping_timeout"):
-            value = getattr(self, name)
-            if value is not None and value <= 0:
-                setattr(self, name, None)
-        for header in self.headers:
-            if ":" not in header:
-                raise ConfigError(f"--header: {header!r} is not of the form Name:Value")
+            items = [value]
+            if kind_of(f).repeatable:
+                if not isinstance(value, list | tuple):
+                    raise ConfigError(f"{flag_of(f)}: {value!r} is not a list")
+                items = list(value)
+            for item in items:
+                if not is_allowed(f, item):
+                    raise ConfigError(f"{flag_of(f)}: {item!r} is not {allowed_text(f)}")
         if (self.ssl_keyfile is None) != (self.ssl_certfile is None):
             raise ConfigError("--ssl-keyfile and --ssl-certfile must be given together")
 
@@ -246,70 +357,136 @@ class Config:
     def log_level_number(self) -> int:
         return LOG_LEVELS[self.log_level]
 
-    def load(self) -> None:
-        """Import the app, build TLS context and default headers. Idempotent."""
-        if self.loaded:
-            return
-        self.encoded_headers = [
-            (name.strip().lower().encode("latin-1"), value.strip().encode("latin-1"))
-            for name, value in (h.split(":", 1) for h in self.headers)
-        ]
-        if self.ssl_context is not None:
-            self.ssl = self.ssl_context
-        elif self.ssl_certfile is not None:
-            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            try:
-                context.load_cert_chain(
-                    self.ssl_certfile, self.ssl_keyfile, self.ssl_keyfile_password
-                )
-                if self.ssl_ca_certs:
-                    context.load_verify_locations(self.ssl_ca_certs)
-            except (OSError, ssl.SSLError) as exc:
-                raise ConfigError(f"--ssl-certfile/--ssl-keyfile: cannot load: {exc}") from exc
-            self.ssl = context
-        self.loaded_app = load_app(self.app, factory=self.factory, app_dir=self.app_dir)
-        self.loaded = True
+
+# --- reading the declarations ---------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Kind:
+    """What an option's declared type means for the CLI and for validation."""
+
+    base: Any
+    """`int`, `float`, `str`, `bool`, `Path`, ...: one value (one item of a list)."""
+    optional: bool = False
+    """`X | None`: None is allowed, spelled `none` on the command line."""
+    repeatable: bool = False
+    """`list[X]`: a repeatable flag."""
+    choices: tuple[object, ...] | None = None
+    """`Literal[...]`: the values allowed."""
+
+    @property
+    def noun(self) -> str:
+        """How an error message names a value of this kind ("an integer ...")."""
+        if self.base is int:
+            return "an integer"
+        if self.base is float:
+            return "a number"
+        if self.base is bool:
+            return "true or false"
+        return ""
+
+    def parse(self, text: str) -> Any:
+        """One command-line value of this kind; ValueError when `text` spells no such value."""
+        if self.optional and text.lower() in NONE_WORDS:
+            return None
+        if self.base is bool:
+            return parse_bool(text)
+        return self.base(text)
 
 
-def load_app(app: ASGIApp | str | None, *, factory: bool, app_dir: str) -> ASGIApp:
-    """Resolve 'module:attr' (or an object) to an ASGI callable, or raise ConfigError."""
-    if app is None:
-        raise ConfigError("no APP given: pass 'module:attribute', e.g. 'myapp:app'")
-    if isinstance(app, str):
-        module_name, _, attrs = app.partition(":")
-        if not module_name or not attrs:
-            raise ConfigError(f"APP {app!r} must be of the form 'module:attribute'")
-        path = os.path.abspath(app_dir)
-        if path not in sys.path:
-            sys.path.insert(0, path)
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name is not None and module_name.startswith(exc.name):
-                raise ConfigError(f"could not import module {module_name!r}") from exc
-            raise
-        obj: Any = module
-        try:
-            for attr in attrs.split("."):
-                obj = getattr(obj, attr)
-        except AttributeError as exc:
-            raise ConfigError(
-                f"attribute {attrs!r} not found in module {module_name!r}"
-            ) from exc
-    else:
-        obj = app
-    if factory:
-        if not callable(obj):
-            raise ConfigError("--factory: APP is not callable")
-        obj = obj()
-    if not callable(obj):
-        raise ConfigError(f"APP {app!r} is not callable, so it is not an ASGI app")
-    return obj  # type: ignore[no-any-return]
+def kind_of_type(hint: Any) -> Kind:
+    """The Kind of a resolved type: `int`, `float | None`, `list[str]`, `Literal[...]`, ..."""
+    optional = False
+    if typing.get_origin(hint) in (Union, types.UnionType):
+        members = [a for a in typing.get_args(hint) if a is not type(None)]
+        optional = len(members) < len(typing.get_args(hint))
+        hint = members[0] if len(members) == 1 else hint
+    origin = typing.get_origin(hint)
+    if origin is list:
+        return Kind(typing.get_args(hint)[0], optional, repeatable=True)
+    if origin is Literal:
+        choices = typing.get_args(hint)
+        return Kind(type(choices[0]), optional, choices=choices)
+    return Kind(hint, optional)
+
+
+@functools.cache
+def declared_types() -> dict[str, Any]:
+    """Every field's annotation, resolved to a real type."""
+    return typing.get_type_hints(Config)
+
+
+def kind_of(f: dataclasses.Field[Any]) -> Kind:
+    return kind_of_type(declared_types()[f.name])
+
+
+def allowed_of(f: dataclasses.Field[Any]) -> Allowed | None:
+    choices = kind_of(f).choices
+    declared: Allowed | None = f.metadata["allowed"]
+    return OneOf(choices) if choices is not None else declared
+
+
+def is_allowed(f: dataclasses.Field[Any], value: object) -> bool:
+    """Whether `value` (one item, for a list option) is allowed for option `f`."""
+    kind = kind_of(f)
+    if value is None:
+        return kind.optional
+    if kind.base is int and not isinstance(value, int):
+        return False  # a float would pass the range check, then fail where it is used
+    allowed = allowed_of(f)
+    return allowed is None or value in allowed
+
+
+def allowed_text(f: dataclasses.Field[Any]) -> str:
+    """The allowed values in words, e.g. "an integer from 0 to 65535", "a number > 0, or none".
+
+    Empty when any value of the declared type will do."""
+    kind = kind_of(f)
+    allowed = allowed_of(f)
+    if allowed is None:
+        return ""
+    text = f"{kind.noun} {allowed}" if isinstance(allowed, Interval) else str(allowed)
+    return f"{text}, or none" if kind.optional else text
+
+
+def default_text(f: dataclasses.Field[Any]) -> str:
+    """The default as a user would type it (booleans as on/off, None as none)."""
+    if f.default is dataclasses.MISSING:  # list options: empty by default
+        return "none"
+    value = f.default
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if value is None:
+        return "none"
+    return str(value) if value != "" else '""'
+
+
+def parse_text(f: dataclasses.Field[Any], text: str) -> Any:
+    """One command-line value of option `f` (one item, for a list option).
+
+    Raises ValueError when `text` does not spell a value of the option's type."""
+    kind = kind_of(f)
+    parse: Callable[[str], Any] | None = f.metadata["parse"]
+    if parse is None or (kind.optional and text.lower() in NONE_WORDS):
+        return kind.parse(text)
+    return parse(text)
+
+
+def parse_bool(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in TRUE_WORDS:
+        return True
+    if lowered in FALSE_WORDS:
+        return False
+    raise ValueError(f"{text!r} is not a boolean (true/false)")
 
 
 def options() -> list[dataclasses.Field[Any]]:
-    """The declared options (fields with CLI metadata)."""
+    """The declared options, in declaration order."""
     return [f for f in dataclasses.fields(Config) if "help" in f.metadata]
+
+
+def cli_options() -> list[dataclasses.Field[Any]]:
+    """The options the command line takes (a Python object has no command-line text)."""
+    return [f for f in options() if f.metadata["cli"]]
 
 
 def flag_of(f: dataclasses.Field[Any] | str) -> str:

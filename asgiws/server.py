@@ -1,7 +1,9 @@
-"""The server: sockets, signals, lifespan, graceful shutdown.
+"""The server: the app, sockets, signals, lifespan, graceful shutdown.
 
 `Server(config)` with `await server.serve()`, `server.started` and
 `server.should_exit` are the names a uvicorn user already knows.
+`Config` only declares options; what is built from them at run time (the
+loaded app, the SSL context, the encoded headers) lives here, on the server.
 Nothing here polls: the main loop waits on an event, the Date header is
 refreshed by a `call_later` chain, and shutdown waits on the connection
 registry becoming empty.
@@ -12,18 +14,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
+import importlib
 import logging
 import os
 import signal
 import socket
+import ssl
 import sys
 import threading
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
-from asgiws.config import Config
+from asgiws.config import Config, ConfigError
 from asgiws.memory import tune_malloc
-from asgiws.types import ConnectionContext, ConnectionInfo, ServerState
+from asgiws.types import ASGIApp, ConnectionContext, ConnectionInfo, Headers, ServerState
 
 logger = logging.getLogger("asgiws.error")
 
@@ -34,6 +38,12 @@ class Server:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.server_state = ServerState()
+        """`server_state.app` is the loaded app, set by `load()`."""
+        self.ssl_context: ssl.SSLContext | None = None
+        """`Config.ssl_context`, or the one `load()` builds from the SSL files."""
+        self.custom_headers: Headers = []
+        """`Config.headers` encoded once by `load()`, sent with every response."""
+        self.loaded = False
         self.started = False
         self.force_exit = False
         self._should_exit = False
@@ -88,6 +98,19 @@ class Server:
         await self._exit_event.wait()
 
     # --- startup --------------------------------------------------------------
+    def load(self) -> None:
+        """Import the app, build the SSL context and encode the custom headers.
+
+        `startup()` calls it when nobody did; the CLI calls it first, to report
+        a bad APP before the event loop starts.  Raises ConfigError."""
+        if self.loaded:
+            return
+        config = self.config
+        self.custom_headers = encode_headers(config.headers)
+        self.ssl_context = config.ssl_context or ssl_context_from_files(config)
+        self.server_state.app = load_app(config.app, factory=config.factory, app_dir=config.app_dir)
+        self.loaded = True
+
     async def startup(self, sockets: Sequence[socket.socket] | None = None) -> None:
         """Load the app, run lifespan startup, listen. Sets `started`, or `should_exit`
         with `exit_code` when something failed."""
@@ -95,12 +118,11 @@ class Server:
         self._exit_event = asyncio.Event()
         if self._should_exit:
             self._exit_event.set()
-        config = self.config
-        config.load()
-        if config.lifespan != "off":
+        self.load()
+        if self.config.lifespan != "off":
             from asgiws.asgi.lifespan import LifespanOn
 
-            self._lifespan = LifespanOn(config, self.server_state.lifespan_state)
+            self._lifespan = LifespanOn(self.config, self.server_state)
             await self._lifespan.startup()
             if self._lifespan.should_exit:
                 logger.error("Application startup failed. Exiting.")
@@ -125,26 +147,29 @@ class Server:
 
     async def _listen(self, sockets: Sequence[socket.socket] | None) -> None:
         config = self.config
+        ssl_context = self.ssl_context
         loop = asyncio.get_running_loop()
         factory: Callable[[], asyncio.Protocol] = self._protocol_factory
         if sockets:
             for sock in sockets:
                 self._servers.append(
                     await loop.create_server(
-                        factory, sock=sock, ssl=config.ssl, backlog=config.backlog
+                        factory, sock=sock, ssl=ssl_context, backlog=config.backlog
                     )
                 )
         elif config.fd is not None:
             sock = socket.fromfd(config.fd, socket.AF_UNIX, socket.SOCK_STREAM)
             self._servers.append(
-                await loop.create_server(factory, sock=sock, ssl=config.ssl, backlog=config.backlog)
+                await loop.create_server(
+                    factory, sock=sock, ssl=ssl_context, backlog=config.backlog
+                )
             )
         elif config.uds is not None:
             if os.path.exists(config.uds):
                 os.remove(config.uds)
             self._servers.append(
                 await loop.create_unix_server(
-                    factory, path=config.uds, ssl=config.ssl, backlog=config.backlog
+                    factory, path=config.uds, ssl=ssl_context, backlog=config.backlog
                 )
             )
             os.chmod(config.uds, 0o666)
@@ -154,7 +179,7 @@ class Server:
                     factory,
                     host=config.host,
                     port=config.port,
-                    ssl=config.ssl,
+                    ssl=ssl_context,
                     backlog=config.backlog,
                     reuse_address=True,
                 )
@@ -179,7 +204,7 @@ class Server:
             headers.append((b"server", b"asgiws"))
         if config.date_header:
             headers.append((b"date", email.utils.formatdate(usegmt=True).encode()))
-        headers.extend(config.encoded_headers)
+        headers.extend(self.custom_headers)
         self.server_state.default_headers = headers
         if config.date_header and self._loop is not None:
             self._date_timer = self._loop.call_later(1.0, self._refresh_default_headers)
@@ -250,6 +275,66 @@ class Server:
         self.should_exit = True
 
 
+def load_app(app: ASGIApp | str | None, *, factory: bool, app_dir: str) -> ASGIApp:
+    """Resolve 'module:attr' (or an object) to an ASGI callable, or raise ConfigError."""
+    if app is None:
+        raise ConfigError("no APP given: pass 'module:attribute', e.g. 'myapp:app'")
+    if isinstance(app, str):
+        module_name, _, attrs = app.partition(":")
+        if not module_name or not attrs:
+            raise ConfigError(f"APP {app!r} must be of the form 'module:attribute'")
+        path = os.path.abspath(app_dir)
+        if path not in sys.path:
+            sys.path.insert(0, path)
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name is not None and module_name.startswith(exc.name):
+                raise ConfigError(f"could not import module {module_name!r}") from exc
+            raise
+        obj: Any = module
+        try:
+            for attr in attrs.split("."):
+                obj = getattr(obj, attr)
+        except AttributeError as exc:
+            raise ConfigError(
+                f"attribute {attrs!r} not found in module {module_name!r}"
+            ) from exc
+    else:
+        obj = app
+    if factory:
+        if not callable(obj):
+            raise ConfigError("--factory: APP is not callable")
+        obj = obj()
+    if not callable(obj):
+        raise ConfigError(f"APP {app!r} is not callable, so it is not an ASGI app")
+    return obj  # type: ignore[no-any-return]
+
+
+def ssl_context_from_files(config: Config) -> ssl.SSLContext | None:
+    """A server SSLContext from `--ssl-certfile/--ssl-keyfile` (None without them)."""
+    if config.ssl_certfile is None:
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(
+            config.ssl_certfile, config.ssl_keyfile, config.ssl_keyfile_password
+        )
+        if config.ssl_ca_certs:
+            context.load_verify_locations(config.ssl_ca_certs)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"--ssl-certfile/--ssl-keyfile: cannot load: {exc}") from exc
+    return context
+
+
+def encode_headers(headers: Sequence[str]) -> Headers:
+    """`Name: Value` strings as ASGI header pairs: lower-cased name, both stripped."""
+    return [
+        (name.strip().lower().encode("latin-1"), value.strip().encode("latin-1"))
+        for name, value in (header.split(":", 1) for header in headers)
+    ]
+
+
 def run_with_loop(loop_name: str, coro: Coroutine[Any, Any, int]) -> int:
     """Run `coro` on the chosen event loop: uvloop when asked (or `auto` and installed)."""
     factory = loop_factory(loop_name)
@@ -271,8 +356,6 @@ def loop_factory(loop_name: str) -> Callable[[], asyncio.AbstractEventLoop] | No
         import uvloop
     except ImportError:
         if loop_name == "uvloop":
-            from asgiws.config import ConfigError
-
             raise ConfigError(
                 "--loop uvloop: uvloop is not installed (pip install 'asgiws[standard]')"
             ) from None

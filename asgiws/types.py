@@ -87,11 +87,18 @@ class ConnectionRegistry(set["ManagedConnection"]):
         await waiter
 
 
+async def app_not_loaded(scope: Scope, receive: Receive, send: Send) -> None:
+    """Stands in for the app until the server has loaded it."""
+    raise RuntimeError("ServerState.app is not set: Server.load() (or startup()) loads the app")
+
+
 @dataclass(slots=True)
 class ServerState:
-    """Shared by every connection of one server: used for graceful shutdown
-    and for the lifespan `state` copied into each scope."""
+    """Shared by every connection of one server: the loaded app, what graceful
+    shutdown needs, and the lifespan `state` copied into each scope."""
 
+    app: ASGIApp = app_not_loaded
+    """The ASGI callable that `Server.load()` resolved from `Config.app`."""
     connections: ConnectionRegistry = field(default_factory=ConnectionRegistry)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     lifespan_state: dict[str, Any] = field(default_factory=dict)

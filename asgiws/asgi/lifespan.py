@@ -1,8 +1,8 @@
 """ASGI lifespan: `lifespan.startup` / `lifespan.shutdown` with the app.
 
-The app runs once, in its own task, with a `lifespan` scope whose `state`
-dict is the server's `lifespan_state`; every http/websocket scope gets a
-shallow copy of it.
+The server's loaded app (`ServerState.app`) runs once, in its own task, with
+a `lifespan` scope whose `state` dict is the server's `lifespan_state`; every
+http/websocket scope gets a shallow copy of it.
 
 - `--lifespan auto`: an app that raises before completing startup is taken
   not to support lifespan; that is logged at info and the server carries on.
@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from asgiws.types import Message
+from asgiws.types import Message, ServerState
 
 if TYPE_CHECKING:
     from asgiws.config import Config
@@ -35,10 +35,10 @@ _SEND_TYPES = (
 
 
 class LifespanOn:
-    def __init__(self, config: Config, state: dict[str, Any]) -> None:
-        config.load()
+    def __init__(self, config: Config, server_state: ServerState) -> None:
         self.config = config
-        self.state = state
+        self.app = server_state.app
+        self.state = server_state.lifespan_state
         self.should_exit = False
         self.error: str | None = None
         """Why startup or shutdown failed, for the server's exit message."""
@@ -85,7 +85,7 @@ class LifespanOn:
             "state": self.state,
         }
         try:
-            await self.config.loaded_app(scope, self.receive, self.send)
+            await self.app(scope, self.receive, self.send)
         except BaseException as exc:
             self._app_failed = True
             if self.startup_failed or self.shutdown_failed:
@@ -132,7 +132,7 @@ class LifespanOn:
 class LifespanOff:
     """`--lifespan off`: the same face, doing nothing."""
 
-    def __init__(self, config: Config, state: dict[str, Any]) -> None:
+    def __init__(self, config: Config, server_state: ServerState) -> None:
         self.should_exit = False
         self.error: str | None = None
 
@@ -143,5 +143,6 @@ class LifespanOff:
         return None
 
 
-def make_lifespan(config: Config, state: dict[str, Any]) -> LifespanOn | LifespanOff:
-    return LifespanOff(config, state) if config.lifespan == "off" else LifespanOn(config, state)
+def make_lifespan(config: Config, server_state: ServerState) -> LifespanOn | LifespanOff:
+    lifespan = LifespanOff if config.lifespan == "off" else LifespanOn
+    return lifespan(config, server_state)

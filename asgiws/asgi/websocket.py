@@ -176,7 +176,7 @@ class WebSocketSession:
         """Call the app and clean up whatever state it leaves the socket in."""
         conn = self.conn
         try:
-            await self._ctx.config.loaded_app(self.scope, self.receive, self.send)
+            await self._ctx.server_state.app(self.scope, self.receive, self.send)
         except ClientDisconnected:
             # Our own "send after close"; the spec says not to log it as an error.
             logger.debug("ASGI app stopped: the WebSocket client disconnected")

@@ -46,7 +46,7 @@ class HttpProtocol(asyncio.Protocol):
         self.ctx = ctx
         self.config = ctx.config
         self.server_state = ctx.server_state
-        self.app = ctx.config.loaded_app
+        self.app = ctx.server_state.app
         self.loop = asyncio.get_running_loop()
         self.parser = make_parser(ctx.config)
         self.transport: asyncio.Transport = cast(asyncio.Transport, None)

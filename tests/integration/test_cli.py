@@ -82,3 +82,20 @@ def test_signal_exits_zero_and_closes_websockets_as_going_away(
         assert closed.value.rcvd is not None, "server dropped the TCP connection without a close"
         assert closed.value.rcvd.code in (1001, 1012)
     assert server.wait() == 0, server.logs()
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["--ws-shutdown-close-code", "999"], "--ws-shutdown-close-code: 999 is not 1012 or 1001"),
+        (["--ws-ping-interval", "-5"], "--ws-ping-interval: -5.0 is not a number > 0, or none"),
+    ],
+)
+def test_out_of_range_option_exits_2_at_start_up_with_one_line(
+    args: list[str], error: str
+) -> None:
+    # Refused before the server starts, not when SIGTERM first uses the value.
+    result = run_cli("tests.apps:echo", *args, "--port", "0")
+    output = (result.stderr + result.stdout).strip()
+    assert result.returncode == 2, output
+    assert output.splitlines() == [f"asgiws: error: {error} (see 'asgiws --help')"]

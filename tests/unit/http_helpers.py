@@ -22,9 +22,9 @@ def make_context(
     app: ASGIApp, state: ServerState | None = None, **options: Any
 ) -> ConnectionContext:
     config = Config(app=app, **options)
-    config.load()
     if state is None:
         state = ServerState(default_headers=list(DEFAULT_HEADERS))
+    state.app = app
     return ConnectionContext(config, state, ConnectionInfo(None, None, False))
 
 

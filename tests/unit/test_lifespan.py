@@ -15,8 +15,14 @@ from asgiws.types import ServerState
 from .http_helpers import serve_http
 
 
-def config_for(app: Any, lifespan: str = "auto") -> Config:
-    return Config(app=app, lifespan=lifespan)
+def lifespan_for(
+    app: Any, mode: Any = "auto", state: ServerState | None = None
+) -> LifespanOn | LifespanOff:
+    """The lifespan the server would run for `app` with `--lifespan mode`."""
+    if state is None:
+        state = ServerState()
+    state.app = app
+    return make_lifespan(Config(app=app, lifespan=mode), state)
 
 
 async def test_startup_and_shutdown_complete_and_share_state() -> None:
@@ -45,7 +51,7 @@ async def test_startup_and_shutdown_complete_and_share_state() -> None:
         await send({"type": "http.response.body", "body": body})
 
     state = ServerState()
-    lifespan = LifespanOn(config_for(app, "on"), state.lifespan_state)
+    lifespan = lifespan_for(app, "on", state)
     await lifespan.startup()
     assert not lifespan.should_exit and lifespan.error is None
     assert state.lifespan_state == {"greeting": "hello"}
@@ -63,7 +69,7 @@ async def unsupported_app(scope: Any, receive: Any, send: Any) -> None:
 
 async def test_auto_carries_on_when_lifespan_is_unsupported(caplog: Any) -> None:
     caplog.set_level(logging.INFO, logger="asgiws.error")
-    lifespan = LifespanOn(config_for(unsupported_app, "auto"), {})
+    lifespan = lifespan_for(unsupported_app, "auto")
     await lifespan.startup()
     await lifespan.shutdown()
     assert not lifespan.should_exit and lifespan.error is None
@@ -72,7 +78,7 @@ async def test_auto_carries_on_when_lifespan_is_unsupported(caplog: Any) -> None
 
 
 async def test_on_fails_when_lifespan_is_unsupported(caplog: Any) -> None:
-    lifespan = LifespanOn(config_for(unsupported_app, "on"), {})
+    lifespan = lifespan_for(unsupported_app, "on")
     await lifespan.startup()
     assert lifespan.should_exit
     assert lifespan.error is not None and "only http here" in lifespan.error
@@ -85,7 +91,7 @@ async def test_startup_failed_message_is_reported(mode: str, caplog: Any) -> Non
         await receive()
         await send({"type": "lifespan.startup.failed", "message": "no database"})
 
-    lifespan = LifespanOn(config_for(app, mode), {})
+    lifespan = lifespan_for(app, mode)
     await lifespan.startup()
     assert lifespan.should_exit
     assert lifespan.error == "application startup failed: no database"
@@ -99,7 +105,7 @@ async def test_shutdown_failed_message_is_reported(caplog: Any) -> None:
         await receive()
         await send({"type": "lifespan.shutdown.failed", "message": "flush failed"})
 
-    lifespan = LifespanOn(config_for(app), {})
+    lifespan = lifespan_for(app)
     await lifespan.startup()
     assert not lifespan.should_exit
     await lifespan.shutdown()
@@ -112,7 +118,7 @@ async def test_app_returning_early_does_not_hang() -> None:
     async def app(scope: Any, receive: Any, send: Any) -> None:
         return None
 
-    lifespan = LifespanOn(config_for(app, "on"), {})
+    lifespan = lifespan_for(app, "on")
     await lifespan.startup()
     await lifespan.shutdown()
     assert not lifespan.should_exit
@@ -135,7 +141,7 @@ async def test_out_of_order_messages_are_refused() -> None:
         await receive()
         await send({"type": "lifespan.shutdown.complete"})
 
-    lifespan = LifespanOn(config_for(app, "on"), {})
+    lifespan = lifespan_for(app, "on")
     await lifespan.startup()
     await lifespan.shutdown()
     assert len(errors) == 2 and not lifespan.should_exit
@@ -147,9 +153,9 @@ async def test_off_does_nothing() -> None:
     async def app(scope: Any, receive: Any, send: Any) -> None:
         called.append(scope)
 
-    lifespan = make_lifespan(config_for(app, "off"), {})
+    lifespan = lifespan_for(app, "off")
     assert isinstance(lifespan, LifespanOff)
     await lifespan.startup()
     await lifespan.shutdown()
     assert not called and not lifespan.should_exit
-    assert isinstance(make_lifespan(config_for(app, "on"), {}), LifespanOn)
+    assert isinstance(lifespan_for(app, "on"), LifespanOn)
