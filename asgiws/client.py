@@ -23,15 +23,20 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, cast
 
-from asgiws.config import Config
-from asgiws.connection import WebSocketConnection
+import h11
+
+from asgiws.connection import ConnectionOptions, WebSocketConnection
 from asgiws.datastructures import Headers, HeadersLike, encode_headers
-from asgiws.options import config_from_handler_options
+from asgiws.options import connection_options_from_keywords
 from asgiws.uri import InvalidURI, WebSocketURI, parse_uri
 from asgiws.websocket.connection import ClientEngine
-from asgiws.websocket.deflate import DeflateOptions, DeflateParams, client_offer
+from asgiws.websocket.deflate import DeflateParams, client_offer
 from asgiws.websocket.errors import InvalidResponse
-from asgiws.websocket.handshake import build_request, generate_key, validate_response
+from asgiws.websocket.handshake import (
+    client_request_headers,
+    generate_key,
+    validate_response,
+)
 
 __all__ = [
     "InvalidHandshake",
@@ -119,7 +124,7 @@ def backoff_delays(
         delay = min(delay * factor, maximum)
 
 
-# --- the response head -------------------------------------------------------------
+# --- the response -----------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,51 +136,84 @@ class Response:
     body: bytes = b""
 
 
-def parse_header_lines(lines: Sequence[bytes]) -> RawHeaders:
-    """`Name: value` lines into raw pairs; ValueError on a malformed line."""
-    headers: RawHeaders = []
-    for line in lines:
-        if line[:1] in (b" ", b"\t"):
-            # RFC 7230 3.2.4: obs-fold is deprecated; a client MAY reject it.
-            raise ValueError("obsolete line folding in a header")
-        name, colon, value = line.partition(b":")
-        if not colon or not name or name != name.strip() or b" " in name or b"\t" in name:
-            raise ValueError(f"malformed header line {line[:80]!r}")
-        headers.append((name, value.strip(b" \t")))
-    return headers
+class ResponseReader:
+    """Our upgrade request and the server's answer, through h11 (sans-I/O).
 
+    h11 writes the request (so that it expects the 101 that switches
+    protocols) and parses the answer; `receive_data()` returns the
+    `Response` once it is complete, else None.  Complete is the head of a
+    101 (the bytes behind it, the WebSocket's first frames, are then in
+    `trailing`), or a refusal's head and its body, of which at most
+    MAX_RESPONSE_BODY bytes are kept.  A head larger than MAX_RESPONSE_HEAD,
+    or anything that is not an HTTP/1.x response, raises InvalidMessage.
+    """
 
-def parse_response_head(head: bytes) -> tuple[int, RawHeaders]:
-    """Status code and headers of a response head (without the blank line)."""
-    status_line, *lines = head.split(b"\r\n")
-    version, _, rest = status_line.partition(b" ")
-    code = rest[:3]
-    if not version.startswith(b"HTTP/1.") or len(code) != 3 or not code.isdigit():
-        raise ValueError(f"malformed status line {status_line[:80]!r}")
-    if rest[3:4] not in (b"", b" "):
-        raise ValueError(f"malformed status line {status_line[:80]!r}")
-    return int(code), parse_header_lines(lines)
-
-
-def _body_length(status: int, headers: RawHeaders) -> int | None:
-    """Bytes of a refusal's body to read: a number, or None for "until the
-    server closes" (capped at MAX_RESPONSE_BODY either way)."""
-    if status < 200 or status in (204, 304):
-        return 0
-    encodings = Headers(headers).get_all("transfer-encoding")
-    if encodings:
-        return 0  # chunked: not worth decoding for an error message
-    lengths = Headers(headers).get_all("content-length")
-    if lengths:
+    def __init__(self, resource: str, headers: RawHeaders) -> None:
+        self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_RESPONSE_HEAD)
         try:
-            return min(int(lengths[0]), MAX_RESPONSE_BODY)
-        except ValueError:
-            return 0
-    return None
+            request = self._h11.send(h11.Request(method="GET", target=resource, headers=headers))
+            self._h11.send(h11.EndOfMessage())
+        except h11.LocalProtocolError as exc:
+            raise ValueError(f"cannot send this upgrade request: {exc}") from None
+        assert request is not None  # (None only for a ConnectionClosed event)
+        self.request = request
+        self.refusal: h11.Response | None = None  # a final non-101 head, body pending
+        self.trailing = b""
+        self._body = bytearray()
+        self._received = 0  # bytes given to h11
+        self._parsed = 0  # bytes of them up to the end of the last head
+
+    def receive_data(self, data: bytes) -> Response | None:
+        self._received += len(data)
+        self._h11.receive_data(data)
+        while True:
+            try:
+                event = self._h11.next_event()
+            except h11.RemoteProtocolError as exc:
+                if exc.error_status_hint == 431:  # h11: an incomplete head too long
+                    raise self._head_too_large() from None
+                raise InvalidMessage(f"invalid HTTP response: {exc}") from None
+            if isinstance(event, h11.InformationalResponse | h11.Response):
+                self._check_head_size()
+            if isinstance(event, h11.InformationalResponse):
+                if event.status_code == 101:
+                    self.trailing = self._h11.trailing_data[0]
+                    return Response(101, event.headers.raw_items())
+                # 100 Continue, 103 Early Hints: the answer is still to come.
+            elif isinstance(event, h11.Response):
+                self.refusal = event
+            elif isinstance(event, h11.Data):
+                self._body += event.data[: MAX_RESPONSE_BODY - len(self._body)]
+                if len(self._body) >= MAX_RESPONSE_BODY:
+                    return self.refused()
+            elif isinstance(event, h11.EndOfMessage):
+                return self.refused()
+            else:  # NEED_DATA; PAUSED and ConnectionClosed cannot precede the answer
+                return None
+
+    def refused(self) -> Response:
+        """The refusal with as much of its body as arrived (the server may
+        close before the end, or delimit the body by closing)."""
+        assert self.refusal is not None
+        return Response(
+            self.refusal.status_code, self.refusal.headers.raw_items(), bytes(self._body)
+        )
+
+    def _check_head_size(self) -> None:
+        # h11 bounds only a head still incomplete; one that arrived whole in
+        # a single read is measured here: what h11 consumed since the last head.
+        parsed = self._received - len(self._h11.trailing_data[0])
+        if parsed - self._parsed > MAX_RESPONSE_HEAD:
+            raise self._head_too_large()
+        self._parsed = parsed
+
+    @staticmethod
+    def _head_too_large() -> InvalidMessage:
+        return InvalidMessage(f"response head larger than {MAX_RESPONSE_HEAD} bytes")
 
 
 class HandshakeProtocol(asyncio.Protocol):
-    """Writes the upgrade request and reads the answer, bounded in size.
+    """Writes the upgrade request and reads the answer (`ResponseReader`).
 
     After a 101 it pauses reading and keeps whatever arrived behind the head
     (`trailing`): a server may send its first frame in the same packet, and
@@ -183,63 +221,41 @@ class HandshakeProtocol(asyncio.Protocol):
     transport.
     """
 
-    def __init__(self, request: bytes) -> None:
-        self.request = request
+    def __init__(self, reader: ResponseReader) -> None:
+        self.reader = reader
         self.response: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
         self.transport: asyncio.Transport | None = None
         self.trailing = bytearray()
+        self.switched = False  # a 101 arrived
         self.eof = False
         self.lost = False
         self.lost_exc: Exception | None = None
-        self._buffer = bytearray()
-        self._refusal: tuple[int, RawHeaders] | None = None  # a non-101 head, body pending
-        self._body_wanted: int | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses: no isinstance.
         self.transport = cast(asyncio.Transport, transport)
-        self.transport.write(self.request)
+        self.transport.write(self.reader.request)
 
     def data_received(self, data: bytes) -> None:
         if self.response.done():
             # Behind a 101: frames for the connection that is taking over.
             self.trailing += data
             return
-        buffer = self._buffer
-        buffer += data
-        if self._refusal is None:
-            end = buffer.find(b"\r\n\r\n")
-            if (end if end >= 0 else len(buffer)) > MAX_RESPONSE_HEAD:
-                self._fail(InvalidMessage(f"response head larger than {MAX_RESPONSE_HEAD} bytes"))
-                return
-            if end < 0:
-                return
-            try:
-                status, headers = parse_response_head(bytes(buffer[:end]))
-            except ValueError as exc:
-                self._fail(InvalidMessage(f"invalid HTTP response: {exc}"))
-                return
-            del buffer[: end + 4]
-            if status == 101:
-                self.trailing += buffer
-                buffer.clear()
-                # Until the connection object takes over, leave further bytes
-                # in the socket rather than in this buffer.
-                assert self.transport is not None
-                self.transport.pause_reading()
-                self.response.set_result(Response(status, headers))
-                return
-            self._refusal = (status, headers)
-            self._body_wanted = _body_length(status, headers)
-        wanted = MAX_RESPONSE_BODY if self._body_wanted is None else self._body_wanted
-        if len(buffer) >= wanted:
-            self._finish_refusal()
-
-    def _finish_refusal(self) -> None:
-        assert self._refusal is not None
-        status, headers = self._refusal
-        wanted = MAX_RESPONSE_BODY if self._body_wanted is None else self._body_wanted
-        self.response.set_result(Response(status, headers, bytes(self._buffer[:wanted])))
+        try:
+            response = self.reader.receive_data(data)
+        except InvalidMessage as exc:
+            self._fail(exc)
+            return
+        if response is None:
+            return
+        if response.status == 101:
+            self.switched = True
+            self.trailing += self.reader.trailing
+            # Until the connection object takes over, leave further bytes
+            # in the socket rather than in this buffer.
+            assert self.transport is not None
+            self.transport.pause_reading()
+        self.response.set_result(response)
 
     def _fail(self, exc: Exception) -> None:
         if not self.response.done():
@@ -250,8 +266,8 @@ class HandshakeProtocol(asyncio.Protocol):
     def _ended(self, cause: BaseException) -> None:
         if self.response.done():
             return
-        if self._refusal is not None:
-            self._finish_refusal()  # the body was "until the server closes"
+        if self.reader.refusal is not None:
+            self.response.set_result(self.reader.refused())
             return
         exc = InvalidMessage("the server closed the connection during the opening handshake")
         exc.__cause__ = cause
@@ -263,7 +279,7 @@ class HandshakeProtocol(asyncio.Protocol):
         # After a 101, keep the transport (half-closed) for the connection
         # object: it may still have frames to read from `trailing` and a
         # close frame to send.
-        return True if self.response.done() and self._refusal is None else None
+        return True if self.switched else None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
@@ -335,7 +351,11 @@ class connect:  # the websockets name: used like a function
         for name in options:
             if name not in CLIENT_OPTIONS and not name.startswith("ws_"):
                 raise TypeError(f"connect() got an unexpected option {name!r}")
-        self.config: Config = config_from_handler_options(compression=compression, **options)
+        self.options: ConnectionOptions = connection_options_from_keywords(
+            compression=compression,
+            logger=logger if logger is not None else default_logger,
+            **options,
+        )
         self.subprotocols = list(subprotocols) if subprotocols else None
         self.extra_headers = encode_headers(extra_headers)
         if isinstance(user_agent_header, DefaultUserAgent):
@@ -347,9 +367,7 @@ class connect:  # the websockets name: used like a function
         self.ssl = ssl
         self.server_hostname = server_hostname
         self.logger = logger if logger is not None else default_logger
-        self.deflate_options = (
-            DeflateOptions.from_config(self.config) if self.config.ws_per_message_deflate else None
-        )
+        self.deflate_options = self.options.deflate
         self._connection: WebSocketConnection | None = None
 
     # --- the three ways to use it ---------------------------------------------------
@@ -441,9 +459,8 @@ class connect:  # the websockets name: used like a function
         if wsuri.user_info is not None:
             credentials = ":".join(wsuri.user_info).encode("utf-8")
             headers.append((b"Authorization", b"Basic " + base64.b64encode(credentials)))
-        request = build_request(
+        request_headers = client_request_headers(
             wsuri.host_header,
-            wsuri.resource_name,
             key,
             subprotocols=self.subprotocols,
             extensions_value=(
@@ -452,6 +469,7 @@ class connect:  # the websockets name: used like a function
             origin=self.origin,
             extra_headers=headers,
         )
+        reader = ResponseReader(wsuri.resource_name, request_headers)
         loop = asyncio.get_running_loop()
         context = self._ssl_context(wsuri)
         server_hostname = None
@@ -459,7 +477,7 @@ class connect:  # the websockets name: used like a function
             server_hostname = self.server_hostname if wsuri is self.wsuri else None
             server_hostname = server_hostname or wsuri.host
         transport, handshake = await loop.create_connection(
-            lambda: HandshakeProtocol(request),
+            lambda: HandshakeProtocol(reader),
             wsuri.host,
             wsuri.port,
             ssl=context,
@@ -483,13 +501,15 @@ class connect:  # the websockets name: used like a function
             # Refused, malformed, or cancelled by open_timeout: the socket goes.
             transport.abort()
             raise
-        return self._take_over(transport, handshake, request, response, subprotocol, params, wsuri)
+        return self._take_over(
+            transport, handshake, request_headers, response, subprotocol, params, wsuri
+        )
 
     def _take_over(
         self,
         transport: asyncio.Transport,
         handshake: HandshakeProtocol,
-        request: bytes,
+        request_headers: RawHeaders,
         response: Response,
         subprotocol: str | None,
         params: DeflateParams | None,
@@ -497,15 +517,15 @@ class connect:  # the websockets name: used like a function
     ) -> WebSocketConnection:
         """Hand the transport to a WebSocketConnection; synchronous, so that
         no byte can arrive between the two protocols."""
-        config = self.config
-        connection = WebSocketConnection(config, logger=self.logger)
+        options = self.options
+        connection = WebSocketConnection(options)
         connection.path = wsuri.resource_name
-        connection.request_headers = Headers(parse_header_lines(request.split(b"\r\n")[1:-2]))
+        connection.request_headers = Headers(request_headers)
         connection.response_headers = Headers(response.headers)
         connection.subprotocol = subprotocol
         transport.set_protocol(connection)
         connection.connection_made(transport)
-        connection.attach_engine(ClientEngine(max_size=config.ws_max_size, deflate=params))
+        connection.attach_engine(ClientEngine(max_size=options.max_size, deflate=params))
         trailing = bytes(handshake.trailing)
         if handshake.lost:
             # The server sent its answer (and maybe frames) and closed at once.

@@ -5,6 +5,11 @@ for `Upgrade: websocket`: it validates the opening handshake, swaps in a
 `WebSocketConnection` as the transport's protocol (bytes behind the request
 head stay buffered until the app accepts), and runs the app in one task that
 translates `websocket.*` messages to connection calls and back.
+
+Every answer other than 101 (a handshake the engine refuses, an origin not
+allowed, the app's `websocket.close` before accept or its
+`websocket.http.response.*` denial, an app error, the handshake timeout) is
+reported to the server's observer as `HandshakeRefused`, once.
 """
 
 from __future__ import annotations
@@ -14,14 +19,22 @@ import enum
 import logging
 from typing import TYPE_CHECKING
 
+from asgiws.asgi.scope import client_and_secure, request_path, websocket_scope
 from asgiws.connection import WebSocketConnection
 from asgiws.datastructures import Headers
 from asgiws.exceptions import ClientDisconnected, ConnectionClosed
 from asgiws.http.framing import BodyEncoder, build_response_head
+from asgiws.observer import HandshakeRefused
+from asgiws.options import connection_options
 from asgiws.websocket.connection import ServerEngine
-from asgiws.websocket.deflate import DeflateOptions, DeflateParams, negotiate
+from asgiws.websocket.deflate import DeflateParams, negotiate
 from asgiws.websocket.errors import HandshakeError
-from asgiws.websocket.handshake import ClientHandshake, accept_headers, validate_request
+from asgiws.websocket.handshake import (
+    ClientHandshake,
+    accept_headers,
+    check_origin,
+    validate_request,
+)
 
 if TYPE_CHECKING:
     from asgiws.types import ConnectionContext, Message, RequestHead, Scope
@@ -32,6 +45,10 @@ logger = logging.getLogger("asgiws.error")
 
 CONNECTION_EXTENSION = "asgiws.connection"
 """scope["extensions"] key under which the app finds the WebSocketConnection."""
+
+NO_RESPONSE = 0
+"""`HandshakeRefused.status` when the connection was dropped without any
+HTTP answer (the handshake timeout), as proxies log a response code 0."""
 
 
 def upgrade(
@@ -46,19 +63,20 @@ def upgrade(
     config = ctx.config
     try:
         handshake = validate_request(head.method, head.http_version, head.headers)
-        if config.ws_origins and handshake.origin not in config.ws_origins:
-            raise HandshakeError(403, f"origin {handshake.origin!r} is not allowed")
+        check_origin(handshake.origin, config.ws_origins)
+        options = connection_options(config)
         deflate = None
-        if config.ws_per_message_deflate and handshake.extensions:
-            deflate = negotiate(handshake.extensions, DeflateOptions.from_config(config))
+        if options.deflate is not None and handshake.extensions:
+            deflate = negotiate(handshake.extensions, options.deflate)
     except HandshakeError as exc:
         logger.info("WebSocket handshake refused (%d): %s", exc.status, exc.reason)
         _write_plain_response(transport, head, ctx, exc.status, exc.reason, exc.headers)
         transport.close()
+        _report_refusal(head, ctx, exc.status, exc.reason)
         return
 
     conn = WebSocketConnection(
-        config, registry=ctx.server_state.connections, logger=config.ws_logger
+        options, registry=ctx.server_state.connections, observer=ctx.server_state.observer
     )
     conn.path = head.path
     conn.request_headers = Headers(head.headers)
@@ -72,6 +90,15 @@ def upgrade(
     tasks = ctx.server_state.tasks
     tasks.add(task)
     task.add_done_callback(tasks.discard)
+
+
+def _report_refusal(head: RequestHead, ctx: ConnectionContext, status: int, reason: str) -> None:
+    observer = ctx.server_state.observer
+    if observer is not None:
+        client, _secure = client_and_secure(head, ctx)
+        observer.handshake_refused(
+            HandshakeRefused(request_path(head, ctx), client, status, reason)
+        )
 
 
 def _write_plain_response(
@@ -147,29 +174,12 @@ class WebSocketSession:
         self._handshake_timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(
             ctx.config.ws_handshake_timeout, self._handshake_timed_out
         )
-        self.scope = self._build_scope()
-
-    def _build_scope(self) -> Scope:
-        head, ctx = self._head, self._ctx
-        info = ctx.info
-        root_path = ctx.config.root_path
-        return {
-            "type": "websocket",
-            "asgi": {"version": "3.0", "spec_version": "2.5"},
-            "http_version": head.http_version,
-            "scheme": "wss" if info.is_tls else "ws",
-            "server": info.server,
-            "client": info.client,
-            "root_path": root_path,
-            # As uvicorn does since 0.26: path and raw_path include root_path.
-            "path": root_path + head.path,
-            "raw_path": root_path.encode("ascii") + head.raw_path,
-            "query_string": head.query_string,
-            "headers": head.headers,
-            "subprotocols": self._handshake.subprotocols,
-            "state": dict(ctx.server_state.lifespan_state),
-            "extensions": {"websocket.http.response": {}, CONNECTION_EXTENSION: self.conn},
-        }
+        self.scope: Scope = websocket_scope(
+            head,
+            ctx,
+            handshake.subprotocols,
+            {"websocket.http.response": {}, CONNECTION_EXTENSION: conn},
+        )
 
     # ------------------------------------------------------------------
     async def run(self) -> None:
@@ -189,7 +199,7 @@ class WebSocketSession:
         else:
             if self._phase is _Phase.CONNECTING:
                 logger.error("ASGI callable returned without sending handshake.")
-                self._respond_500()
+                self._respond_500("app returned without answering websocket.connect")
             elif self._phase is _Phase.RESPONDING:
                 logger.error("ASGI callable returned without completing the response.")
                 conn.abort()
@@ -202,24 +212,26 @@ class WebSocketSession:
     def _finish_after_error(self) -> None:
         phase = self._phase
         if phase is _Phase.CONNECTING:
-            self._respond_500()
+            self._respond_500("app error before websocket.accept")
         elif phase is _Phase.ACCEPTED:
             self.conn.start_close(1011, "")  # 1011: internal error
         elif phase is _Phase.RESPONDING:
             self.conn.abort()  # half a response is on the wire
         self._phase = _Phase.DONE
 
-    def _respond_500(self) -> None:
+    def _respond_500(self, reason: str) -> None:
         self._phase = _Phase.DONE
-        transport = self.conn.transport
-        if transport is not None and not self.conn.closed:
-            _write_plain_response(transport, self._head, self._ctx, 500, "Internal Server Error")
-            transport.close()
+        self._respond_plain(500, "Internal Server Error", reason)
 
     def _handshake_timed_out(self) -> None:
         self._handshake_timer = None
         if self._phase is _Phase.CONNECTING or self._phase is _Phase.RESPONDING:
             logger.info("WebSocket handshake timed out: the app did not accept in time")
+            if self._phase is _Phase.CONNECTING and not self.conn.closed:
+                # (A denial already reported its status when it started.)
+                _report_refusal(
+                    self._head, self._ctx, NO_RESPONSE, "the app did not answer in time"
+                )
             self._phase = _Phase.DONE
             self.conn.abort()
             self._cancel_handshake_timer()
@@ -309,7 +321,7 @@ class WebSocketSession:
                 # ASGI: close before accept -> HTTP 403, no WebSocket at all.
                 self._phase = _Phase.DONE
                 self._cancel_handshake_timer()
-                self._respond_plain(403, "Forbidden")
+                self._respond_plain(403, "Forbidden", "websocket.close before websocket.accept")
             elif kind == "websocket.http.response.start":
                 self._start_response(message)
             else:
@@ -346,8 +358,7 @@ class WebSocketSession:
             own_headers=own,
         )
         headers = own + app_headers
-        config = self._ctx.config
-        engine = ServerEngine(max_size=config.ws_max_size, deflate=params)
+        engine = ServerEngine(max_size=conn.options.max_size, deflate=params)
         self._cancel_handshake_timer()
         self._phase = _Phase.ACCEPTED
         conn.subprotocol = subprotocol
@@ -357,16 +368,19 @@ class WebSocketSession:
         transport.write(response.data)
         conn.attach_engine(engine)
 
-    def _respond_plain(self, status: int, text: str) -> None:
+    def _respond_plain(self, status: int, text: str, reason: str) -> None:
+        """Refuse with a text/plain response, unless the client is gone."""
         transport = self.conn.transport
         if transport is not None and not self.conn.closed:
             _write_plain_response(transport, self._head, self._ctx, status, text)
             transport.close()
+            _report_refusal(self._head, self._ctx, status, reason)
 
     def _start_response(self, message: Message) -> None:
         """`websocket.http.response.start`: deny the upgrade with the app's response."""
+        status = int(message["status"])
         response = build_response_head(
-            int(message["status"]),
+            status,
             message.get("headers") or [],
             method=self._head.method,
             http_version=self._head.http_version,
@@ -379,6 +393,7 @@ class WebSocketSession:
         transport = self.conn.transport
         if transport is not None and not self.conn.closed:
             transport.write(response.data)
+            _report_refusal(self._head, self._ctx, status, "websocket.http.response denial")
 
     def _send_response_body(self, message: Message) -> None:
         assert self._encoder is not None

@@ -10,6 +10,11 @@ The response head is held back until the first body message (the ASGI spec:
 "the protocol server must not start sending the response to the client until
 it has received at least one Response Body event"), so head and first body
 go out in one write, and an app that fails between the two still gets a 500.
+
+When the exchange ends (response complete, cut off, or the client gone) the
+cycle reports it to the server's observer, if any: `HttpRequestDone` with
+the status that went out and the time from the request head to the last
+body byte.  The access log is one subscriber (`asgiws.access_log`).
 """
 
 from __future__ import annotations
@@ -17,46 +22,23 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import quote
 
 from asgiws.exceptions import ClientDisconnected
 from asgiws.http.flow import FlowControl
 from asgiws.http.framing import ResponseHead, build_response_head
-from asgiws.types import ASGIApp, ConnectionContext, Message, RequestHead, Scope
+from asgiws.observer import HttpRequestDone
+from asgiws.types import ASGIApp, ConnectionContext, Message, Scope
 
 logger = logging.getLogger("asgiws.error")
-access_logger = logging.getLogger("asgiws.access")
 
-ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
 CONTINUE_RESPONSE = b"HTTP/1.1 100 Continue\r\n\r\n"
 SMALL_WRITE = 16 * 1024
 """Below this many bytes the parts of a write are joined; above, writelines."""
 
 _DISCONNECT: dict[str, Any] = {"type": "http.disconnect"}
-
-
-def build_scope(head: RequestHead, ctx: ConnectionContext) -> Scope:
-    """The ASGI http scope.  `path`/`raw_path` include `root_path`, as in
-    uvicorn >= 0.26 and as Starlette expects."""
-    root_path = ctx.config.root_path
-    info = ctx.info
-    return {
-        "type": "http",
-        "asgi": ASGI_VERSION.copy(),
-        "http_version": head.http_version,
-        "server": info.server,
-        "client": info.client,
-        "scheme": "https" if info.is_tls else "http",
-        "method": head.method,
-        "root_path": root_path,
-        "path": root_path + head.path if root_path else head.path,
-        "raw_path": root_path.encode() + head.raw_path if root_path else head.raw_path,
-        "query_string": head.query_string,
-        "headers": head.headers,
-        "state": ctx.server_state.lifespan_state.copy(),
-    }
 
 
 class ResponseState(enum.Enum):
@@ -88,6 +70,10 @@ class RequestCycle:
         self.waiting_for_100_continue = expect_continue
         self._on_body_taken = on_body_taken
         self._on_complete = on_complete
+        self._observer = observer = ctx.server_state.observer
+        # Read only for the observer's report: no clock without a subscriber.
+        self._started = time.monotonic() if observer is not None else 0.0
+        self._status: int | None = None  # what went out (or will); None once reported
         # request side, fed by the connection
         self._chunks: list[bytes] = []
         self.buffered = 0
@@ -123,6 +109,8 @@ class RequestCycle:
     def lost(self) -> None:
         self.disconnected = True
         self._wake()
+        if self._observer is not None:
+            self._report()  # a response cut off by the client (no-op if none started)
 
     def _wake(self) -> None:
         if self._wakeup is not None:
@@ -159,7 +147,7 @@ class RequestCycle:
             return
         body = b"Internal Server Error"
         self.state = ResponseState.BODY
-        self._log_access(500)
+        self._status = 500
         self.response_head = self._build_head(
             500,
             [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"21")],
@@ -172,6 +160,8 @@ class RequestCycle:
     def _abort(self) -> None:
         if self.state is not ResponseState.DONE:
             self.transport.close()
+            if self._observer is not None:
+                self._report()
 
     # --- receive ---------------------------------------------------------------
     async def receive(self) -> Message:
@@ -209,7 +199,7 @@ class RequestCycle:
             status = message.get("status")
             self.response_head = self._build_head(status, message.get("headers", ()))
             self.state = ResponseState.BODY
-            self._log_access(status)
+            self._status = status
         elif state is ResponseState.BODY:
             if message_type != "http.response.body":
                 raise RuntimeError(
@@ -250,6 +240,8 @@ class RequestCycle:
         if not more_body:
             self.state = ResponseState.DONE
             self._wake()  # a receive() waiting for disconnect returns now
+            if self._observer is not None:
+                self._report()
             self._on_complete(self)
 
     def _write(self, parts: list[bytes]) -> None:
@@ -261,21 +253,25 @@ class RequestCycle:
             else:
                 self.transport.writelines(parts)
 
-    def _log_access(self, status: Any) -> None:
-        if not self.ctx.config.access_log or not access_logger.isEnabledFor(logging.INFO):
+    def _report(self) -> None:
+        """Tell the observer how the exchange ended; once, and only when a
+        status was decided (a client gone before any answer is no request
+        done).  Callers test `_observer` first, so nothing runs without one."""
+        status = self._status
+        if status is None or self._observer is None:
             return
+        self._status = None
         scope = self.scope
-        client = scope["client"]
-        path = quote(scope["path"])
-        if scope["query_string"]:
-            path += "?" + scope["query_string"].decode("ascii", "replace")
-        access_logger.info(
-            '%s - "%s %s HTTP/%s" %d',
-            f"{client[0]}:{client[1]}" if client else "",
-            scope["method"],
-            path,
-            scope["http_version"],
-            status,
+        self._observer.http_request_done(
+            HttpRequestDone(
+                method=scope["method"],
+                path=scope["path"],
+                query_string=scope["query_string"],
+                http_version=scope["http_version"],
+                client=scope["client"],
+                status=status,
+                duration=time.monotonic() - self._started,
+            )
         )
 
 

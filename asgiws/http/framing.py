@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from http import HTTPStatus
 from typing import Any
 
-from asgiws.http.parser import split_tokens
+from asgiws.http.parser import lower_tokens
 from asgiws.types import Headers
 
 _INVALID_NAME = re.compile(rb"[^!#$%&'*+\-.^_`|~0-9A-Za-z]")
@@ -209,23 +209,23 @@ def _plan_head(
     headers = _validated(app_headers)
     names = {name.lower() for name, _ in headers}
     content_lengths: set[bytes] = set()
-    transfer_codings: list[bytes] = []
-    connection: list[bytes] = []
+    transfer_codings: list[str] = []
+    connection: list[str] = []
     for name, value in headers:
         lname = name.lower()
         if lname == b"content-length":
             content_lengths.add(value.strip())
         elif lname == b"transfer-encoding":
-            transfer_codings.extend(split_tokens(value))
+            transfer_codings.extend(lower_tokens(value))
         elif lname == b"connection":
-            connection.extend(split_tokens(value))
+            connection.extend(lower_tokens(value))
 
-    close = not keep_alive or b"close" in connection
+    close = not keep_alive or "close" in connection
     content_length = 0
     if status < 200 or status in (204, 304) or (method == "CONNECT" and status < 300):
         body_framing = Framing.NONE
     elif transfer_codings:
-        if transfer_codings != [b"chunked"]:
+        if transfer_codings != ["chunked"]:
             raise RuntimeError("Only Transfer-Encoding: chunked is supported in responses")
         headers = [h for h in headers if h[0].lower() != b"content-length"]
         body_framing = Framing.CHUNKED
@@ -247,10 +247,10 @@ def _plan_head(
         body_framing = Framing.NONE
 
     if close:
-        if b"close" not in connection:
+        if "close" not in connection:
             headers = [h for h in headers if h[0].lower() != b"connection"]
             headers.append((b"connection", b"close"))
-    elif http_version != "1.1" and b"keep-alive" not in connection:
+    elif http_version != "1.1" and "keep-alive" not in connection:
         # An HTTP/1.0 client closes unless the answer says keep-alive.
         headers.append((b"connection", b"keep-alive"))
 

@@ -19,14 +19,15 @@ more; `trailing_data()` then holds every byte received behind that head.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 from urllib.parse import unquote_to_bytes
 
 import h11
 
-from asgiws.types import Headers, RequestHead
+from asgiws.types import Headers as RawHeaders
+from asgiws.types import RequestHead
+from asgiws.websocket.headers import Headers, split_list
 
 if TYPE_CHECKING:
     from asgiws.config import Config
@@ -101,41 +102,33 @@ def split_target(target: bytes) -> tuple[bytes, str, bytes]:
     return raw_path, path, query
 
 
-def split_tokens(value: bytes) -> list[bytes]:
-    """Lower-cased comma-separated tokens of one header value (RFC 9110 5.6.1)."""
-    return [t for t in (part.strip(b" \t").lower() for part in value.split(b",")) if t]
-
-
-def comma_tokens(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> list[bytes]:
-    """Lower-cased comma-separated tokens of every `name` header."""
-    tokens: list[bytes] = []
-    for key, value in headers:
-        if key == name:
-            tokens.extend(split_tokens(value))
-    return tokens
+def lower_tokens(value: bytes) -> list[str]:
+    """Lower-cased elements of one list-valued header (tokens compare
+    case-insensitively: Connection, Transfer-Encoding, Upgrade)."""
+    return split_list(value.decode("latin-1").lower())
 
 
 def start_request(
-    method: bytes, target: bytes, http_version: str, headers: Headers, max_head: int
+    method: bytes, target: bytes, http_version: str, headers: RawHeaders, max_head: int
 ) -> RequestStarted | ParseFailed:
     """Build the one `RequestStarted` for a parsed head, or refuse the head."""
     # One pass over the headers for everything policy needs.
     size = len(method) + len(target) + 14  # " ", " HTTP/1.1", CRLF, final CRLF
     hosts = 0
-    codings: list[bytes] = []
-    connection: list[bytes] = []
-    upgrade_tokens: list[bytes] = []
+    codings: list[str] = []
+    connection: list[str] = []
+    upgrade_tokens: list[str] = []
     expect_continue = False
     for name, value in headers:
         size += len(name) + len(value) + 4  # ": " and CRLF (single spaces assumed)
         if name == b"host":
             hosts += 1
         elif name == b"connection":
-            connection += split_tokens(value)
+            connection += lower_tokens(value)
         elif name == b"transfer-encoding":
-            codings += split_tokens(value)
+            codings += lower_tokens(value)
         elif name == b"upgrade":
-            upgrade_tokens += split_tokens(value)
+            upgrade_tokens += lower_tokens(value)
         elif name == b"expect" and value.lower() == b"100-continue":
             expect_continue = http_version == "1.1"
     if size > max_head:
@@ -145,19 +138,19 @@ def start_request(
     # and to any request message that contains more than one Host header".
     if http_version == "1.1" and hosts != 1:
         return ParseFailed(400, "Missing or repeated Host header")
-    if codings and codings != [b"chunked"]:
+    if codings and codings != ["chunked"]:
         # RFC 9112 6.1: "A server that receives a request message with a
         # transfer coding it does not understand SHOULD respond with 501".
         return ParseFailed(501, "Only Transfer-Encoding: chunked is supported")
     raw_path, path, query = split_target(target)
     if http_version == "1.1":
-        keep_alive = b"close" not in connection
+        keep_alive = "close" not in connection
     else:
         # An HTTP/1.0 client keeps the connection only when it asks to.
-        keep_alive = b"keep-alive" in connection and b"close" not in connection
+        keep_alive = "keep-alive" in connection and "close" not in connection
     # RFC 9110 7.8: a sender of Upgrade "MUST also send an 'upgrade' connection
     # option"; llhttp and uvicorn upgrade only then, and so do we.
-    upgrade = b"upgrade" in connection and b"websocket" in upgrade_tokens
+    upgrade = "upgrade" in connection and "websocket" in upgrade_tokens
     head = RequestHead(
         method=method.decode("ascii", "replace"),
         raw_path=raw_path,
@@ -250,7 +243,7 @@ class HttptoolsParser:
         self._parser: Any = httptools.HttpRequestParser(self)
         self._events: list[ParserEvent] = []
         self._url = b""
-        self._headers: Headers = []
+        self._headers: RawHeaders = []
         self._in_head = False
         self._callback_bytes = 0
         self._chunk_bytes = 0
@@ -367,13 +360,15 @@ class HttptoolsParser:
         self._events = []
 
 
-def _body_only_head(headers: Headers) -> bytes | None:
+def _body_only_head(headers: RawHeaders) -> bytes | None:
     """A request head that frames a body the way `headers` do, or None."""
-    if comma_tokens(headers, b"transfer-encoding"):
+    index = Headers(headers)
+    if index.get_list("transfer-encoding"):
         return b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-    for name, value in headers:
-        if name == b"content-length" and value.strip() not in (b"", b"0"):
-            return b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: " + value.strip() + b"\r\n\r\n"
+    length = index.get("content-length", "").strip()
+    if length not in ("", "0"):
+        head = "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: " + length + "\r\n\r\n"
+        return head.encode("latin-1")
     return None
 
 

@@ -7,8 +7,10 @@ or while the running app leaves more than `BODY_HIGH_WATER` body bytes
 unread, so memory stays bounded whatever the client sends.
 
 A WebSocket upgrade request is handed, with the bytes already read behind
-its head, to `asgiws.asgi.websocket.upgrade()` once every earlier response
-is out; from then on this object is out of the picture.
+its head, to the `upgrade` callable the protocol was built with (the server
+passes `asgiws.asgi.websocket.upgrade`) once every earlier response is out;
+from then on this object is out of the picture.  The HTTP layer never
+imports the WebSocket side it hands over to.
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any, cast
 
-from asgiws.http.cycle import RequestCycle, ResponseState, build_scope, service_unavailable
+from asgiws.asgi.scope import http_scope
+from asgiws.http.cycle import RequestCycle, ResponseState, service_unavailable
 from asgiws.http.flow import BODY_HIGH_WATER, FlowControl
 from asgiws.http.framing import build_response_head
 from asgiws.http.parser import (
@@ -33,6 +37,10 @@ from asgiws.types import ConnectionContext, ConnectionInfo, RequestHead
 
 logger = logging.getLogger("asgiws.error")
 
+UpgradeHandler = Callable[[asyncio.Transport, RequestHead, bytes, ConnectionContext], None]
+"""Takes over a transport for a WebSocket: (transport, request head, bytes
+received behind the head, context).  Reading is resumed when it is called."""
+
 
 def _address(info: Any) -> tuple[str, int] | None:
     """(host, port) of a peername/sockname; None for UNIX sockets."""
@@ -42,8 +50,9 @@ def _address(info: Any) -> tuple[str, int] | None:
 
 
 class HttpProtocol(asyncio.Protocol):
-    def __init__(self, ctx: ConnectionContext) -> None:
+    def __init__(self, ctx: ConnectionContext, upgrade: UpgradeHandler) -> None:
         self.ctx = ctx
+        self.upgrade = upgrade
         self.config = ctx.config
         self.server_state = ctx.server_state
         self.app = ctx.server_state.app
@@ -146,7 +155,7 @@ class HttpProtocol(asyncio.Protocol):
         if limit is not None and (len(state.connections) > limit or len(state.tasks) >= limit):
             app = service_unavailable
         cycle = RequestCycle(
-            build_scope(event.head, self.ctx),
+            http_scope(event.head, self.ctx),
             app,
             self.ctx,
             self.transport,
@@ -271,10 +280,8 @@ class HttpProtocol(asyncio.Protocol):
         self.parser.close()
         self._cancel_keep_alive_timer()
         self.flow.resume_reading()
-        from asgiws.asgi import websocket
-
         try:
-            websocket.upgrade(self.transport, head, bytes(trailing), self.ctx)
+            self.upgrade(self.transport, head, bytes(trailing), self.ctx)
         except Exception:
             logger.exception("WebSocket upgrade failed")
             self.transport.close()

@@ -6,19 +6,14 @@ import base64
 import binascii
 import hashlib
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from asgiws.websocket.deflate import DeflateOptions, DeflateParams, client_accept
 from asgiws.websocket.errors import HandshakeError, InvalidResponse
-from asgiws.websocket.headers import (
-    HeaderIndex,
-    header_values,
-    index_headers,
-    is_token,
-    parse_token_list,
-)
+from asgiws.websocket.headers import Headers, is_token
 
-Headers = list[tuple[bytes, bytes]]
+RawHeaders = list[tuple[bytes, bytes]]
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 VERSION_HEADER = (b"sec-websocket-version", b"13")
@@ -46,10 +41,10 @@ class ClientHandshake:
     origin: str | None
 
 
-def _only(index: HeaderIndex, name: bytes) -> str | None:
-    values = header_values(index, name)
+def _only(index: Headers, name: str) -> str | None:
+    values = index.get_all(name)
     if len(values) > 1:
-        raise HandshakeError(400, f"more than one {name.decode()} header")
+        raise HandshakeError(400, f"more than one {name} header")
     return values[0] if values else None
 
 
@@ -57,7 +52,9 @@ def _bad(reason: str) -> HandshakeError:
     return HandshakeError(400, reason)
 
 
-def validate_request(method: str, http_version: str, headers: Headers) -> ClientHandshake:
+def validate_request(
+    method: str, http_version: str, headers: Headers | Iterable[tuple[bytes, bytes]]
+) -> ClientHandshake:
     """Server: check an upgrade request (4.2.1) or raise HandshakeError.
 
     400 with a reason naming the problem; 426 with `Sec-WebSocket-Version: 13`
@@ -73,18 +70,19 @@ def validate_request(method: str, http_version: str, headers: Headers) -> Client
     except ValueError:
         raise _bad(f"WebSocket upgrade needs HTTP/1.1 or higher, not HTTP/{http_version}") from None
     # 4.2.1.2: "A |Host| header field containing the server's authority."
-    index = index_headers(headers)
-    hosts = header_values(index, b"host")
+    # Indexed once, on the first lookup, for every check that follows.
+    index = headers if isinstance(headers, Headers) else Headers(headers)
+    hosts = index.get_all("host")
     if len(hosts) != 1:
         raise _bad("exactly one Host header is required")
     # 4.2.1.3: "An |Upgrade| header field containing the value "websocket",
     # treated as an ASCII case-insensitive value."
-    upgrade = [t.lower() for t in parse_token_list(header_values(index, b"upgrade"))]
+    upgrade = [t.lower() for t in index.get_list("upgrade")]
     if "websocket" not in upgrade:
         raise _bad("missing 'Upgrade: websocket' header")
     # 4.2.1.4: "A |Connection| header field that includes the token "Upgrade",
     # treated as an ASCII case-insensitive value."
-    connection = [t.lower() for t in parse_token_list(header_values(index, b"connection"))]
+    connection = [t.lower() for t in index.get_list("connection")]
     if "upgrade" not in connection:
         raise _bad("missing 'Connection: Upgrade' header")
     # 4.2.1.6: "A |Sec-WebSocket-Version| header field, with a value of 13."
@@ -93,7 +91,8 @@ def validate_request(method: str, http_version: str, headers: Headers) -> Client
     # appropriate HTTP error code (such as 426 Upgrade Required) and a
     # |Sec-WebSocket-Version| header field indicating the version(s) the
     # server is capable of understanding."
-    versions = header_values(index, b"sec-websocket-version")
+    # One version, not a list: "13, 8" is another protocol version.
+    versions = index.get_all("sec-websocket-version")
     if [v.strip() for v in versions] != ["13"]:
         got = ", ".join(versions) or "none"
         raise HandshakeError(
@@ -101,7 +100,7 @@ def validate_request(method: str, http_version: str, headers: Headers) -> Client
         )
     # 4.2.1.5: "A |Sec-WebSocket-Key| header field with a base64-encoded value
     # that, when decoded, is 16 bytes in length."
-    key = _only(index, b"sec-websocket-key")
+    key = _only(index, "Sec-WebSocket-Key")
     if key is None:
         raise _bad("missing Sec-WebSocket-Key header")
     key = key.strip()
@@ -111,12 +110,11 @@ def validate_request(method: str, http_version: str, headers: Headers) -> Client
         raw = b""
     if len(raw) != 16:
         raise _bad("Sec-WebSocket-Key is not the base64 encoding of 16 bytes")
-    subprotocols = parse_token_list(header_values(index, b"sec-websocket-protocol"))
     return ClientHandshake(
         key=key,
-        subprotocols=subprotocols,
-        extensions=header_values(index, b"sec-websocket-extensions"),
-        origin=_only(index, b"origin"),
+        subprotocols=index.get_list("sec-websocket-protocol"),
+        extensions=index.get_all("sec-websocket-extensions"),
+        origin=_only(index, "Origin"),
     )
 
 
@@ -131,10 +129,10 @@ def accept_headers(
     key: str,
     subprotocol: str | None = None,
     extensions_value: str | None = None,
-    extra_headers: Headers | None = None,
-) -> Headers:
+    extra_headers: RawHeaders | None = None,
+) -> RawHeaders:
     """Headers of the 101 Switching Protocols response (4.2.2 step 5)."""
-    headers: Headers = [
+    headers: RawHeaders = [
         (b"upgrade", b"websocket"),
         (b"connection", b"Upgrade"),
         (b"sec-websocket-accept", accept_key(key).encode("ascii")),
@@ -151,6 +149,40 @@ def accept_headers(
 # --- client -----------------------------------------------------------------------
 
 
+def client_request_headers(
+    host: str,
+    key: str,
+    *,
+    subprotocols: list[str] | None = None,
+    extensions_value: str | None = None,
+    origin: str | None = None,
+    extra_headers: RawHeaders | None = None,
+) -> RawHeaders:
+    """The headers of a client's opening handshake (4.1), in the order they
+    go on the wire; raises ValueError for a header that cannot be sent."""
+    headers: RawHeaders = [
+        (b"Host", host.encode("idna" if not host.isascii() else "ascii")),
+        (b"Upgrade", b"websocket"),
+        (b"Connection", b"Upgrade"),
+        (b"Sec-WebSocket-Key", key.encode("ascii")),
+        (b"Sec-WebSocket-Version", b"13"),
+    ]
+    if origin is not None:
+        headers.append((b"Origin", origin.encode("latin-1")))
+    if subprotocols:
+        for p in subprotocols:
+            if not is_token(p):
+                raise ValueError(f"subprotocol {p!r} is not a token")
+        headers.append((b"Sec-WebSocket-Protocol", ", ".join(subprotocols).encode("ascii")))
+    if extensions_value:
+        headers.append((b"Sec-WebSocket-Extensions", extensions_value.encode("latin-1")))
+    for name, value in extra_headers or []:
+        if b"\r" in name + value or b"\n" in name + value:
+            raise ValueError("header names and values may not contain CR or LF")
+        headers.append((name, value))
+    return headers
+
+
 def build_request(
     host: str,
     resource: str,
@@ -159,36 +191,26 @@ def build_request(
     subprotocols: list[str] | None = None,
     extensions_value: str | None = None,
     origin: str | None = None,
-    extra_headers: Headers | None = None,
+    extra_headers: RawHeaders | None = None,
 ) -> bytes:
-    """The full request head of a client's opening handshake (4.1)."""
-    lines = [
-        f"GET {resource} HTTP/1.1".encode("latin-1"),
-        b"Host: " + host.encode("idna" if not host.isascii() else "ascii"),
-        b"Upgrade: websocket",
-        b"Connection: Upgrade",
-        b"Sec-WebSocket-Key: " + key.encode("ascii"),
-        b"Sec-WebSocket-Version: 13",
-    ]
-    if origin is not None:
-        lines.append(b"Origin: " + origin.encode("latin-1"))
-    if subprotocols:
-        for p in subprotocols:
-            if not is_token(p):
-                raise ValueError(f"subprotocol {p!r} is not a token")
-        lines.append(b"Sec-WebSocket-Protocol: " + ", ".join(subprotocols).encode("ascii"))
-    if extensions_value:
-        lines.append(b"Sec-WebSocket-Extensions: " + extensions_value.encode("latin-1"))
-    for name, value in extra_headers or []:
-        if b"\r" in name + value or b"\n" in name + value:
-            raise ValueError("header names and values may not contain CR or LF")
-        lines.append(name + b": " + value)
+    """The full request head of a client's opening handshake (4.1), for
+    callers without an HTTP library (asgiws's client has h11 write it)."""
+    headers = client_request_headers(
+        host,
+        key,
+        subprotocols=subprotocols,
+        extensions_value=extensions_value,
+        origin=origin,
+        extra_headers=extra_headers,
+    )
+    lines = [f"GET {resource} HTTP/1.1".encode("latin-1")]
+    lines += [name + b": " + value for name, value in headers]
     return b"\r\n".join(lines) + b"\r\n\r\n"
 
 
 def validate_response(
     status: int,
-    headers: Headers,
+    headers: RawHeaders,
     key: str,
     *,
     offered_subprotocols: list[str] | None = None,
@@ -205,19 +227,19 @@ def validate_response(
     # handles the response per HTTP [RFC2616] procedures."
     if status != 101:
         raise bad(f"server refused the WebSocket upgrade with HTTP {status}")
-    index = index_headers(headers)
+    index = Headers(headers)
     # 4.1: "If the response lacks an |Upgrade| header field or the |Upgrade|
     # header field contains a value that is not an ASCII case-insensitive
     # match for the value "websocket", the client MUST _Fail the WebSocket
     # Connection_."
-    upgrade = [t.lower() for t in parse_token_list(header_values(index, b"upgrade"))]
+    upgrade = [t.lower() for t in index.get_list("upgrade")]
     if upgrade != ["websocket"]:
         raise bad("response lacks 'Upgrade: websocket'")
     # "If the response lacks a |Connection| header field or the |Connection|
     # header field doesn't contain a token that is an ASCII case-insensitive
     # match for the value "Upgrade", the client MUST _Fail the WebSocket
     # Connection_."
-    connection = [t.lower() for t in parse_token_list(header_values(index, b"connection"))]
+    connection = [t.lower() for t in index.get_list("connection")]
     if "upgrade" not in connection:
         raise bad("response lacks 'Connection: Upgrade'")
     # "If the response lacks a |Sec-WebSocket-Accept| header field or the
@@ -225,14 +247,14 @@ def validate_response(
     # SHA-1 of the concatenation of the |Sec-WebSocket-Key| ... with the
     # string "258EAFA5-E914-47DA-95CA-C5AB0DC85B11" ... the client MUST _Fail
     # the WebSocket Connection_."
-    accepts = header_values(index, b"sec-websocket-accept")
+    accepts = index.get_all("sec-websocket-accept")
     if [a.strip() for a in accepts] != [accept_key(key)]:
         raise bad("wrong or missing Sec-WebSocket-Accept")
     # "If the response includes a |Sec-WebSocket-Protocol| header field and
     # this header field indicates the use of a subprotocol that was not
     # present in the client's handshake ..., the client MUST _Fail the
     # WebSocket Connection_."
-    protocols = parse_token_list(header_values(index, b"sec-websocket-protocol"))
+    protocols = index.get_list("sec-websocket-protocol")
     subprotocol: str | None = None
     if protocols:
         if len(protocols) != 1 or protocols[0] not in (offered_subprotocols or []):
@@ -242,7 +264,7 @@ def validate_response(
     # this header field indicates the use of an extension that was not present
     # in the client's handshake ..., the client MUST _Fail the WebSocket
     # Connection_."
-    extensions = header_values(index, b"sec-websocket-extensions")
+    extensions = index.get_all("sec-websocket-extensions")
     params: DeflateParams | None = None
     if extensions:
         if deflate_options is None:

@@ -1,17 +1,27 @@
-"""Parsing of the comma-separated header lists the handshake reads.
+"""The header toolkit: one lookup type and one list parser for every layer.
 
-The one place that knows RFC 7230 list syntax (section 7: empty elements are
-skipped) and the Sec-WebSocket-Extensions grammar of RFC 6455 section 9.1:
+- `Headers`: the case-insensitive, multi-valued view of raw `(name, value)`
+  byte pairs (public as `asgiws.Headers`, what websockets users index with
+  `request_headers["Origin"]`); the handshake, the client and the
+  connection object all read headers through it.
+- `split_list`: RFC 9110 section 5.6.1 list syntax, for the HTTP parser
+  (Connection, Transfer-Encoding, Upgrade), the response framing, the
+  handshake (Upgrade, Connection, Sec-WebSocket-Protocol) and the client.
+- `parse_extension_list`: the Sec-WebSocket-Extensions grammar of RFC 6455
+  section 9.1, whose parameters may carry quoted strings:
 
     extension-list = 1#extension
     extension = extension-token *( ";" extension-param )
     extension-param = token [ "=" (token | quoted-string) ]
+
+It lives in the sans-I/O engine (stdlib only) so that the handshake can use
+it; the layers above import it from here.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 
 ExtensionParams = list[tuple[str, str | None]]
 
@@ -21,32 +31,79 @@ _OWS = re.compile(r"[ \t]*")
 _UNESCAPE = re.compile(r"\\(.)")
 
 
-HeaderIndex = dict[bytes, list[str]]
-"""Header values by lower-case name, decoded as latin-1."""
+def split_list(value: str) -> list[str]:
+    """The elements of one comma-separated header value, case kept.
+
+    RFC 9110 5.6.1: "a recipient MUST parse and ignore a reasonable number
+    of empty list elements", and optional whitespace (OWS: SP, HTAB) around
+    each element is not part of it.  For lists of tokens; elements with
+    quoted commas (Sec-WebSocket-Extensions) have their own parser below.
+    """
+    # Runs on every request's Connection header: a plain loop, and most
+    # values hold a single element.
+    if "," not in value:
+        value = value.strip(" \t")
+        return [value] if value else []
+    items = []
+    for part in value.split(","):
+        part = part.strip(" \t")
+        if part:
+            items.append(part)
+    return items
 
 
-def index_headers(headers: Iterable[tuple[bytes, bytes]]) -> HeaderIndex:
-    """One pass over the headers, so that each lookup after it is a dict hit."""
-    index: HeaderIndex = {}
-    for key, value in headers:
-        index.setdefault(key.lower(), []).append(value.decode("latin-1"))
-    return index
+class Headers(Mapping[str, str]):
+    """Read-only headers over ASGI-style `(name, value)` byte pairs.
 
+    `headers["x"]` and `get("x")` give the first value (names are
+    case-insensitive); `get_all("x")` gives every value; `get_list("x")` the
+    comma-separated elements of every value; `raw` the pairs as they came.
+    Decoding is latin-1, as HTTP/1.1 header bytes are.
+    """
 
-def header_values(index: HeaderIndex, name: bytes) -> list[str]:
-    """Every value of header `name` (lower-case)."""
-    return index.get(name, [])
+    __slots__ = ("_index", "raw")
 
+    def __init__(self, raw: Iterable[tuple[bytes, bytes]] = ()) -> None:
+        self.raw: list[tuple[bytes, bytes]] = list(raw)
+        self._index: dict[str, list[str]] | None = None
 
-def parse_token_list(values: Iterable[str]) -> list[str]:
-    """Split comma-separated tokens over all `values`, dropping empty elements."""
-    tokens: list[str] = []
-    for value in values:
-        for item in value.split(","):
-            item = item.strip(" \t")
-            if item:
-                tokens.append(item)
-    return tokens
+    def _build(self) -> dict[str, list[str]]:
+        # One pass over the pairs, on the first lookup only: most
+        # connections never read their headers, and every lookup after it
+        # is a dict hit.
+        if self._index is None:
+            index: dict[str, list[str]] = {}
+            for name, value in self.raw:
+                index.setdefault(name.decode("latin-1").lower(), []).append(
+                    value.decode("latin-1")
+                )
+            self._index = index
+        return self._index
+
+    def __getitem__(self, name: str) -> str:
+        return self._build()[name.lower()][0]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._build()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._build())
+
+    def __len__(self) -> int:
+        return len(self._build())
+
+    def get_all(self, name: str) -> list[str]:
+        return list(self._build().get(name.lower(), ()))
+
+    def get_list(self, name: str) -> list[str]:
+        """Elements of every `name` header as one list (`split_list`)."""
+        return [item for value in self._build().get(name.lower(), ()) for item in split_list(value)]
+
+    def raw_items(self) -> list[tuple[str, str]]:
+        return [(n.decode("latin-1"), v.decode("latin-1")) for n, v in self.raw]
+
+    def __repr__(self) -> str:
+        return f"Headers({self.raw_items()!r})"
 
 
 def is_token(value: str) -> bool:

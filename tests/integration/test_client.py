@@ -366,6 +366,25 @@ async def test_plain_http_server_is_a_refusal() -> None:
     assert caught.value.body == b"ok"
 
 
+async def test_refusal_whose_body_ends_when_the_server_closes() -> None:
+    async def busy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.0 503 Busy\r\nRetry-After: 1\r\n\r\ntry ")
+        await writer.drain()
+        writer.write(b"later")
+        writer.close()
+
+    from asgiws.client import is_transient
+
+    async with raw_server(busy) as port:
+        with pytest.raises(InvalidStatus) as caught:
+            await connect(f"ws://127.0.0.1:{port}/")
+    assert caught.value.status_code == 503
+    assert caught.value.headers["retry-after"] == "1"
+    assert caught.value.body == b"try later"
+    assert is_transient(caught.value)
+
+
 async def test_redirect_is_followed() -> None:
     def process_request(path: str, headers: Any) -> Any:
         if path == "/old":
@@ -567,7 +586,7 @@ async def test_server_that_answers_sends_and_hangs_up_at_once() -> None:
     [
         (lambda head: b"HTTP/1.1 101 OK\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n", "larger"),
         (lambda head: b"SSH-2.0-OpenSSH\r\n\r\n", "invalid HTTP response"),
-        (lambda head: b"HTTP/1.1 101 OK\r\n folded\r\n\r\n", "folding"),
+        (lambda head: b"HTTP/1.1 101 OK\r\n folded\r\n\r\n", "invalid HTTP response"),
         (
             lambda head: switching_protocols(head).replace(b"Accept: ", b"Accept: x"),
             "Sec-WebSocket-Accept",

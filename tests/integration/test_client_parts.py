@@ -1,5 +1,6 @@
-"""The pieces of the client that need no socket: URI parsing, the response
-head parser, the reconnection delays and which errors are retried."""
+"""The pieces of the client that need no socket: URI parsing, the request
+and response through h11 (`ResponseReader`), the reconnection delays and
+which errors are retried."""
 
 from __future__ import annotations
 
@@ -7,19 +8,24 @@ import asyncio
 import itertools
 import ssl
 
+import h11
 import pytest
 
 from asgiws.client import (
+    MAX_RESPONSE_BODY,
+    MAX_RESPONSE_HEAD,
     InvalidHandshake,
     InvalidMessage,
     InvalidStatus,
     InvalidStatusCode,
+    Response,
+    ResponseReader,
     backoff_delays,
     is_transient,
-    parse_response_head,
 )
 from asgiws.datastructures import Headers
 from asgiws.uri import InvalidURI, WebSocketURI, parse_uri
+from asgiws.websocket.handshake import client_request_headers
 
 
 @pytest.mark.parametrize(
@@ -74,13 +80,87 @@ def test_bad_uris(uri: str, reason: str) -> None:
     assert caught.value.uri == uri
 
 
-def test_parse_response_head() -> None:
-    status, headers = parse_response_head(
-        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nX-Empty:\r\nX-Pad:  a b \t"
+KEY = "dGhlIHNhbXBsZSBub25jZQ=="
+
+
+def reader_for(*extra: tuple[bytes, bytes]) -> ResponseReader:
+    headers = client_request_headers("h:8000", KEY, extra_headers=list(extra))
+    return ResponseReader("/chat?x=1", headers)
+
+
+def feed_bytewise(reader: ResponseReader, data: bytes) -> Response | None:
+    """Any split of the bytes gives the same answer: here, one byte at a time."""
+    for i in range(len(data)):
+        response = reader.receive_data(data[i : i + 1])
+        if response is not None:
+            return response
+    return None
+
+
+def test_the_request_is_written_by_h11_with_our_headers_in_order() -> None:
+    reader = reader_for((b"X-Token", b"t"))
+    server = h11.Connection(h11.SERVER)
+    server.receive_data(reader.request)
+    request = server.next_event()
+    assert isinstance(request, h11.Request)
+    assert request.method == b"GET" and request.target == b"/chat?x=1"
+    assert request.headers.raw_items() == client_request_headers(
+        "h:8000", KEY, extra_headers=[(b"X-Token", b"t")]
     )
-    assert status == 101
-    assert headers == [(b"Upgrade", b"websocket"), (b"X-Empty", b""), (b"X-Pad", b"a b")]
-    assert parse_response_head(b"HTTP/1.0 404")[0] == 404
+    assert isinstance(server.next_event(), h11.EndOfMessage)
+
+
+def test_a_101_with_frames_behind_it() -> None:
+    frame = b"\x81\x05hello"
+    response = feed_bytewise(
+        reader := reader_for(),
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nX-Empty:\r\n"
+        b"X-Pad:  a b \t\r\n\r\n" + frame,
+    )
+    assert response == Response(
+        101, [(b"Upgrade", b"websocket"), (b"X-Empty", b""), (b"X-Pad", b"a b")]
+    )
+    # Fed byte by byte, the answer is complete with the head's last byte:
+    # the frame is still to be read, by the connection that takes over.
+    assert reader.trailing == b""
+    reader = reader_for()
+    assert reader.receive_data(b"HTTP/1.1 101 OK\r\n\r\n" + frame) == Response(101, [])
+    assert reader.trailing == frame
+
+
+@pytest.mark.parametrize("bytewise", [False, True], ids=["whole", "bytewise"])
+def test_a_refusal_with_its_body_after_an_interim_response(bytewise: bool) -> None:
+    answer = (
+        b"HTTP/1.1 100 Continue\r\n\r\n"
+        b"HTTP/1.1 403 Forbidden\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"3\r\nno \r\n5\r\ntoken\r\n0\r\n\r\n"
+    )
+    reader = reader_for()
+    response = feed_bytewise(reader, answer) if bytewise else reader.receive_data(answer)
+    assert response == Response(403, [(b"Transfer-Encoding", b"chunked")], b"no token")
+
+
+def test_a_refusal_body_is_bounded() -> None:
+    reader = reader_for()
+    head = b"HTTP/1.1 400 Bad Request\r\nContent-Length: %d\r\n\r\n" % (2 * MAX_RESPONSE_BODY)
+    assert reader.receive_data(head) is None
+    response = reader.receive_data(b"x" * (MAX_RESPONSE_BODY + 10))
+    assert response is not None and response.body == b"x" * MAX_RESPONSE_BODY
+
+
+def test_a_refusal_delimited_by_closing_ends_with_what_arrived() -> None:
+    reader = reader_for()
+    assert reader.receive_data(b"HTTP/1.0 503 Busy\r\n\r\ntry ") is None
+    assert reader.receive_data(b"later") is None
+    assert reader.refusal is not None
+    assert reader.refused() == Response(503, [], b"try later")
+
+
+def test_obsolete_line_folding_is_unfolded() -> None:
+    # RFC 9112 5.2: a user agent "MUST replace each received obs-fold with
+    # one or more SP octets prior to interpreting the field value".
+    response = reader_for().receive_data(b"HTTP/1.1 101 OK\r\nA: b\r\n  c\r\n\r\n")
+    assert response == Response(101, [(b"A", b"b c")])
 
 
 @pytest.mark.parametrize(
@@ -93,12 +173,26 @@ def test_parse_response_head() -> None:
         b"HTTP/1.1 101 OK\r\nno colon",
         b"HTTP/1.1 101 OK\r\nBad Name: x",
         b"HTTP/1.1 101 OK\r\n: no name",
-        b"HTTP/1.1 101 OK\r\nA: b\r\n folded",
+        b"HTTP/1.1 101 OK\r\n folded first",
     ],
 )
 def test_malformed_response_heads(head: bytes) -> None:
-    with pytest.raises(ValueError):
-        parse_response_head(head)
+    with pytest.raises(InvalidMessage, match="invalid HTTP response"):
+        reader_for().receive_data(head + b"\r\n\r\n")
+
+
+@pytest.mark.parametrize("complete", [True, False], ids=["whole", "incomplete"])
+def test_a_head_larger_than_the_limit(complete: bool) -> None:
+    head = b"HTTP/1.1 101 OK\r\nX-Big: " + b"a" * MAX_RESPONSE_HEAD + b"\r\n"
+    with pytest.raises(InvalidMessage, match="larger than"):
+        reader_for().receive_data(head + (b"\r\n" if complete else b""))
+
+
+def test_a_request_h11_cannot_send_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="CR or LF"):
+        reader_for((b"X-A", b"1\r\nX-B: 2"))
+    with pytest.raises(ValueError, match="cannot send"):
+        reader_for((b"Bad Name", b"1"))
 
 
 def test_backoff_delays_start_small_with_jitter_and_grow_to_the_maximum(

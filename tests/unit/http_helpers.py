@@ -1,5 +1,7 @@
-"""Helpers for the HTTP layer tests: a server made of `HttpProtocol` alone,
-and a minimal raw HTTP/1.1 response reader for socket-level tests."""
+"""Helpers for the HTTP layer tests: a server made of `HttpProtocol` alone
+(wired as `Server` wires it: the ASGI WebSocket upgrade, the access log as
+an observer), and a minimal raw HTTP/1.1 response reader for socket-level
+tests."""
 
 from __future__ import annotations
 
@@ -9,8 +11,11 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+from asgiws.access_log import AccessLog
+from asgiws.asgi.websocket import upgrade as asgi_upgrade
 from asgiws.config import Config
-from asgiws.http.protocol import HttpProtocol
+from asgiws.http.protocol import HttpProtocol, UpgradeHandler
+from asgiws.observer import HandshakeRefused, HttpRequestDone, Observer, combine
 from asgiws.types import ASGIApp, ConnectionContext, ConnectionInfo, ServerState
 
 PARSERS = ["h11", "httptools"]
@@ -28,6 +33,33 @@ def make_context(
     return ConnectionContext(config, state, ConnectionInfo(None, None, False))
 
 
+class RecordingObserver(Observer):
+    """Keeps what the server reports, for a test to read."""
+
+    def __init__(self) -> None:
+        self.requests: list[HttpRequestDone] = []
+        self.refusals: list[HandshakeRefused] = []
+        self._reported = asyncio.Event()
+
+    def http_request_done(self, event: HttpRequestDone) -> None:
+        self.requests.append(event)
+        self._reported.set()
+
+    def handshake_refused(self, event: HandshakeRefused) -> None:
+        self.refusals.append(event)
+        self._reported.set()
+
+    async def wait_for(self, count: int, reports: list[Any]) -> None:
+        """Until `reports` (one of the lists above) holds `count` events."""
+
+        async def wait() -> None:
+            while len(reports) < count:
+                self._reported.clear()
+                await self._reported.wait()
+
+        await asyncio.wait_for(wait(), TIMEOUT)
+
+
 @dataclass
 class RunningServer:
     port: int
@@ -41,12 +73,23 @@ class RunningServer:
 
 @contextlib.asynccontextmanager
 async def serve_http(
-    app: ASGIApp, state: ServerState | None = None, **options: Any
+    app: ASGIApp,
+    state: ServerState | None = None,
+    *,
+    upgrade: UpgradeHandler = asgi_upgrade,
+    observer: Observer | None = None,
+    **options: Any,
 ) -> AsyncIterator[RunningServer]:
+    """`observer` hears what the server reports, beside the access log
+    (subscribed when `access_log` is on, its default)."""
     ctx = make_context(app, state, **options)
+    subscribers: list[Observer] = [AccessLog()] if ctx.config.access_log else []
+    if observer is not None:
+        subscribers.append(observer)
+    ctx.server_state.observer = combine(subscribers)
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
-        lambda: HttpProtocol(ConnectionContext(ctx.config, ctx.server_state, ctx.info)),
+        lambda: HttpProtocol(ConnectionContext(ctx.config, ctx.server_state, ctx.info), upgrade),
         "127.0.0.1",
         0,
     )

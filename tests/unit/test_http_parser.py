@@ -150,10 +150,16 @@ def test_h2c_upgrade_is_served_as_http_and_parsing_continues(kind: str) -> None:
     assert not events[0].upgrade  # type: ignore[union-attr]
 
 
-def test_h2c_upgrade_with_a_body_keeps_the_body(kind: str) -> None:
+@pytest.mark.parametrize(
+    "framing",
+    [b"Content-Length: 3\r\n\r\nabc", b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"],
+    ids=["length", "chunked"],
+)
+def test_h2c_upgrade_with_a_body_keeps_the_body(kind: str, framing: bytes) -> None:
     data = (
         b"POST /1 HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n"
-        b"Content-Length: 3\r\n\r\nabcGET /2 HTTP/1.1\r\nHost: h\r\n\r\n"
+        + framing
+        + b"GET /2 HTTP/1.1\r\nHost: h\r\n\r\n"
     )
     events = feed_all(new_parser(kind), data)
     assert [type(e) for e in events] == [

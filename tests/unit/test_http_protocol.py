@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from asgiws.datastructures import Headers
 from asgiws.http.flow import BODY_HIGH_WATER, FlowControl
 from asgiws.http.protocol import HttpProtocol
 from asgiws.types import ConnectionContext, RequestHead, Scope, ServerState
@@ -17,6 +18,7 @@ from .http_helpers import (
     DEFAULT_HEADERS,
     PARSERS,
     TIMEOUT,
+    RecordingObserver,
     echo_app,
     open_raw,
     read_eof,
@@ -65,7 +67,7 @@ async def test_scope_and_default_headers(http: str) -> None:
     assert response.headers["date"] == DEFAULT_HEADERS[1][1].decode()
     scope = scopes[0]
     assert scope["type"] == "http"
-    assert scope["asgi"] == {"version": "3.0", "spec_version": "2.4"}
+    assert scope["asgi"] == {"version": "3.0", "spec_version": "2.5"}
     assert scope["http_version"] == "1.1" and scope["scheme"] == "http"
     assert scope["method"] == "GET"
     assert scope["root_path"] == "/mount"
@@ -520,6 +522,87 @@ async def test_access_log_can_be_disabled(http: str, caplog: Any) -> None:
     assert not [r for r in caplog.records if r.name == "asgiws.access"]
 
 
+# --- the observer -------------------------------------------------------------------------
+async def test_observer_hears_every_request_done_in_order(http: str) -> None:
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        await send(
+            {"type": "http.response.start", "status": 201, "headers": [(b"content-length", b"2")]}
+        )
+        await asyncio.sleep(0.05)  # between the head and the last byte: part of the duration
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    observer = RecordingObserver()
+    async with serve_http(app, http=http, observer=observer, root_path="/mount") as srv:
+        reader, writer = await open_raw(srv.port)
+        writer.write(request("GET", "/a%20b?x=1") + request("POST", "/c", body=b"data"))
+        assert (await read_response(reader)).status == 201
+        assert (await read_response(reader)).status == 201
+        writer.close()
+    first, second = observer.requests
+    assert (first.method, first.path, first.query_string, first.http_version, first.status) == (
+        "GET",
+        "/mount/a b",
+        b"x=1",
+        "1.1",
+        201,
+    )
+    assert first.client is not None and first.client[0] == "127.0.0.1"
+    assert first.duration >= 0.05
+    assert (second.method, second.path, second.status) == ("POST", "/mount/c", 201)
+
+
+async def test_observer_hears_500_for_an_app_error(http: str) -> None:
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        raise RuntimeError("boom")
+
+    observer = RecordingObserver()
+    async with serve_http(app, http=http, observer=observer) as srv:
+        reader, writer = await open_raw(srv.port)
+        writer.write(request())
+        assert (await read_response(reader)).status == 500
+        writer.close()
+    assert [event.status for event in observer.requests] == [500]
+
+
+async def test_observer_hears_a_request_once_when_its_body_outlives_the_response(
+    http: str,
+) -> None:
+    observer = RecordingObserver()
+    async with serve_http(
+        lambda scope, receive, send: respond(send), http=http, observer=observer
+    ) as srv:
+        reader, writer = await open_raw(srv.port)
+        writer.write(request("POST", "/", "Content-Length: 100000", body=b"x" * 10))
+        assert (await read_response(reader)).status == 200
+        writer.close()  # the rest of the body never comes: the connection is lost
+        await read_eof(reader)
+        await asyncio.sleep(0.05)  # room for a second report
+    assert [event.status for event in observer.requests] == [200]
+
+
+async def test_observer_hears_a_response_the_client_cut_off_but_not_an_unanswered_one(
+    http: str,
+) -> None:
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        if scope["path"] == "/stream":
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"part", "more_body": True})
+        assert (await receive())["type"] == "http.request"
+        assert (await receive())["type"] == "http.disconnect"
+
+    observer = RecordingObserver()
+    async with serve_http(app, http=http, observer=observer) as srv:
+        for path in ("/silent", "/stream"):
+            reader, writer = await open_raw(srv.port)
+            writer.write(request("GET", path))
+            if path == "/stream":
+                await reader.readuntil(b"part")
+            writer.close()
+        await observer.wait_for(1, observer.requests)
+        await asyncio.sleep(0.05)  # room for a wrong report about /silent
+    assert [(event.path, event.status) for event in observer.requests] == [("/stream", 200)]
+
+
 # --- WebSocket hand-off ---------------------------------------------------------------
 WS_HEAD = (
     b"GET /chat?room=1 HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\n"
@@ -563,25 +646,21 @@ class FakeUpgrade:
 
 
 @pytest.fixture
-def fake_upgrade(monkeypatch: pytest.MonkeyPatch) -> FakeUpgrade:
-    from asgiws.asgi import websocket
-
-    fake = FakeUpgrade()
-    monkeypatch.setattr(websocket, "upgrade", fake)
-    return fake
+def fake_upgrade() -> FakeUpgrade:
+    return FakeUpgrade()
 
 
 async def test_upgrade_hands_over_head_and_trailing_bytes(
     http: str, fake_upgrade: FakeUpgrade
 ) -> None:
-    async with serve_http(echo_app, http=http) as srv:
+    async with serve_http(echo_app, http=http, upgrade=fake_upgrade) as srv:
         reader, writer = await open_raw(srv.port)
         writer.write(WS_HEAD + FRAME)
         transport, head, trailing, ctx, reading = await asyncio.wait_for(
             fake_upgrade.calls.get(), TIMEOUT
         )
         assert head.method == "GET" and head.path == "/chat" and head.query_string == b"room=1"
-        assert head.get(b"sec-websocket-key") == b"dGhlIHNhbXBsZSBub25jZQ=="
+        assert Headers(head.headers)["Sec-WebSocket-Key"] == "dGhlIHNhbXBsZSBub25jZQ=="
         assert trailing == FRAME
         assert reading
         assert ctx.info.client is not None and ctx.info.server == ("127.0.0.1", srv.port)
@@ -602,7 +681,7 @@ async def test_upgrade_waits_for_earlier_pipelined_responses(
         await release.wait()
         await respond(send, b"first")
 
-    async with serve_http(app, http=http) as srv:
+    async with serve_http(app, http=http, upgrade=fake_upgrade) as srv:
         reader, writer = await open_raw(srv.port)
         writer.write(request() + WS_HEAD + FRAME[:4])
         await asyncio.wait_for(entered.wait(), TIMEOUT)
@@ -624,7 +703,7 @@ async def test_upgrade_waits_for_earlier_pipelined_responses(
 
 
 async def test_non_websocket_upgrade_is_plain_http(http: str, fake_upgrade: FakeUpgrade) -> None:
-    async with serve_http(echo_app, http=http) as srv:
+    async with serve_http(echo_app, http=http, upgrade=fake_upgrade) as srv:
         reader, writer = await open_raw(srv.port)
         writer.write(request("GET", "/h2", "Connection: Upgrade", "Upgrade: h2c") + request())
         assert (await read_response(reader)).body == b"GET /h2  "

@@ -21,12 +21,13 @@ from asgiws.websocket import (
     validate_request,
     validate_response,
 )
+from asgiws.websocket.headers import Headers, split_list
 
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="
-Headers = list[tuple[bytes, bytes]]
+RawHeaders = list[tuple[bytes, bytes]]
 
 
-def request_headers(**changes: bytes | None) -> Headers:
+def request_headers(**changes: bytes | None) -> RawHeaders:
     base: dict[str, bytes | None] = {
         "host": b"example.com",
         "upgrade": b"websocket",
@@ -36,6 +37,36 @@ def request_headers(**changes: bytes | None) -> Headers:
     }
     base.update({k.replace("_", "-"): v for k, v in changes.items()})
     return [(k.encode(), v) for k, v in base.items() if v is not None]
+
+
+@pytest.mark.parametrize(
+    ("value", "elements"),
+    [
+        ("a", ["a"]),
+        (" a ,b\t, C ", ["a", "b", "C"]),
+        (", ,a,, b ,", ["a", "b"]),  # RFC 9110 5.6.1: empty elements are ignored
+        ("", []),
+        (" , ", []),
+    ],
+)
+def test_split_list(value: str, elements: list[str]) -> None:
+    assert split_list(value) == elements
+
+
+def test_headers_lookup_is_case_insensitive_and_multi_valued() -> None:
+    import asgiws
+    from asgiws import datastructures
+
+    assert asgiws.Headers is datastructures.Headers is Headers
+    headers = Headers(
+        [(b"Connection", b"keep-alive, Upgrade"), (b"x-a", b"1"), (b"X-A", b"2"), (b"e", b"")]
+    )
+    assert headers["x-A"] == "1" and headers.get("missing") is None
+    assert headers.get_all("X-a") == ["1", "2"]
+    assert headers.get_list("connection") == ["keep-alive", "Upgrade"]
+    assert headers.get_list("e") == [] and headers.get_list("missing") == []
+    assert "CONNECTION" in headers and len(headers) == 3
+    assert headers.raw[1] == (b"x-a", b"1")
 
 
 def test_accept_key_matches_rfc_example() -> None:
@@ -153,7 +184,7 @@ def test_built_request_is_valid_http_and_accepted_by_our_server() -> None:
         build_request("h", "/", key, extra_headers=[(b"x", b"a\r\nb: c")])
 
 
-def good_response(key: str, **extra: bytes) -> Headers:
+def good_response(key: str, **extra: bytes) -> RawHeaders:
     return accept_headers(key) + [(k.replace("_", "-").encode(), v) for k, v in extra.items()]
 
 
@@ -204,7 +235,7 @@ def test_validate_response_accepts_a_good_101() -> None:
     ],
 )
 def test_validate_response_rejections_carry_status_and_headers(
-    status: int, headers: Headers, words: str
+    status: int, headers: RawHeaders, words: str
 ) -> None:
     with pytest.raises(InvalidResponse) as info:
         validate_response(status, headers, KEY, offered_subprotocols=["chat"])

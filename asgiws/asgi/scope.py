@@ -1,0 +1,99 @@
+"""The one builder of ASGI connection scopes, `http` and `websocket` alike.
+
+Both kinds come from the same `RequestHead` and `ConnectionContext`, so
+every key they share is computed here once and cannot drift apart:
+
+- `asgi.spec_version` "2.5" for both: the HTTP and WebSocket message
+  formats are one ASGI document with one version, and asgiws implements all
+  of it (2.4: `send()` after a disconnect raises an `OSError` subclass,
+  `ClientDisconnected`; 2.5: `reason` in `websocket.disconnect`).
+- `path` and `raw_path` include `root_path`, as uvicorn >= 0.26 does and as
+  Starlette's routing expects; `raw_path` gets the root path percent-encoded,
+  so that it stays the bytes a client would have sent.
+- `state` is a shallow copy of the lifespan state: an app may add keys per
+  request without touching the server's namespace, and shares its objects
+  (a connection pool) as the lifespan spec intends.
+- `client` and `scheme` come from `client_and_secure()`: the one place a
+  feature that trusts proxy headers (X-Forwarded-For / X-Forwarded-Proto)
+  would change them, for both kinds of scope and for what the observer
+  reports.
+- `server` is the listening (host, port), None on a UNIX socket.
+
+It runs once per request and once per handshake: plain dict literals, no
+per-call copies beyond the ones the spec asks for.  The HTTP request cycle
+and the WebSocket adapter both import it; it imports nothing but types.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+if TYPE_CHECKING:
+    from asgiws.types import ConnectionContext, RequestHead, Scope
+
+__all__ = ["SPEC_VERSION", "client_and_secure", "http_scope", "request_path", "websocket_scope"]
+
+SPEC_VERSION = "2.5"
+
+
+def client_and_secure(
+    head: RequestHead, ctx: ConnectionContext
+) -> tuple[tuple[str, int] | None, bool]:
+    """The client address and whether the connection is secure, as the app
+    should see them.  Today the transport's own; proxy headers in `head`
+    would be read here."""
+    info = ctx.info
+    return info.client, info.is_tls
+
+
+def request_path(head: RequestHead, ctx: ConnectionContext) -> str:
+    """The scope's `path`: the request's, under `root_path`."""
+    root_path = ctx.config.root_path
+    return root_path + head.path if root_path else head.path
+
+
+@lru_cache(maxsize=16)
+def _raw_root_path(root_path: str) -> bytes:
+    return quote(root_path, safe="/!$&'()*+,;=:@~").encode("ascii")
+
+
+_SCHEMES = {"http": ("http", "https"), "websocket": ("ws", "wss")}
+
+
+def _scope(kind: str, head: RequestHead, ctx: ConnectionContext) -> dict[str, Any]:
+    root_path = ctx.config.root_path
+    client, secure = client_and_secure(head, ctx)
+    return {
+        "type": kind,
+        "asgi": {"version": "3.0", "spec_version": SPEC_VERSION},
+        "http_version": head.http_version,
+        "scheme": _SCHEMES[kind][secure],
+        "server": ctx.info.server,
+        "client": client,
+        "root_path": root_path,
+        "path": request_path(head, ctx),
+        "raw_path": _raw_root_path(root_path) + head.raw_path if root_path else head.raw_path,
+        "query_string": head.query_string,
+        "headers": head.headers,
+        "state": ctx.server_state.lifespan_state.copy(),
+    }
+
+
+def http_scope(head: RequestHead, ctx: ConnectionContext) -> Scope:
+    scope = _scope("http", head, ctx)
+    scope["method"] = head.method
+    return scope
+
+
+def websocket_scope(
+    head: RequestHead,
+    ctx: ConnectionContext,
+    subprotocols: list[str],
+    extensions: dict[str, Any],
+) -> Scope:
+    scope = _scope("websocket", head, ctx)
+    scope["subprotocols"] = subprotocols
+    scope["extensions"] = extensions
+    return scope
