@@ -140,10 +140,11 @@ class Server:
         self.started = True
 
     def _protocol_factory(self) -> asyncio.Protocol:
+        from asgiws.asgi.websocket import upgrade
         from asgiws.http.protocol import HttpProtocol
 
         ctx = ConnectionContext(self.config, self.server_state, ConnectionInfo(None, None, False))
-        return HttpProtocol(ctx)
+        return HttpProtocol(ctx, upgrade)
 
     async def _listen(self, sockets: Sequence[socket.socket] | None) -> None:
         config = self.config
