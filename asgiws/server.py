@@ -22,11 +22,14 @@ import socket
 import ssl
 import sys
 import threading
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from typing import Any
 
+from asgiws.access_log import AccessLog
+from asgiws.access_log import logger as access_logger
 from asgiws.config import Config, ConfigError
 from asgiws.memory import tune_malloc
+from asgiws.observer import Observer, combine
 from asgiws.types import ASGIApp, ConnectionContext, ConnectionInfo, Headers, ServerState
 
 logger = logging.getLogger("asgiws.error")
@@ -35,8 +38,11 @@ HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class Server:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, observers: Iterable[Observer] = ()) -> None:
         self.config = config
+        self.observers: list[Observer] = list(observers)
+        """Subscribers to what connections report (`asgiws.observer`); add
+        them before `startup()`.  The access log joins them when it is on."""
         self.server_state = ServerState()
         """`server_state.app` is the loaded app, set by `load()`."""
         self.ssl_context: ssl.SSLContext | None = None
@@ -111,6 +117,14 @@ class Server:
         self.server_state.app = load_app(config.app, factory=config.factory, app_dir=config.app_dir)
         self.loaded = True
 
+    def _subscribe(self) -> None:
+        """Hand the connections one observer: the subscribers and, when
+        `access_log` is on and its logger would write, the access log."""
+        subscribers = list(self.observers)
+        if self.config.access_log and access_logger.isEnabledFor(logging.INFO):
+            subscribers.append(AccessLog())
+        self.server_state.observer = combine(subscribers)
+
     async def startup(self, sockets: Sequence[socket.socket] | None = None) -> None:
         """Load the app, run lifespan startup, listen. Sets `started`, or `should_exit`
         with `exit_code` when something failed."""
@@ -119,6 +133,7 @@ class Server:
         if self._should_exit:
             self._exit_event.set()
         self.load()
+        self._subscribe()
         if self.config.lifespan != "off":
             from asgiws.asgi.lifespan import LifespanOn
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import urllib.request
 
 import pytest
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from asgiws.config import flag_of, options
@@ -99,3 +100,40 @@ def test_out_of_range_option_exits_2_at_start_up_with_one_line(
     output = (result.stderr + result.stdout).strip()
     assert result.returncode == 2, output
     assert output.splitlines() == [f"asgiws: error: {error} (see 'asgiws --help')"]
+
+
+def test_access_log_has_http_requests_and_websocket_open_refusal_and_close(
+    run_server: StartServer,
+) -> None:
+    """The access log is an observer the server subscribes: one line per HTTP
+    request, per answered handshake and per ended WebSocket."""
+    server = run_server("tests.apps:echo")
+    with urllib.request.urlopen(server.url + "/health?probe=1", timeout=10) as response:
+        assert response.status == 200
+    server.wait_for_log(r'127\.0\.0\.1:\d+ - "GET /health\?probe=1 HTTP/1\.1" 200')
+    with connect(server.ws_url + "/chat", open_timeout=10) as ws:
+        ws.send("hi")
+        assert ws.recv(timeout=10) == "hi"
+        server.wait_for_log(r'127\.0\.0\.1:\d+ - "WebSocket /chat" 101')
+        ws.close(4001, "bye")
+    server.wait_for_log(
+        r'"WebSocket /chat" closed 4001 by peer after [\d.]+ s; '
+        r"in 1 messages 2 bytes, out 1 messages 2 bytes"
+    )
+
+
+def test_access_log_reports_a_refused_handshake(run_server: StartServer) -> None:
+    server = run_server("tests.apps:deny")
+    with pytest.raises(InvalidStatus):
+        connect(server.ws_url + "/private", open_timeout=10)
+    server.wait_for_log(r'127\.0\.0\.1:\d+ - "WebSocket /private" 403')
+
+
+def test_no_access_log_option_silences_it(run_server: StartServer) -> None:
+    server = run_server("tests.apps:echo", "--no-access-log")
+    with urllib.request.urlopen(server.url + "/first", timeout=10) as response:
+        assert response.status == 200
+    with urllib.request.urlopen(server.url + "/second", timeout=10) as response:
+        assert response.status == 200
+    assert server.stop() == 0
+    assert '"GET /first' not in server.logs()
