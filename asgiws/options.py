@@ -7,7 +7,7 @@ the one spelling to the other so that an option is still declared once, in
 accepted as well.
 
 A connection never sees `Config`: it gets a frozen `ConnectionOptions`.
-`connection_options(config)` builds it on the server side (once per Config);
+`connection_options(config)` builds it on the server side (once per server);
 `connection_options_from_keywords(...)` builds it for `connect()` straight
 from the keywords, checked against the same declarations, without a Config.
 """
@@ -15,7 +15,6 @@ from the keywords, checked against the same declarations, without a Config.
 from __future__ import annotations
 
 import dataclasses
-import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -113,22 +112,10 @@ def _build(value: Callable[[str], Any]) -> ConnectionOptions:
     )
 
 
-# Every connection of a server shares one ConnectionOptions: the last Config
-# seen and what was built from it (a Config is frozen, so identity is enough;
-# held weakly so that a finished server's Config is not kept alive).
-_last_built: tuple[weakref.ref[Config], ConnectionOptions] | None = None
-
-
 def connection_options(config: Config) -> ConnectionOptions:
-    """The options of the server-side connections of `config`; built once
-    per Config, so calling it per connection costs one identity check."""
-    global _last_built
-    last = _last_built
-    if last is not None and last[0]() is config:
-        return last[1]
-    built = _build(lambda name: getattr(config, name))
-    _last_built = (weakref.ref(config), built)
-    return built
+    """The options of the server-side connections of `config`; the server
+    builds them once (`ServerState.ws_options`), not per connection."""
+    return _build(lambda name: getattr(config, name))
 
 
 def connection_options_from_keywords(**keywords: Any) -> ConnectionOptions:

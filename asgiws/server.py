@@ -30,6 +30,7 @@ from asgiws.access_log import logger as access_logger
 from asgiws.config import Config, ConfigError
 from asgiws.memory import tune_malloc
 from asgiws.observer import Observer, combine
+from asgiws.options import connection_options
 from asgiws.types import ASGIApp, ConnectionContext, ConnectionInfo, Headers, ServerState
 
 logger = logging.getLogger("asgiws.error")
@@ -115,6 +116,7 @@ class Server:
         self.custom_headers = encode_headers(config.headers)
         self.ssl_context = config.ssl_context or ssl_context_from_files(config)
         self.server_state.app = load_app(config.app, factory=config.factory, app_dir=config.app_dir)
+        self.server_state.ws_options = connection_options(config)
         self.loaded = True
 
     def _subscribe(self) -> None:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from asgiws.config import Config
+    from asgiws.connection.options import ConnectionOptions
     from asgiws.observer import Observer
 
 Scope = MutableMapping[str, Any]
@@ -107,6 +108,9 @@ class ServerState:
     """Server/Date/custom headers for responses; the server refreshes Date every second."""
     shutting_down: bool = False
     observer: Observer | None = None
+    ws_options: ConnectionOptions | None = None
+    """What every WebSocket connection of this server runs with, built from
+    `Config` once by `Server.load()`."""
     """Who hears what connections report (`asgiws.observer.combine`); None
     when nobody subscribed, so a report costs one test."""
 

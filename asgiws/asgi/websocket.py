@@ -25,7 +25,6 @@ from asgiws.datastructures import Headers
 from asgiws.exceptions import ClientDisconnected, ConnectionClosed
 from asgiws.http.framing import BodyEncoder, build_response_head
 from asgiws.observer import HandshakeRefused
-from asgiws.options import connection_options
 from asgiws.websocket.connection import ServerEngine
 from asgiws.websocket.deflate import DeflateParams, negotiate
 from asgiws.websocket.errors import HandshakeError
@@ -64,7 +63,8 @@ def upgrade(
     try:
         handshake = validate_request(head.method, head.http_version, head.headers)
         check_origin(handshake.origin, config.ws_origins)
-        options = connection_options(config)
+        options = ctx.server_state.ws_options
+        assert options is not None, "Server.load() builds the connection options"
         deflate = None
         if options.deflate is not None and handshake.extensions:
             deflate = negotiate(handshake.extensions, options.deflate)

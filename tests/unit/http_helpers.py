@@ -16,6 +16,7 @@ from asgiws.asgi.websocket import upgrade as asgi_upgrade
 from asgiws.config import Config
 from asgiws.http.protocol import HttpProtocol, UpgradeHandler
 from asgiws.observer import HandshakeRefused, HttpRequestDone, Observer, combine
+from asgiws.options import connection_options
 from asgiws.types import ASGIApp, ConnectionContext, ConnectionInfo, ServerState
 
 PARSERS = ["h11", "httptools"]
@@ -30,6 +31,7 @@ def make_context(
     if state is None:
         state = ServerState(default_headers=list(DEFAULT_HEADERS))
     state.app = app
+    state.ws_options = connection_options(config)
     return ConnectionContext(config, state, ConnectionInfo(None, None, False))
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from asgiws.config import Config, ConfigError
 from asgiws.options import UNLIMITED, connection_options, connection_options_from_keywords
+from asgiws.server import Server
 from asgiws.websocket.deflate import DeflateOptions
 
 
@@ -29,8 +30,6 @@ def test_server_options_come_from_config_and_are_built_once_per_config() -> None
         mem_level=config.ws_deflate_mem_level,
         server_max_window_bits=10,
     )
-    assert connection_options(config) is options
-    assert connection_options(Config(ws_max_size=1000)) is not options
 
 
 def test_disabled_keepalive_compression_and_size_limit() -> None:
@@ -61,3 +60,14 @@ def test_client_options_refuse_unknown_names_and_bad_values() -> None:
         connection_options_from_keywords(ws_deflate_client_max_window_bits=16)
     with pytest.raises(ConfigError, match="compression"):
         connection_options_from_keywords(compression="gzip")
+
+
+def test_the_server_builds_the_connection_options_once_from_its_config() -> None:
+    config = Config(app="tests.apps:echo", ws_max_size=1000, ws_max_queue=8)
+    server = Server(config)
+    server.load()
+    options = server.server_state.ws_options
+    assert options == connection_options(config)
+    assert options is not None and (options.max_size, options.max_queue) == (1000, 8)
+    server.load()  # idempotent: the same object for every connection
+    assert server.server_state.ws_options is options
