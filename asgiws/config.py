@@ -263,14 +263,14 @@ class Config:
     ws_ping_interval: float | None = option(
         20.0,
         "Send a keepalive ping every this many seconds (0 or none disables).",
-        allowed=ABOVE_ZERO,
+        allowed=NON_NEGATIVE,
         parse=off_when_zero,
     )
     ws_ping_timeout: float | None = option(
         20.0,
         "Close with 1011 when a keepalive pong does not arrive within this many seconds "
         "(0 or none: wait forever).",
-        allowed=ABOVE_ZERO,
+        allowed=NON_NEGATIVE,
         parse=off_when_zero,
     )
     ws_close_timeout: float = option(

@@ -38,10 +38,6 @@ def _unlimited_if_none(value: Any) -> Any:
     return UNLIMITED if value is None else value
 
 
-def _off_when_zero(value: Any) -> Any:
-    return None if value == 0 else value
-
-
 def _same(value: Any) -> Any:
     return value
 
@@ -56,8 +52,8 @@ ALIASES: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "compression": ("ws_per_message_deflate", _compression),
     "max_size": ("ws_max_size", _unlimited_if_none),
     "max_queue": ("ws_max_queue", _unlimited_if_none),
-    "ping_interval": ("ws_ping_interval", _off_when_zero),
-    "ping_timeout": ("ws_ping_timeout", _off_when_zero),
+    "ping_interval": ("ws_ping_interval", _same),
+    "ping_timeout": ("ws_ping_timeout", _same),
     "close_timeout": ("ws_close_timeout", lambda v: 0.0 if v is None else v),
     "read_limit": ("ws_read_limit", _same),
     "write_limit": ("ws_write_limit", _same),

@@ -21,6 +21,7 @@ from asgiws.config import (
     options,
     parse_text,
 )
+from asgiws.options import connection_options
 from asgiws.server import Server, load_app
 from asgiws.types import ServerState
 from tests.conftest import REPO_ROOT
@@ -230,11 +231,13 @@ def test_wrong_types_and_combinations_are_refused(
     assert str(exc.value) == message
 
 
-def test_zero_ping_interval_is_refused_not_rewritten() -> None:
-    # On the command line `0` spells "disabled" (the declared parse step); a
-    # program says None.  Config itself never turns one value into another.
-    with pytest.raises(ConfigError, match="--ws-ping-interval: 0 is not a number > 0, or none"):
-        Config(ws_ping_interval=0)
+def test_zero_ping_interval_is_kept_and_means_disabled() -> None:
+    # 0 and None both disable the keepalive (as documented); Config keeps the
+    # value it was given and the connection options read either as "off".
+    config = Config(ws_ping_interval=0, ws_ping_timeout=0)
+    assert (config.ws_ping_interval, config.ws_ping_timeout) == (0, 0)
+    options = connection_options(config)
+    assert (options.ping_interval, options.ping_timeout) == (None, None)
     assert Config(ws_ping_interval=None).ws_ping_interval is None
 
 
