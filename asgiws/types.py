@@ -38,13 +38,6 @@ class RequestHead:
     http_version: str  # "1.0" or "1.1"
     headers: Headers  # lower-cased names
 
-    def get(self, name: bytes) -> bytes | None:
-        """First value of header `name` (lower-case bytes), or None."""
-        for key, value in self.headers:
-            if key == name:
-                return value
-        return None
-
 
 class ManagedConnection(Protocol):
     """What the server needs from any live connection to shut it down."""
