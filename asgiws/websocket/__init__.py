@@ -5,7 +5,9 @@ from asgiws.websocket.connection import (
     ClientEngine,
     Engine,
     EngineState,
+    OurState,
     ServerEngine,
+    TheirState,
     encode_server_frame,
 )
 from asgiws.websocket.deflate import (
@@ -60,11 +62,13 @@ __all__ = [
     "InvalidResponse",
     "InvalidState",
     "Opcode",
+    "OurState",
     "Ping",
     "Pong",
     "ProtocolError",
     "ServerEngine",
     "TextMessage",
+    "TheirState",
     "accept_headers",
     "accept_key",
     "build_request",

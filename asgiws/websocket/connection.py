@@ -1,17 +1,21 @@
 """The WebSocket connection engine: bytes in, events out, bytes to send.
 
-No I/O, no clocks.  The close handshake is one explicit transition table
-(like h11's `_state.py`); every other rule lives in the frame parser
-(`frames.py`), the UTF-8 decoder (`utf8.py`) and the deflate codec
-(`deflate.py`).  The I/O layer calls `receive_data`/`receive_eof`, writes
-what `data_to_send()` and the `send_*` methods return, closes the transport
-when `should_close_transport()` says so (or when its close timeout fires).
+No I/O, no clocks.  Three parts, each owning its rules: the frame decoder
+(`frames.py`: header, masking and control frame rules), the message
+assembler (`messages.py`: fragmentation, UTF-8, inflate, size limit) and,
+here, the connection's state: one transition table (like h11's
+`_state.py`) for our side and the peer's side, which alone decides what is
+read, what may be sent and when TCP should close.  The I/O layer calls
+`receive_data`/`receive_eof`, writes what `data_to_send()` and the `send_*`
+methods return, and closes the transport when `should_close_transport()`
+says so (or when its close timeout fires).
 """
 
 from __future__ import annotations
 
 import os
 from enum import Enum
+from typing import cast
 
 from asgiws.websocket.deflate import DeflateParams, MessageDeflate
 from asgiws.websocket.errors import CloseCode, InvalidState, ProtocolError
@@ -35,40 +39,151 @@ from asgiws.websocket.frames import (
     SPLIT_THRESHOLD,
     TEXT,
     Close,
-    FrameParser,
-    FramePart,
+    FrameDecoder,
     encode_close_payload,
     encode_frame,
     parse_close_payload,
 )
 from asgiws.websocket.mask import BytesLike
-from asgiws.websocket.utf8 import TextAssembler, decode_text
+from asgiws.websocket.messages import MessageAssembler
+
+
+class OurState(Enum):
+    """Our side: what we may still send."""
+
+    OPEN = "OPEN"  # anything; no close frame sent yet
+    # The peer broke the protocol and we owe it our close frame (`failure`).
+    # The engine does not queue it: the I/O layer sends it once the
+    # application has consumed (and answered) the messages that came before
+    # the error, so messages may still go out until then.
+    CLOSE_OWED = "CLOSE_OWED"
+    # Our close frame is out (or queued): 5.5.1 "The application MUST NOT
+    # send any more data frames after sending a Close frame."
+    CLOSE_SENT = "CLOSE_SENT"
+    ENDED = "ENDED"  # the peer closed TCP before our close frame went out
+
+
+class TheirState(Enum):
+    """The peer's side: what its bytes still mean."""
+
+    MESSAGES = "MESSAGES"  # frames decoded, messages and control frames delivered
+    # We failed the connection: frames are still decoded, but only to find
+    # the peer's close frame; everything else is dropped (see `Engine.fail`
+    # for why we read on at all).
+    DISCARDING = "DISCARDING"
+    # A frame header broke the rules: no frame boundary can be trusted any
+    # more, so no byte counts any more.
+    UNREADABLE = "UNREADABLE"
+    # The peer's close frame arrived (even an invalid one): nothing the peer
+    # sends after it counts.
+    CLOSE_RECEIVED = "CLOSE_RECEIVED"
+    EOF = "EOF"  # the peer closed TCP
 
 
 class EngineState(Enum):
-    OPEN = "OPEN"  # no close frame sent yet (after a protocol error: see Engine.failure)
+    """The coarse state (`Engine.state`), derived from the two sides."""
+
+    OPEN = "OPEN"  # we may send: our side OPEN or CLOSE_OWED
     CLOSING = "CLOSING"  # our close frame is sent (or queued), the peer's not received
     CLOSED = "CLOSED"  # close frames exchanged, or the stream ended
 
 
-class Transition(Enum):
-    SEND_CLOSE = "SEND_CLOSE"  # the application sends a close frame
+class Trigger(Enum):
+    """What moves the state."""
+
+    SEND_CLOSE = "SEND_CLOSE"  # the application sends a close frame (send_close)
+    FAIL = "FAIL"  # the I/O layer fails the connection (fail): our close frame queued if none out
     RECEIVE_CLOSE = "RECEIVE_CLOSE"  # the peer's close frame arrived (echo queued when OPEN)
+    PROTOCOL_ERROR = "PROTOCOL_ERROR"  # a message broke a rule; the frames around it still decode
+    FRAMING_ERROR = "FRAMING_ERROR"  # a frame header broke a rule; nothing after it decodes
     EOF = "EOF"  # the peer closed the TCP stream
 
 
-_OPEN, _CLOSING, _CLOSED = EngineState.OPEN, EngineState.CLOSING, EngineState.CLOSED
+_OPEN, _CLOSE_OWED, _CLOSE_SENT = OurState.OPEN, OurState.CLOSE_OWED, OurState.CLOSE_SENT
+_ENDED = OurState.ENDED
+_MESSAGES, _DISCARDING, _UNREADABLE = (
+    TheirState.MESSAGES,
+    TheirState.DISCARDING,
+    TheirState.UNREADABLE,
+)
+_CLOSE_RECEIVED, _EOF = TheirState.CLOSE_RECEIVED, TheirState.EOF
 
-# The whole close handshake.  A pair that is missing is a local misuse
-# (InvalidState), e.g. sending a second close frame.
-TRANSITIONS: dict[tuple[EngineState, Transition], EngineState] = {
-    (_OPEN, Transition.SEND_CLOSE): _CLOSING,
-    (_OPEN, Transition.RECEIVE_CLOSE): _CLOSED,
-    (_OPEN, Transition.EOF): _CLOSED,
-    (_CLOSING, Transition.RECEIVE_CLOSE): _CLOSED,
-    (_CLOSING, Transition.EOF): _CLOSED,
-    (_CLOSED, Transition.EOF): _CLOSED,
+
+def _same(*states: TheirState) -> dict[TheirState, TheirState]:
+    return {state: state for state in states}
+
+
+# The whole state machine: each trigger moves our side and the peer's side.
+# A side state missing from a row cannot meet that trigger: for SEND_CLOSE
+# that is the caller's misuse (InvalidState: a second close frame, or one
+# after the peer closed TCP); the engine fires the other triggers only
+# where the row has the state.
+TRANSITIONS: dict[Trigger, tuple[dict[OurState, OurState], dict[TheirState, TheirState]]] = {
+    Trigger.SEND_CLOSE: (
+        {_OPEN: _CLOSE_SENT, _CLOSE_OWED: _CLOSE_SENT},
+        _same(_MESSAGES, _DISCARDING, _UNREADABLE, _CLOSE_RECEIVED),
+    ),
+    Trigger.FAIL: (
+        {_OPEN: _CLOSE_SENT, _CLOSE_OWED: _CLOSE_SENT, _CLOSE_SENT: _CLOSE_SENT, _ENDED: _ENDED},
+        {_MESSAGES: _DISCARDING, **_same(_DISCARDING, _UNREADABLE, _CLOSE_RECEIVED, _EOF)},
+    ),
+    Trigger.RECEIVE_CLOSE: (
+        {_OPEN: _CLOSE_SENT, _CLOSE_OWED: _CLOSE_OWED, _CLOSE_SENT: _CLOSE_SENT},
+        {_MESSAGES: _CLOSE_RECEIVED, _DISCARDING: _CLOSE_RECEIVED},
+    ),
+    Trigger.PROTOCOL_ERROR: (
+        {_OPEN: _CLOSE_OWED, _CLOSE_SENT: _CLOSE_SENT},
+        {_MESSAGES: _DISCARDING},
+    ),
+    Trigger.FRAMING_ERROR: (
+        {_OPEN: _CLOSE_OWED, _CLOSE_OWED: _CLOSE_OWED, _CLOSE_SENT: _CLOSE_SENT},
+        {_MESSAGES: _UNREADABLE, _DISCARDING: _UNREADABLE},
+    ),
+    Trigger.EOF: (
+        {_OPEN: _ENDED, _CLOSE_OWED: _ENDED, _CLOSE_SENT: _CLOSE_SENT},
+        {state: _EOF for state in (_MESSAGES, _DISCARDING, _UNREADABLE, _CLOSE_RECEIVED)},
+    ),
 }
+
+
+def coarse_state(ours: OurState, theirs: TheirState) -> EngineState:
+    """`Engine.state` for a pair of side states."""
+    if theirs is _EOF or ours is _ENDED:
+        return EngineState.CLOSED
+    if ours is _CLOSE_SENT:
+        return EngineState.CLOSED if theirs is _CLOSE_RECEIVED else EngineState.CLOSING
+    return EngineState.OPEN
+
+
+def closes_transport(ours: OurState, theirs: TheirState, *, is_server: bool) -> bool:
+    """`Engine.should_close_transport()` for a pair of side states.
+
+    After EOF, always: there is nothing left to read.  Otherwise only a
+    server, once its close frame is out and nothing more can come from the
+    peer (its close frame arrived, or the stream is unreadable).  RFC 6455
+    7.1.1: "when a server is instructed to _Close the WebSocket Connection_
+    it SHOULD initiate a TCP Close immediately, and when a client is
+    instructed to do the same, it SHOULD wait for a TCP Close from the
+    server."  5.5.1: "After both sending and receiving a Close message, an
+    endpoint considers the WebSocket connection closed and MUST close the
+    underlying TCP connection." -- a client does so once the server's TCP
+    close arrives (EOF), or when the I/O layer's close timeout fires (7.1.1:
+    "In abnormal cases (such as not having received a TCP Close from the
+    server after a reasonable amount of time) a client MAY initiate the TCP
+    Close.").
+    """
+    if theirs is _EOF:
+        return True
+    return is_server and ours is _CLOSE_SENT and theirs in (_CLOSE_RECEIVED, _UNREADABLE)
+
+
+def _failure_close(code: int, reason: str) -> Close:
+    """The close frame that fails the connection with `code`: the reason cut
+    to fit (5.5: "All control frames MUST have a payload length of 125 bytes
+    or less"); ValueError for a code that may not be sent."""
+    reason = reason.encode("utf-8")[: MAX_CONTROL_PAYLOAD - 2].decode("utf-8", "ignore")
+    encode_close_payload(code, reason)
+    return Close(code, reason)
 
 
 def encode_server_frame(opcode: int, payload: BytesLike) -> list[bytes]:
@@ -81,7 +196,18 @@ def encode_server_frame(opcode: int, payload: BytesLike) -> list[bytes]:
 
 
 class Engine:
-    """Shared by both roles; use `ServerEngine` or `ClientEngine`."""
+    """Shared by both roles; use `ServerEngine` or `ClientEngine`.
+
+    A protocol error in what the peer sent (a `ProtocolError` inside the
+    engine) becomes, in this order: the events of everything before it in
+    the byte stream, then `ConnectionFailed(code, reason)`.  The state moves
+    to CLOSE_OWED (unless our close frame was already out) and `failure`
+    holds the close frame we owe; `data_to_send()` does NOT carry it.  The
+    I/O layer sends it with `send_close(failure.code, failure.reason)` once
+    the application has consumed the messages that came before the error,
+    so that its replies to them go out ahead of the close frame.  Meanwhile
+    the peer's bytes are discarded, except its close frame (see `fail`).
+    """
 
     is_server: bool = True
 
@@ -89,67 +215,65 @@ class Engine:
     __slots__ = (
         "_close_received",
         "_close_sent",
+        "_decoder",
         "_deflate",
-        "_eof",
-        "_failed",
         "_failure",
-        "_max_size",
-        "_msg_compressed",
-        "_msg_opcode",
-        "_msg_parts",
-        "_msg_size",
-        "_msg_text",
-        "_parser",
-        "_peer_sent_close",
+        "_messages",
+        "_ours",
+        "_rcvd_then_sent",
         "_send_opcode",
         "_state",
+        "_theirs",
         "_to_send",
-        "_unreadable",
     )
 
     def __init__(
         self, *, max_size: int | None = 2**20, deflate: DeflateParams | None = None
     ) -> None:
-        self._max_size = max_size
-        self._parser = FrameParser(
-            expect_masked=self.is_server,
-            max_size=max_size,
-            compression=deflate is not None,
-            assemble_binary=True,
-        )
-        self._deflate: MessageDeflate | None = (
-            deflate.codec(is_server=self.is_server) if deflate is not None else None
-        )
-        self._state = _OPEN
+        codec = deflate.codec(is_server=self.is_server) if deflate is not None else None
+        self._deflate: MessageDeflate | None = codec
+        self._messages = MessageAssembler(max_size, codec)
+        self._decoder = FrameDecoder(expect_masked=self.is_server, compression=codec is not None)
+        self._ours = _OPEN
+        self._theirs = _MESSAGES
+        self._state = EngineState.OPEN  # coarse_state(_ours, _theirs), kept by _fire
         self._to_send: list[bytes] = []
         self._close_sent: Close | None = None
         self._close_received: Close | None = None
-        self._peer_sent_close = False  # even an invalid one: the stream is over
-        self._failed = False
-        self._failure: Close | None = None  # the close frame owed after a protocol error
-        self._unreadable = False  # the byte stream can no longer be parsed
-        self._eof = False
-        # the incoming message being assembled
-        self._msg_opcode = 0
-        self._msg_compressed = False
-        self._msg_size = 0
-        self._msg_parts: list[bytes] = []
-        self._msg_text: TextAssembler | None = None
+        self._rcvd_then_sent: bool | None = None
+        self._failure: Close | None = None  # meaningful in CLOSE_OWED only
         # the outgoing fragmented message in progress (0: none)
         self._send_opcode = 0
 
     # --- state --------------------------------------------------------------------
     @property
     def state(self) -> EngineState:
+        """OPEN: we may still send; CLOSING: our close frame is out; CLOSED:
+        close frames went both ways, or the stream ended."""
         return self._state
 
-    def _transition(self, transition: Transition) -> None:
-        try:
-            self._state = TRANSITIONS[self._state, transition]
-        except KeyError:
+    @property
+    def our_state(self) -> OurState:
+        return self._ours
+
+    @property
+    def their_state(self) -> TheirState:
+        return self._theirs
+
+    def _fire(self, trigger: Trigger) -> None:
+        ours_row, theirs_row = TRANSITIONS[trigger]
+        ours = ours_row.get(self._ours)
+        theirs = theirs_row.get(self._theirs)
+        if ours is None or theirs is None:
             raise InvalidState(
-                f"cannot {transition.value.lower().replace('_', ' ')} in state {self._state.value}"
-            ) from None
+                f"cannot {trigger.value.lower().replace('_', ' ')} "
+                f"in state {self._ours.value}/{self._theirs.value}"
+            )
+        self._ours = ours
+        self._theirs = theirs
+        self._state = coarse_state(ours, theirs)
+        if theirs is not _MESSAGES:
+            self._messages.reset()  # no message will complete: free its buffers
 
     @property
     def close_code(self) -> int:
@@ -168,214 +292,219 @@ class Engine:
 
     @property
     def close_received(self) -> Close | None:
+        """The peer's close frame; None when none arrived or it was invalid."""
         return self._close_received
 
     @property
+    def rcvd_then_sent(self) -> bool | None:
+        """Which close frame came first: True when the peer's arrived before
+        we sent ours, False when ours went first, None until a close frame
+        went either way.  (A close frame from the peer that broke the rules
+        does not count: `close_received` stays None for it.)"""
+        return self._rcvd_then_sent
+
+    @property
     def failure(self) -> Close | None:
-        """The close frame we owe the peer after a protocol error, until sent.
+        """The close frame we owe the peer after a protocol error: set in
+        state CLOSE_OWED only, None otherwise.
 
         The engine does not send it by itself: the I/O layer first lets the
         application consume (and answer) the messages that arrived before the
-        error, then calls `send_close(failure.code, failure.reason)`.  That is
-        what keeps replies to those messages ahead of the close frame.
+        error, then calls `send_close(failure.code, failure.reason)` (or
+        `fail()`, which sends it too).  That is what keeps replies to those
+        messages ahead of the close frame.
         """
-        return self._failure
+        return self._failure if self._ours is _CLOSE_OWED else None
 
     def should_close_transport(self) -> bool:
-        """Whether the I/O layer should close TCP now (its close timeout covers
-        a peer that never answers).
+        """Whether the I/O layer should close TCP now (its close timeout
+        covers a peer that never answers); see `closes_transport`:
 
-        Server: once close frames went both ways (RFC 6455 7.1.1: "the server
-        SHOULD close the underlying TCP connection first"), after EOF, or
-        after a failure that left the stream unparseable (nothing more can be
-        learned from it).  Client: only after EOF, since the server closes
-        first ("the client SHOULD wait for the server to close the connection").
+        ====================================  ======  ======
+        state (ours, theirs)                  server  client
+        ====================================  ======  ======
+        any, EOF                              yes     yes
+        CLOSE_SENT, CLOSE_RECEIVED            yes     no
+        CLOSE_SENT, UNREADABLE                yes     no
+        anything else                         no      no
+        ====================================  ======  ======
         """
-        if self._eof:
-            return True
-        if not self.is_server:
-            return False
-        return self._state is _CLOSED or (self._unreadable and self._close_sent is not None)
+        return closes_transport(self._ours, self._theirs, is_server=self.is_server)
+
+    def fail(self, code: int, reason: str = "") -> None:
+        """Fail the connection from our side (e.g. a keepalive ping timeout):
+        RFC 6455 7.1.7.
+
+        Our close frame goes into `data_to_send()` unless one is out already
+        (if a protocol error left one owed, that one goes: the first failure
+        names the cause), and from now on the peer's bytes are discarded,
+        except its close frame.  The reason is cut to fit a close frame;
+        ValueError for a code that may not be sent.  Nothing happens (but the
+        check) once our close frame is out and the peer's bytes are already
+        discarded or over.
+
+        7.1.7: "If _The WebSocket Connection is Established_ prior to the
+        point where the endpoint is required to _Fail the WebSocket
+        Connection_, the endpoint SHOULD send a Close frame with an
+        appropriate status code (Section 7.4) before proceeding to _Close the
+        WebSocket Connection_. [...] An endpoint MUST NOT continue to attempt
+        to process data (including a responding Close frame) from the remote
+        endpoint after being instructed to _Fail the WebSocket Connection_."
+
+        We deliberately deviate from the last sentence: after failing we
+        keep decoding the peer's frames, drop all of them, and look for its
+        close frame (state DISCARDING); the I/O layer's close timeout bounds
+        the wait.  Closing TCP while the peer is still sending makes the
+        kernel answer with RST, which can destroy our close frame before the
+        peer has read it -- 1.4: "on some platforms, if a socket is closed
+        with data in its receive queue, a RST packet is sent, which will then
+        cause recv() to fail for the party that received the RST, even if
+        there was data waiting to be read."  Reading until the peer's close
+        frame is what gets our status code to the peer (and what the
+        Autobahn TestSuite checks).  Nothing from the peer is processed: no
+        message, ping or pong is delivered or answered.
+        """
+        owed = self.failure
+        close = _failure_close(code, reason)
+        if owed is not None:
+            close = owed
+        if self._ours is _OPEN or owed is not None:
+            payload = encode_close_payload(close.code, close.reason)
+            self._to_send.extend(self._close_frame(close, payload))
+        self._fire(Trigger.FAIL)
 
     # --- receiving ------------------------------------------------------------------
     def receive_data(self, data: BytesLike) -> list[Event]:
-        """Parse what arrived; return the events in stream order.
+        """Decode what arrived; return the events in stream order.
 
-        After a protocol error: the events before it, then ConnectionFailed;
-        later data frames are dropped while we look for the peer's close.
+        After a protocol error: the events before it, then ConnectionFailed
+        (see the class docstring); later frames are dropped while we look
+        for the peer's close frame.  After the peer's close frame, an
+        unreadable frame or EOF, nothing counts: [].
         """
-        if self._eof or self._unreadable or self._peer_sent_close or not data:
+        theirs = self._theirs
+        if (theirs is not _MESSAGES and theirs is not _DISCARDING) or not data:
             return []
-        parser = self._parser
-        parser.feed(data)
+        decoder = self._decoder
+        messages = self._messages
+        decoder.feed(data)
         events: list[Event] = []
-        try:
-            while True:
-                if not self._failed:
-                    # Whole plain messages in one C call (nothing without the
-                    # extension); next_part() below handles everything else.
-                    for message in parser.whole_messages():
-                        if type(message) is str:
-                            events.append(TextMessage(message))
-                        elif type(message) is bytes:
-                            events.append(BytesMessage(message))
-                        else:  # compressed: (is_text, payload)
-                            events.append(self._inflate(*message))
-                try:
-                    part = parser.next_part()
-                except ProtocolError:
-                    self._unreadable = True
-                    raise
-                if part is None:
-                    break
-                if part.opcode < CLOSE:
-                    if not self._failed:
-                        self._on_data(part, events)
-                elif self._on_control(part, events):
-                    break  # 5.5.1: nothing the peer sends after its close frame counts
-        except ProtocolError as exc:
-            self._fail(exc, events)
-        return events
-
-    def _inflate(self, is_text: bool, payload: bytes) -> TextMessage | BytesMessage:
-        """A whole compressed message, inflated within max_size and checked."""
-        deflate = self._deflate
-        assert deflate is not None  # the scanner takes RSV1 frames only with deflate
-        data = deflate.decompress_message(payload, self._max_size)
-        return TextMessage(decode_text(data)) if is_text else BytesMessage(data)
-
-    def _budget(self) -> int | None:
-        max_size = self._max_size
-        return None if max_size is None else max_size - self._msg_size
-
-    def _on_data(self, part: FramePart, events: list[Event]) -> None:
-        if part.first and part.opcode != CONT:
-            if part.last and part.fin and self._msg_opcode == 0:
-                # fast path: a whole unfragmented message in one piece
-                payload = part.payload
-                if part.rsv1:
-                    events.append(self._inflate(part.opcode == TEXT, payload))
-                elif part.opcode == TEXT:
-                    events.append(TextMessage(decode_text(payload)))
-                else:
-                    events.append(BytesMessage(payload))
-                return
-            self._msg_opcode = part.opcode
-            self._msg_compressed = part.rsv1
-            self._msg_size = 0
-            self._msg_parts = []
-            self._msg_text = TextAssembler() if part.opcode == TEXT else None
-
-        chunk = part.payload
-        message_end = part.last and part.fin
-        if self._msg_compressed:
-            deflate = self._deflate
-            assert deflate is not None
-            if chunk:
-                chunk = deflate.decompress(chunk, self._budget())
-                self._msg_size += len(chunk)
-            if message_end:
-                tail = deflate.finish(self._budget())
-                if tail:
-                    chunk += tail
-                    self._msg_size += len(tail)
-        text = self._msg_text
-        if text is not None:
-            # fed chunk by chunk so invalid UTF-8 fails at the first bad byte
-            text.feed(chunk, message_end)
-        elif chunk:
-            self._msg_parts.append(chunk)
-        if message_end:
-            if text is not None:
-                events.append(TextMessage(text.result()))
+        while True:
+            theirs = self._theirs
+            if theirs is _MESSAGES:
+                gate: MessageAssembler | None = messages
+                if not messages.opcode:
+                    # Between messages: whole plain messages in one C call
+                    # (nothing without the extension); next_part() below
+                    # handles everything else.
+                    try:
+                        for item in decoder.whole_messages(messages.max_size):
+                            if type(item) is str:
+                                events.append(TextMessage(item))
+                            elif type(item) is bytes:
+                                events.append(BytesMessage(item))
+                            else:  # compressed, still to inflate
+                                is_text, payload = cast("tuple[bool, bytes]", item)
+                                events.append(messages.message(is_text, payload, True))
+                    except ProtocolError as exc:
+                        self._receive_error(Trigger.PROTOCOL_ERROR, exc, events)
+                        continue
+            elif theirs is _DISCARDING:
+                gate = None  # data frames are checked as frames only, then dropped
             else:
-                parts = self._msg_parts
-                events.append(BytesMessage(parts[0] if len(parts) == 1 else b"".join(parts)))
-            self._reset_message()
-
-    def _reset_message(self) -> None:
-        self._msg_opcode = 0
-        self._msg_parts = []
-        self._msg_text = None
-
-    def _on_control(self, part: FramePart, events: list[Event]) -> bool:
-        """Handle a ping, pong or close; True when it was the peer's close."""
-        opcode = part.opcode
-        if opcode == PING:
-            if not self._failed:
+                break  # the peer's close frame or an unreadable frame: nothing more counts
+            try:
+                part = decoder.next_part(gate)
+            except ProtocolError as exc:
+                self._receive_error(Trigger.FRAMING_ERROR, exc, events)
+                break
+            if part is None:
+                break
+            opcode = part.opcode
+            if opcode == CLOSE:
+                self._on_close(part.payload, events)
+            elif gate is None:
+                continue  # discarding
+            elif opcode < CLOSE:
+                try:
+                    message = messages.add(part.payload, part.last)
+                except ProtocolError as exc:
+                    self._receive_error(Trigger.PROTOCOL_ERROR, exc, events)
+                    continue
+                if message is not None:
+                    events.append(message)
+            elif opcode == PING:
                 events.append(Ping(part.payload))
                 # 5.5.2: "Upon receipt of a Ping frame, an endpoint MUST send a
                 # Pong frame in response, unless it already received a Close
                 # frame." and 5.5.3: "A Pong frame sent in response to a Ping
                 # frame must have identical "Application data"".  None once
                 # our close is out: the peer is only waiting for its echo.
-                if self._state is _OPEN:
+                if self._ours is _OPEN:
                     self._to_send.extend(self._frame(PONG, part.payload))
-            return False
-        if opcode == PONG:
-            if not self._failed:
+            else:
                 events.append(Pong(part.payload))
-            return False
-        self._peer_sent_close = True
-        code, reason = parse_close_payload(part.payload)
+        return events
+
+    def _receive_error(self, trigger: Trigger, exc: ProtocolError, events: list[Event]) -> None:
+        """The peer broke the protocol: report it once, owe the close frame."""
+        if self._theirs is _MESSAGES:  # (when discarding, we have failed already)
+            events.append(ConnectionFailed(exc.code, exc.reason))
+            if self._ours is _OPEN:
+                # 7.1.7: "the endpoint SHOULD send a Close frame with an
+                # appropriate status code"; owed, not queued: see the class
+                # docstring and OurState.CLOSE_OWED.
+                self._failure = _failure_close(exc.code, exc.reason)
+        self._fire(trigger)
+
+    def _on_close(self, payload: bytes, events: list[Event]) -> None:
+        reporting = self._theirs is _MESSAGES
+        try:
+            code, reason = parse_close_payload(payload)
+        except ProtocolError as exc:
+            if reporting:
+                self._receive_error(Trigger.PROTOCOL_ERROR, exc, events)
+            self._fire(Trigger.RECEIVE_CLOSE)  # invalid, but the peer's stream is over
+            return
         self._close_received = Close(code, reason)
-        if self._failed:
-            if self._failure is None:  # our close frame is out: the exchange is over
-                self._transition(Transition.RECEIVE_CLOSE)
-            return True
-        events.append(CloseReceived(code, reason))
-        if self._state is _OPEN:
+        if self._rcvd_then_sent is None:
+            self._rcvd_then_sent = True
+        if reporting:
+            events.append(CloseReceived(code, reason))
+        if self._ours is _OPEN:
             # 5.5.1: "If an endpoint receives a Close frame and did not
             # previously send a Close frame, the endpoint MUST send a Close
             # frame in response. (When sending a Close frame in response, the
             # endpoint typically echos the status code it received.)"
-            self._close_sent = Close(code, "")
-            self._to_send.extend(self._frame(CLOSE, encode_close_payload(code, "")))
-        self._transition(Transition.RECEIVE_CLOSE)
-        self._reset_message()
-        return True
-
-    def _fail(self, exc: ProtocolError, events: list[Event]) -> None:
-        # 7.1.7: "If _The WebSocket Connection is Established_ prior to the
-        # point where the endpoint is required to _Fail the WebSocket
-        # Connection_, the endpoint SHOULD send a Close frame with an
-        # appropriate status code before proceeding to _Close the WebSocket
-        # Connection_."
-        self._reset_message()
-        if self._failed:  # a second error while looking for the peer's close
-            self._unreadable = True
-            return
-        self._failed = True
-        events.append(ConnectionFailed(exc.code, exc.reason))
-        if self._state is _OPEN:
-            reason = exc.reason.encode("utf-8")[: MAX_CONTROL_PAYLOAD - 2].decode("utf-8", "ignore")
-            self._failure = Close(exc.code, reason)
-        elif self._peer_sent_close:  # our close was out; the peer's was invalid
-            self._transition(Transition.RECEIVE_CLOSE)
+            echo = Close(code, "")
+            self._to_send.extend(self._close_frame(echo, encode_close_payload(code, "")))
+        self._fire(Trigger.RECEIVE_CLOSE)
 
     def receive_eof(self) -> list[Event]:
-        """The peer closed TCP.  When the closing handshake had not completed,
-        returns ConnectionFailed(1006) (unless the connection had already
-        failed): 7.1.5 "If _The WebSocket Connection is Closed_ and no Close
-        control frame was received by the endpoint ..., _The WebSocket
-        Connection Close Code_ is considered to be 1006."  1006 never goes on
-        the wire; nothing is queued."""
-        if self._eof:
+        """The peer closed TCP.  When neither its close frame nor a failure
+        came before, returns ConnectionFailed(1006): 7.1.5 "If _The WebSocket
+        Connection is Closed_ and no Close control frame was received by the
+        endpoint ..., _The WebSocket Connection Close Code_ is considered to
+        be 1006."  1006 never goes on the wire; nothing is queued, and a
+        close frame still owed is dropped (`failure` becomes None)."""
+        theirs = self._theirs
+        if theirs is _EOF:
             return []
-        self._eof = True
         events: list[Event] = []
-        if self._state is not _CLOSED and not self._failed:
+        if theirs is _MESSAGES:
             events.append(
                 ConnectionFailed(
                     CloseCode.ABNORMAL, "connection closed without a closing handshake"
                 )
             )
-        self._transition(Transition.EOF)
+        self._fire(Trigger.EOF)
         return events
 
     def data_to_send(self) -> list[bytes]:
-        """Automatic replies queued by receive_data (pong, close echo, close on
-        failure), in order.  Drain after every receive_data."""
+        """Frames the engine queued by itself, in order: pongs and the echo
+        of the peer's close frame (from receive_data), our close frame (from
+        fail).  Never the close frame owed after a protocol error (see
+        `failure`).  Drain after every receive_data and fail."""
         out = self._to_send
         if out:
             self._to_send = []
@@ -390,16 +519,26 @@ class Engine:
         mask = None if self.is_server else os.urandom(4)
         return encode_frame(opcode, payload, fin=fin, rsv1=rsv1, mask=mask)
 
+    def _close_frame(self, close: Close, payload: bytes) -> list[bytes]:
+        """Our close frame (a state transition goes with it)."""
+        self._close_sent = close
+        if self._rcvd_then_sent is None:
+            self._rcvd_then_sent = False
+        return self._frame(CLOSE, payload)
+
     def _check_open(self) -> None:
-        # 5.5.1: "The application MUST NOT send any more data frames after
-        # sending a Close frame."
-        if self._state is not _OPEN:
+        ours = self._ours
+        if ours is not _OPEN and ours is not _CLOSE_OWED:
+            # 5.5.1: "The application MUST NOT send any more data frames after
+            # sending a Close frame."
             raise InvalidState(
-                f"cannot send in state {self._state.value}: close frame already sent"
+                "cannot send: close frame already sent"
+                if ours is _CLOSE_SENT
+                else "cannot send: the peer closed the connection"
             )
 
     def _send_message(self, opcode: int, payload: BytesLike) -> list[bytes]:
-        if self._state is not _OPEN:
+        if self._ours is not _OPEN:
             self._check_open()
         if self._send_opcode:
             # 5.4: fragments of one message MUST NOT be interleaved with another
@@ -462,18 +601,14 @@ class Engine:
         return self._frame(PONG, self._control_payload(payload))
 
     def send_close(self, code: int = CloseCode.NORMAL, reason: str = "") -> list[bytes]:
-        """Start the closing handshake; code 1005 sends a close frame without
-        a status code.  ValueError for a code that may not be sent or a reason
-        over 123 bytes of UTF-8."""
+        """Start the closing handshake, or answer a failure with the close
+        frame owed (`failure`); code 1005 sends a close frame without a
+        status code.  ValueError for a code that may not be sent or a reason
+        over 123 bytes of UTF-8; InvalidState once our close frame is out or
+        the peer closed TCP."""
         payload = encode_close_payload(code, reason)
-        self._transition(Transition.SEND_CLOSE)
-        self._close_sent = Close(code, reason)
-        self._failure = None
-        if self._peer_sent_close:
-            # Only after a failure can the peer's (invalid) close frame have
-            # arrived while we were OPEN: with ours out, the exchange is over.
-            self._transition(Transition.RECEIVE_CLOSE)
-        return self._frame(CLOSE, payload)
+        self._fire(Trigger.SEND_CLOSE)
+        return self._close_frame(Close(code, reason), payload)
 
 
 class ServerEngine(Engine):

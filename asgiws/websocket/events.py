@@ -21,7 +21,8 @@ class BytesMessage:
 
 @dataclass(frozen=True, slots=True)
 class Ping:
-    """The peer pinged us; the engine already queued the pong."""
+    """The peer pinged us; the engine already queued the pong (none once our
+    close frame is out)."""
 
     payload: bytes
 
@@ -35,7 +36,10 @@ class Pong:
 
 @dataclass(frozen=True, slots=True)
 class CloseReceived:
-    """The peer's close frame; `code` is 1005 when the frame carried none."""
+    """The peer's close frame; `code` is 1005 when the frame carried none.
+
+    Not emitted for a close frame that arrives after a failure, while the
+    engine discards input (`Engine.close_received` has it then)."""
 
     code: int
     reason: str
@@ -43,11 +47,16 @@ class CloseReceived:
 
 @dataclass(frozen=True, slots=True)
 class ConnectionFailed:
-    """We failed the connection (RFC 6455 section 7.1.7) with `code`.
+    """The peer broke the protocol (RFC 6455 section 7.1.7), with `code`, or
+    closed TCP without a closing handshake (`code` 1006).
 
-    Emitted after every event that preceded the error in the byte stream; the
-    close frame carrying `code` is queued in `data_to_send()` (except 1006,
-    which never goes on the wire: the peer closed TCP without a close frame).
+    Emitted once, after every event that preceded the error in the byte
+    stream.  The close frame carrying `code` is NOT queued: unless ours was
+    already out, the engine moves to CLOSE_OWED and `Engine.failure` holds
+    it until the I/O layer sends it (`send_close(failure.code,
+    failure.reason)`) once the application has consumed the earlier
+    messages.  1006 never goes on the wire.  `Engine.fail()`, our own
+    decision to fail, emits no event.
     """
 
     code: int

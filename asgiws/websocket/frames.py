@@ -1,11 +1,15 @@
-"""Frame encoding and the incremental frame parser (RFC 6455 section 5).
+"""Frame encoding and the incremental frame decoder (RFC 6455 section 5).
 
-The parser takes any split of the byte stream.  It keeps one bytearray and a
+The decoder knows frames only: header rules, masking, control frame rules.
+Messages (fragmentation, UTF-8, inflate, the size limit) are the message
+assembler's (`messages.py`), which the decoder asks at each data frame's
+header, before a single payload byte is buffered.
+
+The decoder takes any split of the byte stream.  It keeps one bytearray and a
 read offset; a data frame's payload is handed out as soon as bytes of it are
 there (so text can be validated and compressed data inflated as it streams
 in, and no payload is ever buffered twice); control frames are handed out
-whole.  Every limit is checked from the header, before payload bytes are
-buffered.
+whole.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Literal
+from typing import Literal, Protocol
 
 from asgiws.websocket.errors import CloseCode, ProtocolError
 from asgiws.websocket.mask import (
@@ -31,7 +35,7 @@ for a compressed message still to be inflated."""
 ScanFrames = Callable[[BytesLike, int, bool, int, bool], tuple[list[WholeMessage], int]]
 
 c_scan_frames: ScanFrames | None = None
-"""The C fast path for whole single-frame messages (see `FrameParser.whole_messages`);
+"""The C fast path for whole single-frame messages (see `FrameDecoder.whole_messages`);
 None without the extension or with ASGIWS_NO_EXTENSIONS=1."""
 if extensions_enabled():
     try:
@@ -66,11 +70,11 @@ _UNPACK64 = struct.Struct(">Q").unpack_from
 
 MAX_CONTROL_PAYLOAD = 125
 SPLIT_THRESHOLD = 1024
-ASSEMBLE_THRESHOLD = 64 * 1024
-"""With `assemble_binary`, an uncompressed binary frame at least this long
-whose payload is not all there yet is collected whole (see FrameParser)."""
 """Payloads longer than this go out as a separate object behind their header
 (`transport.writelines`), shorter frames as one joined bytes object."""
+ASSEMBLE_THRESHOLD = 64 * 1024
+"""A frame at least this long that the message layer lets collect whole, and
+whose payload is not all there yet, is collected whole (see FrameDecoder)."""
 
 
 def encode_header(
@@ -167,11 +171,11 @@ def parse_close_payload(payload: bytes) -> tuple[int, str]:
     return code, reason
 
 
-# --- parser -------------------------------------------------------------------
+# --- decoder ------------------------------------------------------------------
 
 
 class FramePart:
-    """A piece of one frame's payload as the parser hands it out.
+    """A piece of one frame's payload as the decoder hands it out.
 
     A frame that was fully buffered comes as one part with `first` and `last`
     both true; control frames always do.  `opcode`, `fin` and `rsv1` are the
@@ -191,65 +195,68 @@ class FramePart:
         self.last = last
 
 
+class FrameGate(Protocol):
+    """What the decoder asks the message layer (`messages.MessageAssembler`)."""
+
+    def start_frame(self, opcode: int, fin: bool, rsv1: bool, length: int) -> bool:
+        """A data frame's header, before any of its payload is buffered: raise
+        ProtocolError to refuse it (fragmentation rules, size limit); return
+        True when its payload may be collected whole rather than streamed."""
+        ...
+
+
 def _fail(reason: str) -> ProtocolError:
     return ProtocolError(CloseCode.PROTOCOL_ERROR, reason)
 
 
-class FrameParser:
-    """Incremental parser: `feed()` bytes, then call `next_part()` until None.
+class FrameDecoder:
+    """Incremental decoder: `feed()` bytes, then call `next_part()` until None.
 
-    `expect_masked`: True on the server.  `max_size` bounds one message's
-    payload on the wire for uncompressed messages (compressed ones are bounded
-    after inflating, by the engine).  `compression`: RSV1 allowed (RFC 7692).
+    `expect_masked`: True on the server.  `compression`: RSV1 allowed on the
+    first frame of a data message (RFC 7692).
 
-    `assemble_binary` (the engine's choice): a big uncompressed binary frame
-    (ASSEMBLE_THRESHOLD bytes or more, within max_size, which must be set)
-    is handed out as one part once complete instead of piece by piece.  Its
-    chunks are unmasked straight from the fed data into one buffer of the
-    frame's size, skipping the receive buffer: one copy per byte instead of
-    three (buffer, unmasked piece, final join).  Binary payloads have nothing
-    to validate on the way, so no error can come earlier this way.
+    `next_part(gate)` shows every data frame's header to `gate` (the message
+    assembler) before taking any of its payload, so message rules and limits
+    hold before buffering; without a gate, data frames are only checked as
+    frames (what the engine wants while it discards input after a failure).
+
+    A big frame that the gate lets collect whole (ASSEMBLE_THRESHOLD bytes or
+    more, payload not all there yet) is handed out as one part once
+    complete instead of piece by piece: its chunks are unmasked straight from
+    the fed data into one buffer of the frame's size (`PayloadAssembler`),
+    skipping the receive buffer -- one copy per byte instead of three
+    (buffer, unmasked piece, final join).
     """
 
     __slots__ = (
-        "_assemble_binary",
-        "_assembler",
         "_buf",
         "_compression",
         "_expect_masked",
         "_fin",
-        "_in_message",
         "_mask",
         "_mask_offset",
-        "_max_size",
-        "_message_compressed",
-        "_message_opcode",
-        "_message_size",
         "_opcode",
         "_pos",
         "_remaining",
         "_rsv1",
         "_scan",
+        "_whole",
     )
 
     def __init__(
         self,
         *,
         expect_masked: bool,
-        max_size: int | None,
         compression: bool = False,
         scan: ScanFrames | Literal["auto"] | None = "auto",
-        assemble_binary: bool = False,
     ) -> None:
         # "auto": the C fast path when available (looked up now, so tests can
-        # swap the module attribute); None: the general parser only.
+        # swap the module attribute); None: the general decoder only.
         self._scan = c_scan_frames if scan == "auto" else scan
-        self._assemble_binary = assemble_binary and max_size is not None
-        self._assembler: Assembler | None = None
+        self._whole: Assembler | None = None  # the frame being collected whole
         self._buf = bytearray()
         self._pos = 0
         self._expect_masked = expect_masked
-        self._max_size = max_size
         self._compression = compression
         # the data frame whose payload is being handed out
         self._remaining = 0
@@ -258,27 +265,22 @@ class FrameParser:
         self._rsv1 = False
         self._mask: bytes | None = None
         self._mask_offset = 0
-        # the data message in progress
-        self._in_message = False
-        self._message_compressed = False
-        self._message_opcode = 0
-        self._message_size = 0
 
     def feed(self, data: BytesLike) -> None:
         buf = self._buf
         if self._pos and self._pos == len(buf):
             buf.clear()
             self._pos = 0
-        assembler = self._assembler
-        if assembler is not None and not buf and self._remaining:
+        whole = self._whole
+        if whole is not None and not buf and self._remaining:
             # The middle of a big frame: straight into its payload buffer.
             n = self._remaining
             if n >= len(data):
-                assembler.add(data, self._mask)
+                whole.add(data, self._mask)
                 self._remaining = n - len(data)
                 return
             with memoryview(data) as view, view[:n] as head, view[n:] as rest:
-                assembler.add(head, self._mask)
+                whole.add(head, self._mask)
                 self._remaining = 0
                 buf += rest
             return
@@ -289,26 +291,26 @@ class FrameParser:
         """Bytes received but not yet handed out."""
         return len(self._buf) - self._pos
 
-    def whole_messages(self) -> list[WholeMessage]:
+    def whole_messages(self, max_size: int | None) -> list[WholeMessage]:
         """Fast path: every message at the head of the buffer that is one
-        complete frame (FIN, text or binary, within max_size, no RSV bit but
-        RSV1 when compression is negotiated), consumed in one C call: str
-        (valid UTF-8) or bytes, or (is_text, payload) for a compressed one,
-        which the engine inflates and checks.
+        complete frame (FIN, text or binary, at most `max_size` bytes on the
+        wire, no RSV bit but RSV1 when compression is negotiated), consumed in
+        one C call: str (valid UTF-8) or bytes, or (is_text, payload) for a
+        compressed one, which the message assembler inflates and checks.
 
-        Returns [] without the C extension or in the middle of a frame or a
-        fragmented message; `next_part()` then handles what is left, with all
-        the rules and errors -- this only ever skips work for frames that
-        parse without any.
+        Only call it between messages (no fragmented message in progress):
+        the scanner knows no fragmentation state.  Returns [] without the C
+        extension or in the middle of a frame; `next_part()` then handles what
+        is left, with all the rules and errors -- this only ever skips work
+        for frames that parse without any.
         """
         scan = self._scan
-        if scan is None or self._remaining or self._in_message or self._assembler is not None:
-            return []  # (an assembled frame may be complete, waiting for next_part)
+        if scan is None or self._remaining or self._whole is not None:
+            return []  # (a frame collected whole may be complete, waiting for next_part)
         buf = self._buf
         pos = self._pos
         if len(buf) - pos < 2:
             return []
-        max_size = self._max_size
         limit = -1 if max_size is None else max_size
         messages, self._pos = scan(buf, pos, self._expect_masked, limit, self._compression)
         return messages
@@ -331,16 +333,18 @@ class FrameParser:
             del self._buf[: self._pos]
             self._pos = 0
 
-    def next_part(self) -> FramePart | None:
+    def next_part(self, gate: FrameGate | None = None) -> FramePart | None:
         """The next piece of payload, or None until more bytes are fed.
 
-        Raises ProtocolError (1002, 1009) for a header that breaks the rules.
+        Raises ProtocolError (1002) for a header that breaks the frame rules,
+        and whatever `gate` raises for a data frame it refuses.  Either way
+        the stream cannot be decoded any further.
         """
         buf = self._buf
         available = len(buf) - self._pos
         remaining = self._remaining
-        if self._assembler is not None:
-            return self._assemble(available)
+        if self._whole is not None:
+            return self._collect(available)
         if remaining:  # in the middle of a data frame's payload
             if not available:
                 self._compact()
@@ -411,36 +415,19 @@ class FrameParser:
             if length >> 63:
                 raise _fail("64-bit payload length with the most significant bit set")
             header_size = 10
-
-        if not is_control:
-            # 5.4: "fragments of one message MUST NOT be interleaved between
-            # the fragments of another message unless an extension has been
-            # negotiated that can interpret the interleaving."
-            if opcode == CONT:
-                if not self._in_message:
-                    raise _fail("continuation frame without a message to continue")
-                message_size = self._message_size + length
-            else:
-                if self._in_message:
-                    raise _fail("new data frame while a fragmented message is in progress")
-                self._message_compressed = rsv1
-                message_size = length
-            # Bounded before a single payload byte is buffered; compressed
-            # messages are bounded after inflating, by the engine.
-            max_size = self._max_size
-            if max_size is not None and message_size > max_size and not self._message_compressed:
-                raise ProtocolError(
-                    CloseCode.MESSAGE_TOO_BIG,
-                    f"message of {message_size} bytes or more exceeds the limit of {max_size}",
-                )
-
         if masked:
             header_size += 4
         if available < header_size:
             return None
-        if is_control and available < header_size + length:
-            self._compact()
-            return None
+        if is_control:
+            if available < header_size + length:
+                self._compact()
+                return None
+            collect = False
+        else:
+            # The whole header is there and nothing of the payload is taken:
+            # the message layer's rules and limits apply before buffering.
+            collect = gate is not None and gate.start_frame(opcode, fin, rsv1, length)
 
         self._mask = bytes(buf[pos + header_size - 4 : pos + header_size]) if masked else None
         self._mask_offset = 0
@@ -449,44 +436,34 @@ class FrameParser:
         if is_control:
             return FramePart(opcode, True, False, self._take(length), True, True)
 
-        self._in_message = not fin
-        self._message_size = message_size
-        if opcode != CONT:
-            self._message_opcode = opcode
         self._opcode = opcode
         self._fin = fin
         self._rsv1 = rsv1
-        if (
-            length > available
-            and length >= ASSEMBLE_THRESHOLD
-            and self._assemble_binary
-            and self._message_opcode == BINARY
-            and not self._message_compressed
-        ):
+        if collect and length > available and length >= ASSEMBLE_THRESHOLD:
             # (module attribute looked up here, so tests can swap it)
-            self._assembler = PayloadAssembler(length)
+            self._whole = PayloadAssembler(length)
             self._remaining = length
-            return self._assemble(available)
+            return self._collect(available)
         n = length if length <= available else available
         payload = self._take(n)
         self._remaining = remaining = length - n
         return FramePart(opcode, fin, rsv1, payload, True, not remaining)
 
-    def _assemble(self, available: int) -> FramePart | None:
-        """Move buffered payload bytes into the assembler; the whole frame
-        as one part once complete."""
-        assembler = self._assembler
-        assert assembler is not None
+    def _collect(self, available: int) -> FramePart | None:
+        """Move buffered payload bytes into the frame collected whole; the
+        frame as one part once complete."""
+        whole = self._whole
+        assert whole is not None
         remaining = self._remaining
         if remaining and available:
             n = remaining if remaining <= available else available
             start = self._pos
             with memoryview(self._buf) as view, view[start : start + n] as chunk:
-                assembler.add(chunk, self._mask)
+                whole.add(chunk, self._mask)
             self._pos = start + n
             self._remaining = remaining = remaining - n
         if remaining:
             self._compact()
             return None
-        self._assembler = None
-        return FramePart(self._opcode, self._fin, self._rsv1, assembler.take(), True, True)
+        self._whole = None
+        return FramePart(self._opcode, self._fin, self._rsv1, whole.take(), True, True)

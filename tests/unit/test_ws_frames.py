@@ -1,5 +1,7 @@
-"""Frame encoding and the incremental parser: limits, reserved bits, opcodes,
-control frame rules, masking direction, close payloads."""
+"""Frame encoding and the incremental frame decoder: reserved bits, opcodes,
+control frame rules, masking direction, close payloads.  (Message rules --
+fragmentation, size limits -- are tested with the assembler, in
+test_ws_messages.py.)"""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from asgiws.websocket.frames import (
     CONT,
     PING,
     TEXT,
-    FrameParser,
+    FrameDecoder,
     encode_close_payload,
     encode_frame,
     encode_header,
@@ -46,7 +48,7 @@ def raw_frame(
 class Collector:
     """Joins the parts of each frame, across feeds: (opcode, fin, rsv1, payload)."""
 
-    def __init__(self, parser: FrameParser) -> None:
+    def __init__(self, parser: FrameDecoder) -> None:
         self.parser = parser
         self.pending = b""
 
@@ -61,7 +63,7 @@ class Collector:
         return frames
 
 
-def parse_all(parser: FrameParser, data: bytes) -> list[tuple[int, bool, bool, bytes]]:
+def parse_all(parser: FrameDecoder, data: bytes) -> list[tuple[int, bool, bool, bytes]]:
     return Collector(parser).feed(data)
 
 
@@ -72,7 +74,7 @@ def test_header_uses_the_minimal_length_encoding(length: int, header_size: int) 
     assert len(encode_header(BINARY, length)) == header_size
     assert len(encode_header(BINARY, length, mask=MASK)) == header_size + 4
     frame = b"".join(encode_frame(BINARY, b"x" * length, mask=MASK))
-    assert parse_all(FrameParser(expect_masked=True, max_size=None), frame) == [
+    assert parse_all(FrameDecoder(expect_masked=True), frame) == [
         (BINARY, True, False, b"x" * length)
     ]
 
@@ -95,7 +97,7 @@ def test_parser_gives_the_same_frames_at_any_split(
 ) -> None:
     frames = [(op, p[:125] if op == PING else p) for op, p in frames]
     stream = b"".join(b"".join(encode_frame(op, p, mask=MASK)) for op, p in frames)
-    parser = FrameParser(expect_masked=True, max_size=None)
+    parser = FrameDecoder(expect_masked=True)
     collector = Collector(parser)
     got = []
     prev = 0
@@ -108,7 +110,7 @@ def test_parser_gives_the_same_frames_at_any_split(
 
 
 def test_data_payload_is_handed_out_as_it_arrives() -> None:
-    parser = FrameParser(expect_masked=True, max_size=None)
+    parser = FrameDecoder(expect_masked=True)
     frame = b"".join(encode_frame(BINARY, b"0123456789", mask=MASK))
     parser.feed(frame[:9])  # 6 header bytes + 3 payload bytes
     part = parser.next_part()
@@ -120,7 +122,7 @@ def test_data_payload_is_handed_out_as_it_arrives() -> None:
 
 
 def test_control_frames_are_handed_out_whole() -> None:
-    parser = FrameParser(expect_masked=True, max_size=None)
+    parser = FrameDecoder(expect_masked=True)
     frame = b"".join(encode_frame(PING, b"abcdef", mask=MASK))
     parser.feed(frame[:-1])
     assert parser.next_part() is None
@@ -129,15 +131,8 @@ def test_control_frames_are_handed_out_whole() -> None:
     assert part is not None and part.first and part.last and part.payload == b"abcdef"
 
 
-def expect_error(
-    data: bytes,
-    code: int,
-    *,
-    server: bool = True,
-    compression: bool = False,
-    max_size: int | None = None,
-) -> str:
-    parser = FrameParser(expect_masked=server, max_size=max_size, compression=compression)
+def expect_error(data: bytes, code: int, *, server: bool = True, compression: bool = False) -> str:
+    parser = FrameDecoder(expect_masked=server, compression=compression)
     with pytest.raises(ProtocolError) as info:
         parse_all(parser, data)
     assert info.value.code == code
@@ -153,8 +148,6 @@ def expect_error(
         *[(raw_frame(0x80 | op), "opcode") for op in (3, 4, 5, 6, 7, 0xB, 0xC, 0xD, 0xE, 0xF)],
         (raw_frame(0x80 | PING, b"x" * 126), "125"),
         (raw_frame(PING, b"x"), "fragmented control"),
-        (raw_frame(0x80 | CONT, b"x"), "continuation"),
-        (raw_frame(TEXT, b"a") + raw_frame(0x80 | TEXT, b"b"), "in progress"),
         (raw_frame(0x80 | BINARY, b"x", masked=False), "unmasked"),
     ],
 )
@@ -176,31 +169,21 @@ def test_rsv1_with_compression_only_on_first_data_frame() -> None:
     expect_error(
         raw_frame(0x40 | TEXT, b"x") + raw_frame(0x80 | 0x40 | CONT, b"y"), 1002, compression=True
     )
-    parser = FrameParser(expect_masked=True, max_size=None, compression=True)
+    parser = FrameDecoder(expect_masked=True, compression=True)
     assert parse_all(parser, raw_frame(0x40 | TEXT, b"x") + raw_frame(0x80 | CONT, b"y")) == [
         (TEXT, False, True, b"x"),
         (CONT, True, False, b"y"),
     ]
 
 
-def test_too_big_length_fails_from_the_header_alone() -> None:
-    # 10 header bytes announcing 2**40 bytes: refused before the mask even arrives
-    head = struct.pack(">BBQ", 0x82, 0x80 | 127, 2**40)
-    assert "exceeds" in expect_error(head, 1009, max_size=2**20)
-
-
-def test_size_limit_counts_all_fragments() -> None:
-    ok = raw_frame(BINARY, b"a" * 6) + raw_frame(0x80 | CONT, b"b" * 4)
-    parser = FrameParser(expect_masked=True, max_size=10)
-    assert [p for *_, p in parse_all(parser, ok)] == [b"a" * 6, b"b" * 4]
-    too_big = raw_frame(BINARY, b"a" * 6) + raw_frame(0x80 | CONT, b"b" * 5)
-    expect_error(too_big, 1009, max_size=10)
-
-
-def test_compressed_messages_are_not_limited_on_the_wire() -> None:
-    parser = FrameParser(expect_masked=True, max_size=4, compression=True)
-    assert parse_all(parser, raw_frame(0x80 | 0x40 | BINARY, b"12345678")) == [
-        (BINARY, True, True, b"12345678")
+def test_without_a_gate_data_frames_are_frames_only() -> None:
+    """No message rules without the message layer: what the engine relies on
+    while it discards input after a failure."""
+    stream = raw_frame(0x80 | CONT, b"x") + raw_frame(TEXT, b"a") + raw_frame(0x80 | BINARY, b"b")
+    assert [op for op, *_ in parse_all(FrameDecoder(expect_masked=True), stream)] == [
+        CONT,
+        TEXT,
+        BINARY,
     ]
 
 
@@ -259,6 +242,6 @@ def test_close_payload_edge_cases() -> None:
 
 
 def test_close_frame_parses_as_control() -> None:
-    parser = FrameParser(expect_masked=True, max_size=None)
+    parser = FrameDecoder(expect_masked=True)
     frame = b"".join(encode_frame(CLOSE, encode_close_payload(1000, "x"), mask=MASK))
     assert parse_all(parser, frame) == [(CLOSE, True, False, b"\x03\xe8x")]

@@ -28,7 +28,6 @@ from asgiws.websocket.frames import (
     CONT,
     PING,
     TEXT,
-    FrameParser,
     encode_frame,
 )
 from asgiws.websocket.mask import PythonPayloadAssembler, python_apply_mask
@@ -325,22 +324,6 @@ def test_big_binary_messages_arrive_whole_in_any_split(
     datas = [e.data for e in events if isinstance(e, (TextMessage, BytesMessage))]
     assert datas == [big, "between", big[: ASSEMBLE_THRESHOLD + 1] + big]
     assert len(sent) == 1  # the pong
-
-
-def test_big_binary_frames_stream_in_parts_without_assembly() -> None:
-    """The parser's own contract is unchanged unless the engine asks."""
-    big = bytes(ASSEMBLE_THRESHOLD + 10)
-    frame = b"".join(encode_frame(BINARY, big, mask=MASK))
-    parser = FrameParser(expect_masked=True, max_size=None, assemble_binary=True)
-    parser.feed(frame[:100])
-    part = parser.next_part()  # max_size None: no assembly (no bound for the buffer)
-    assert part is not None and part.first and not part.last
-    parser = FrameParser(expect_masked=True, max_size=2**20, assemble_binary=True)
-    parser.feed(frame[:100])
-    assert parser.next_part() is None
-    parser.feed(frame[100:])
-    part = parser.next_part()
-    assert part is not None and part.first and part.last and part.payload == big
 
 
 def test_a_too_big_frame_is_refused_from_its_header_before_any_buffer() -> None:
