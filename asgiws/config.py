@@ -28,6 +28,11 @@ from typing import TYPE_CHECKING, Any, Literal, Union
 
 from asgiws.memory import MAX_MMAP_THRESHOLD
 from asgiws.types import ASGIApp
+from asgiws.websocket.deflate import (
+    DEFAULT_LEVEL,
+    DEFAULT_MEM_LEVEL,
+    DEFAULT_SERVER_MAX_WINDOW_BITS,
+)
 
 if TYPE_CHECKING:
     from typing import TypeAlias
@@ -295,13 +300,13 @@ class Config:
     )
     ws_per_message_deflate: bool = option(True, "Negotiate permessage-deflate (RFC 7692).")
     ws_deflate_level: int = option(
-        6, "zlib compression level for permessage-deflate.", allowed=ZLIB_LEVEL
+        DEFAULT_LEVEL, "zlib compression level for permessage-deflate.", allowed=ZLIB_LEVEL
     )
     ws_deflate_mem_level: int = option(
-        5, "zlib memLevel for permessage-deflate.", allowed=ZLIB_LEVEL
+        DEFAULT_MEM_LEVEL, "zlib memLevel for permessage-deflate.", allowed=ZLIB_LEVEL
     )
     ws_deflate_server_max_window_bits: int = option(
-        12,
+        DEFAULT_SERVER_MAX_WINDOW_BITS,
         "Largest LZ77 window the server compresses with (12 as in websockets).",
         allowed=WINDOW_BITS,
     )

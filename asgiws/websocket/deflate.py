@@ -1,6 +1,7 @@
 """permessage-deflate (RFC 7692): negotiation and per-message (de)compression.
 
-`DeflateOptions` is what the operator configured (from `Config.ws_deflate_*`),
+`DeflateOptions` is what the operator configured (the server builds it from
+`Config.ws_deflate_*`, the client from its keywords),
 `DeflateParams` what the handshake agreed on, `MessageDeflate` the per
 connection compressor/decompressor built from it.
 
@@ -17,16 +18,24 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from asgiws.websocket.errors import CloseCode, HandshakeError, InvalidResponse, ProtocolError
 from asgiws.websocket.headers import ExtensionParams, format_extension, parse_extension_list
 
-if TYPE_CHECKING:
-    from asgiws.config import Config
-
 EXTENSION_NAME = "permessage-deflate"
 _TAIL = b"\x00\x00\xff\xff"
+
+# What a server compresses with unless configured otherwise (`Config` takes
+# its ws_deflate_* defaults from here): the websockets library's choice, a
+# 4 KiB window and memLevel 5, which keeps the compressor near 64 KiB per
+# connection instead of ~256 KiB at zlib's 15/8 for a few percent of ratio.
+DEFAULT_LEVEL = 6
+DEFAULT_MEM_LEVEL = 5
+DEFAULT_SERVER_MAX_WINDOW_BITS = 12
+# RFC 7692 7.1.2.1/7.1.2.2: a window parameter that is absent means the
+# full 15-bit window.
+RFC_MAX_WINDOW_BITS = 15
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,23 +47,12 @@ class DeflateOptions:
     on a server and "any window, but say we support the parameter" on a client.
     """
 
-    level: int = 6
-    mem_level: int = 8
-    server_max_window_bits: int = 15
+    level: int = DEFAULT_LEVEL
+    mem_level: int = DEFAULT_MEM_LEVEL
+    server_max_window_bits: int = DEFAULT_SERVER_MAX_WINDOW_BITS
     client_max_window_bits: int | None = None
     server_no_context_takeover: bool = False
     client_no_context_takeover: bool = False
-
-    @classmethod
-    def from_config(cls, config: Config) -> DeflateOptions:
-        return cls(
-            level=config.ws_deflate_level,
-            mem_level=config.ws_deflate_mem_level,
-            server_max_window_bits=config.ws_deflate_server_max_window_bits,
-            client_max_window_bits=config.ws_deflate_client_max_window_bits,
-            server_no_context_takeover=config.ws_deflate_server_no_context_takeover,
-            client_no_context_takeover=config.ws_deflate_client_no_context_takeover,
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,10 +61,10 @@ class DeflateParams:
 
     server_no_context_takeover: bool = False
     client_no_context_takeover: bool = False
-    server_max_window_bits: int = 15
-    client_max_window_bits: int = 15
-    level: int = 6
-    mem_level: int = 8
+    server_max_window_bits: int = RFC_MAX_WINDOW_BITS
+    client_max_window_bits: int = RFC_MAX_WINDOW_BITS
+    level: int = DEFAULT_LEVEL
+    mem_level: int = DEFAULT_MEM_LEVEL
 
     def codec(self, *, is_server: bool) -> MessageDeflate:
         """A fresh compressor/decompressor pair for one connection."""

@@ -3,6 +3,7 @@ window, bounded inflate, and interop with websockets' sans-I/O protocol."""
 
 from __future__ import annotations
 
+import dataclasses
 import zlib
 from typing import Any
 
@@ -20,6 +21,7 @@ from websockets.server import ServerProtocol
 from websockets.uri import parse_uri
 
 from asgiws.config import Config
+from asgiws.options import connection_options, connection_options_from_keywords
 from asgiws.websocket import (
     BytesMessage,
     ClientEngine,
@@ -38,21 +40,29 @@ from asgiws.websocket import (
     validate_request,
     validate_response,
 )
-from asgiws.websocket.deflate import MessageDeflate
+from asgiws.websocket.deflate import RFC_MAX_WINDOW_BITS, MessageDeflate
 
-D = DeflateOptions()
+# A server that allows the full window: the negotiation below then follows the
+# offer alone.
+D = DeflateOptions(server_max_window_bits=RFC_MAX_WINDOW_BITS)
 
 
-def test_options_map_from_config() -> None:
-    config = Config(
-        ws_deflate_level=3,
-        ws_deflate_mem_level=4,
-        ws_deflate_server_max_window_bits=12,
-        ws_deflate_client_max_window_bits=11,
-        ws_deflate_server_no_context_takeover=True,
-        ws_deflate_client_no_context_takeover=True,
+def full_window(**changes: Any) -> DeflateOptions:
+    """D with some settings changed."""
+    return dataclasses.replace(D, **changes)
+
+
+def test_config_defaults_are_the_engines_defaults() -> None:
+    # One default per setting: Config declares the engine's, the client's
+    # keyword options (built from Config's declarations) get the same.
+    config = Config()
+    assert connection_options(config).deflate == DeflateOptions()
+    assert connection_options_from_keywords().deflate == DeflateOptions()
+    assert (config.ws_deflate_level, config.ws_deflate_mem_level) == (
+        DeflateOptions().level,
+        DeflateOptions().mem_level,
     )
-    assert DeflateOptions.from_config(config) == DeflateOptions(3, 4, 12, 11, True, True)
+    assert DeflateParams().mem_level == DeflateOptions().mem_level
 
 
 @pytest.mark.parametrize(
@@ -62,14 +72,14 @@ def test_options_map_from_config() -> None:
         ("permessage-deflate; client_max_window_bits", D, "permessage-deflate", DeflateParams()),
         (
             "permessage-deflate; client_max_window_bits",
-            DeflateOptions(client_max_window_bits=10),
+            full_window(client_max_window_bits=10),
             "permessage-deflate; client_max_window_bits=10",
             DeflateParams(client_max_window_bits=10),
         ),
         (
             # the client did not say it can limit its window: we may not ask
             "permessage-deflate",
-            DeflateOptions(client_max_window_bits=10),
+            full_window(client_max_window_bits=10),
             "permessage-deflate",
             DeflateParams(),
         ),
@@ -93,13 +103,13 @@ def test_options_map_from_config() -> None:
         ),
         (
             "permessage-deflate; server_max_window_bits=14",
-            DeflateOptions(server_max_window_bits=12),
+            full_window(server_max_window_bits=12),
             "permessage-deflate; server_max_window_bits=12",
             DeflateParams(server_max_window_bits=12),
         ),
         (
             "permessage-deflate",
-            DeflateOptions(server_max_window_bits=9),
+            full_window(server_max_window_bits=9),
             "permessage-deflate; server_max_window_bits=9",
             DeflateParams(server_max_window_bits=9),
         ),
@@ -111,7 +121,7 @@ def test_options_map_from_config() -> None:
         ),
         (
             "permessage-deflate",
-            DeflateOptions(server_no_context_takeover=True, client_no_context_takeover=True),
+            full_window(server_no_context_takeover=True, client_no_context_takeover=True),
             "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
             DeflateParams(server_no_context_takeover=True, client_no_context_takeover=True),
         ),
@@ -177,7 +187,7 @@ def test_client_offer_strings() -> None:
     assert client_offer(D) == "permessage-deflate; client_max_window_bits"
     assert (
         client_offer(
-            DeflateOptions(
+            full_window(
                 server_max_window_bits=10,
                 client_max_window_bits=9,
                 server_no_context_takeover=True,
@@ -200,7 +210,7 @@ def test_client_accept_good_answers() -> None:
     # our own window limit applies even when the server does not repeat it
     assert (
         client_accept(
-            "permessage-deflate", DeflateOptions(client_max_window_bits=10)
+            "permessage-deflate", full_window(client_max_window_bits=10)
         ).client_max_window_bits
         == 10
     )
@@ -214,14 +224,14 @@ def test_client_accept_good_answers() -> None:
         ("permessage-deflate; client_max_window_bits", D),
         (
             "permessage-deflate; client_max_window_bits=12",
-            DeflateOptions(client_max_window_bits=10),
+            full_window(client_max_window_bits=10),
         ),
         (
             "permessage-deflate; server_max_window_bits=12",
-            DeflateOptions(server_max_window_bits=10),
+            full_window(server_max_window_bits=10),
         ),
-        ("permessage-deflate", DeflateOptions(server_max_window_bits=10)),
-        ("permessage-deflate", DeflateOptions(server_no_context_takeover=True)),
+        ("permessage-deflate", full_window(server_max_window_bits=10)),
+        ("permessage-deflate", full_window(server_no_context_takeover=True)),
         ("permessage-deflate; unknown", D),
         ("permessage-deflate; server_no_context_takeover; server_no_context_takeover", D),
         ("permessage-deflate, permessage-deflate", D),
@@ -316,7 +326,7 @@ client_factories = [
     "options",
     [
         D,
-        DeflateOptions(
+        full_window(
             server_max_window_bits=9, client_max_window_bits=10, server_no_context_takeover=True
         ),
     ],
@@ -369,8 +379,8 @@ server_factories = [
     "options",
     [
         D,
-        DeflateOptions(client_max_window_bits=9, server_max_window_bits=10),
-        DeflateOptions(client_no_context_takeover=True),
+        full_window(client_max_window_bits=9, server_max_window_bits=10),
+        full_window(client_no_context_takeover=True),
     ],
 )
 def test_our_client_against_websockets_server(
