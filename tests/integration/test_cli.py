@@ -89,7 +89,7 @@ def test_signal_exits_zero_and_closes_websockets_as_going_away(
     ("args", "error"),
     [
         (["--ws-shutdown-close-code", "999"], "--ws-shutdown-close-code: 999 is not 1012 or 1001"),
-        (["--ws-ping-interval", "-5"], "--ws-ping-interval: -5.0 is not a number > 0, or none"),
+        (["--ws-ping-interval", "-5"], "--ws-ping-interval: -5.0 is not a number >= 0, or none"),
     ],
 )
 def test_out_of_range_option_exits_2_at_start_up_with_one_line(
