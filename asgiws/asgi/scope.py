@@ -13,15 +13,16 @@ every key they share is computed here once and cannot drift apart:
 - `state` is a shallow copy of the lifespan state: an app may add keys per
   request without touching the server's namespace, and shares its objects
   (a connection pool) as the lifespan spec intends.
-- `client` and `scheme` come from `client_and_secure()`: the one place a
-  feature that trusts proxy headers (X-Forwarded-For / X-Forwarded-Proto)
-  would change them, for both kinds of scope and for what the observer
-  reports.
+- `client` and `scheme` come from `client_and_secure()`: the one place
+  proxy headers (X-Forwarded-For / X-Forwarded-Proto / Forwarded, from a
+  trusted peer) change them, for both kinds of scope and for what the
+  observer reports (so the access log and metrics see the same client).
 - `server` is the listening (host, port), None on a UNIX socket.
 
 It runs once per request and once per handshake: plain dict literals, no
 per-call copies beyond the ones the spec asks for.  The HTTP request cycle
-and the WebSocket adapter both import it; it imports nothing but types.
+and the WebSocket adapter both import it; it imports nothing but types and
+the proxy-header rules.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
+
+from asgiws.proxy_headers import forwarded_client
 
 if TYPE_CHECKING:
     from asgiws.types import ConnectionContext, RequestHead, Scope
@@ -42,9 +45,15 @@ def client_and_secure(
     head: RequestHead, ctx: ConnectionContext
 ) -> tuple[tuple[str, int] | None, bool]:
     """The client address and whether the connection is secure, as the app
-    should see them.  Today the transport's own; proxy headers in `head`
-    would be read here."""
+    should see them: the transport's own, or what the proxy headers in
+    `head` say when the connection's peer is a trusted proxy (decided once
+    per connection, `ConnectionInfo.trusted_proxy`; see
+    `asgiws.proxy_headers`)."""
     info = ctx.info
+    if info.trusted_proxy:
+        trusted = ctx.server_state.trusted_proxies
+        if trusted is not None:
+            return forwarded_client(head.headers, trusted, info.client, info.is_tls)
     return info.client, info.is_tls
 
 

@@ -39,10 +39,21 @@ class Reporter:
     """The observer of one connection, with what `websocket_closed` reports:
     when it opened and the messages and payload bytes each way."""
 
-    __slots__ = ("bytes_in", "bytes_out", "messages_in", "messages_out", "observer", "opened_at")
+    __slots__ = (
+        "bytes_in",
+        "bytes_out",
+        "client",
+        "messages_in",
+        "messages_out",
+        "observer",
+        "opened_at",
+    )
 
-    def __init__(self, observer: Observer) -> None:
+    def __init__(self, observer: Observer, client: Any = None) -> None:
         self.observer = observer
+        # The client as the face saw it (the ASGI scope's, after proxy
+        # headers); None: the transport's peer, passed with each report.
+        self.client = client
         self.opened_at: float | None = None
         self.messages_in = self.bytes_in = self.messages_out = self.bytes_out = 0
 
@@ -57,7 +68,9 @@ class Reporter:
 
     def opened(self, path: str, client: Any, subprotocol: str | None) -> None:
         self.opened_at = asyncio.get_running_loop().time()
-        self.observer.websocket_opened(WebSocketOpened(path, client, subprotocol))
+        if self.client is None:
+            self.client = client
+        self.observer.websocket_opened(WebSocketOpened(path, self.client, subprotocol))
 
     def closed(
         self,
@@ -83,7 +96,7 @@ class Reporter:
         self.observer.websocket_closed(
             WebSocketClosed(
                 path=path,
-                client=client,
+                client=self.client,
                 code=code,
                 reason=reason,
                 closed_by=closed_by,
@@ -96,10 +109,10 @@ class Reporter:
         )
 
     def ping_round_trip(self, client: Any, latency: float) -> None:
-        self.observer.ping_round_trip(PingRoundTrip(client, latency))
+        self.observer.ping_round_trip(PingRoundTrip(self.client or client, latency))
 
     def writes_paused(self, client: Any) -> None:
-        self.observer.writes_paused(WritesPaused(client))
+        self.observer.writes_paused(WritesPaused(self.client or client))
 
     def broadcast_skipped(self, client: Any, reason: BroadcastSkipReason) -> None:
-        self.observer.broadcast_skipped(BroadcastSkipped(client, reason))
+        self.observer.broadcast_skipped(BroadcastSkipped(self.client or client, reason))

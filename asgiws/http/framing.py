@@ -155,7 +155,10 @@ def build_response_head(
     Sec-WebSocket-Accept): written after the defaults, never validated or
     remembered, and not consulted for framing.
     """
-    if not isinstance(status, int) or not 100 <= status <= 999:
+    # RFC 9110 15: "Values outside the range 100..599 are invalid."  The app
+    # that sends one fails like any app error: a 500 goes out instead while
+    # nothing was written yet (uvicorn does the same).
+    if not isinstance(status, int) or isinstance(status, bool) or not 100 <= status <= 599:
         raise RuntimeError(f"Invalid HTTP status code {status!r}")
     try:
         items = tuple(app_headers)
