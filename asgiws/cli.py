@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
+import traceback
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
@@ -29,7 +31,6 @@ from asgiws.config import (
     kind_of,
     parse_text,
 )
-from asgiws.logs import configure_logging
 
 
 def help_of(f: dataclasses.Field[Any]) -> str:
@@ -105,18 +106,40 @@ def fail(message: str, *, code: int) -> NoReturn:
     sys.exit(code)
 
 
+PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def is_loader_frame(filename: str) -> bool:
+    """A frame of asgiws or of the import machinery, not of the user's code."""
+    return (
+        filename.startswith(PACKAGE_DIR + os.sep)
+        or filename.startswith("<frozen importlib")
+        or os.sep + "importlib" + os.sep in filename
+    )
+
+
+def app_traceback(exc: BaseException) -> str:
+    """The traceback of an error the app raised while loading, from its own
+    first frame (a SyntaxError has none: its message shows file and line)."""
+    tb = exc.__traceback__
+    while tb is not None and is_loader_frame(tb.tb_frame.f_code.co_filename):
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(exc), exc, tb))
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     config = config_from_args(argv)
-    configure_logging(config.log_level_number, access_log=config.access_log)
     from asgiws.server import Server
 
-    server = Server(config)
     try:
+        server = Server(config)  # sets up logging from the options
         server.load()
     except ConfigError as exc:
+        # Module or attribute not found, a bad file: one line says what to fix.
         fail(str(exc), code=2)
     except Exception as exc:
-        # The app module itself raised while importing: say what, in one line.
+        # The app's own code raised while loading: its traceback, as uvicorn shows it.
+        print(app_traceback(exc), end="", file=sys.stderr)
         fail(f"loading {config.app!r} failed: {type(exc).__name__}: {exc}", code=1)
     try:
         code = server.run()

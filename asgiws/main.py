@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from asgiws.config import Config
-from asgiws.logs import configure_logging
 from asgiws.server import Server
 from asgiws.types import ASGIApp
 
@@ -14,7 +13,6 @@ def run(app: ASGIApp | str, **options: Any) -> int:
     """Serve `app` (an ASGI callable or 'module:attribute') until SIGINT/SIGTERM.
 
     Takes the same options as `Config` (and the CLI); returns the exit code.
+    `Server` sets up logging from the options (`log_config`, `log_level`, ...).
     """
-    config = Config(app=app, **options)
-    configure_logging(config.log_level_number, access_log=config.access_log)
-    return Server(config).run()
+    return Server(Config(app=app, **options)).run()

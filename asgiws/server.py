@@ -15,11 +15,13 @@ import asyncio
 import contextlib
 import email.utils
 import importlib
+import inspect
 import logging
 import os
 import signal
 import socket
 import ssl
+import stat
 import sys
 import threading
 from collections.abc import Callable, Coroutine, Iterable, Sequence
@@ -28,6 +30,7 @@ from typing import Any
 from asgiws.access_log import AccessLog
 from asgiws.access_log import logger as access_logger
 from asgiws.config import Config, ConfigError
+from asgiws.logs import configure_logging
 from asgiws.memory import tune_malloc
 from asgiws.observer import Observer, combine
 from asgiws.options import connection_options
@@ -40,7 +43,11 @@ HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 class Server:
     def __init__(self, config: Config, observers: Iterable[Observer] = ()) -> None:
+        """Sets up logging from `config` (`Config.log_config`; None leaves it to
+        the program), as uvicorn's Config does.  Raises ConfigError when the
+        log configuration cannot be applied."""
         self.config = config
+        configure_logging(config)
         self.observers: list[Observer] = list(observers)
         """Subscribers to what connections report (`asgiws.observer`); add
         them before `startup()`.  The access log joins them when it is on."""
@@ -61,6 +68,8 @@ class Server:
         self._lifespan: Any = None
         self.sockets: list[socket.socket] = []
         self.exit_code = 0
+        self._own_uds: tuple[int, int] | None = None
+        """(device, inode) of the `--uds` socket file this server made, removed on shutdown."""
 
     # --- should_exit: settable from a signal handler, another task or thread --
     @property
@@ -93,6 +102,7 @@ class Server:
 
     async def serve(self, sockets: Sequence[socket.socket] | None = None) -> int:
         """Start, wait for SIGINT/SIGTERM or `should_exit`, shut down; return the exit code."""
+        logger.info("Started server process [%d]", os.getpid())
         with self._capture_signals():
             await self.startup(sockets)
             await self.main_loop()
@@ -141,8 +151,7 @@ class Server:
 
             self._lifespan = LifespanOn(self.config, self.server_state)
             await self._lifespan.startup()
-            if self._lifespan.should_exit:
-                logger.error("Application startup failed. Exiting.")
+            if self._lifespan.should_exit:  # the lifespan has logged why
                 self.exit_code = 3
                 self.should_exit = True
                 return
@@ -150,7 +159,7 @@ class Server:
         try:
             await self._listen(sockets)
         except OSError as exc:
-            logger.error("cannot listen: %s", exc)
+            logger.error("cannot listen on %s: %s", self._bind_target(), exc.strerror or exc)
             self.exit_code = 1
             self.should_exit = True
             return
@@ -176,21 +185,24 @@ class Server:
                     )
                 )
         elif config.fd is not None:
-            sock = socket.fromfd(config.fd, socket.AF_UNIX, socket.SOCK_STREAM)
+            # The family (TCP or UNIX) and type come from the socket itself.
+            sock = socket.socket(fileno=config.fd)
             self._servers.append(
                 await loop.create_server(
                     factory, sock=sock, ssl=ssl_context, backlog=config.backlog
                 )
             )
         elif config.uds is not None:
-            if os.path.exists(config.uds):
-                os.remove(config.uds)
+            # A stale socket keeps its permissions; a new one is 0o666, as uvicorn makes it.
+            mode = remove_stale_socket(config.uds)
             self._servers.append(
                 await loop.create_unix_server(
                     factory, path=config.uds, ssl=ssl_context, backlog=config.backlog
                 )
             )
-            os.chmod(config.uds, 0o666)
+            os.chmod(config.uds, 0o666 if mode is None else stat.S_IMODE(mode))
+            made = os.stat(config.uds)
+            self._own_uds = (made.st_dev, made.st_ino)
         else:
             self._servers.append(
                 await loop.create_server(
@@ -213,6 +225,26 @@ class Server:
             else:
                 where = f"{scheme}://{name[0]}:{name[1]}"
             logger.info("asgiws running on %s (Press CTRL+C to quit)", where)
+
+    def _bind_target(self) -> str:
+        """What `_listen` binds, as the error line names it."""
+        config = self.config
+        if config.fd is not None:
+            return f"file descriptor {config.fd}"
+        if config.uds is not None:
+            return f"unix socket {config.uds}"
+        return f"{config.host}:{config.port}"
+
+    def _remove_own_socket(self) -> None:
+        """Remove the `--uds` file this server made, unless another one took its place."""
+        path = self.config.uds
+        if path is None or self._own_uds is None:
+            return
+        with contextlib.suppress(OSError):
+            found = os.stat(path)
+            if (found.st_dev, found.st_ino) == self._own_uds:
+                os.remove(path)
+        self._own_uds = None
 
     def _refresh_default_headers(self) -> None:
         """Server/Date/custom headers for every response; Date once a second."""
@@ -251,6 +283,7 @@ class Server:
         for server in self._servers:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), 1.0)
+        self._remove_own_socket()
         if self._date_timer is not None:
             self._date_timer.cancel()
         if self._lifespan is not None and not self._lifespan.should_exit:
@@ -320,6 +353,13 @@ def load_app(app: ASGIApp | str | None, *, factory: bool, app_dir: str) -> ASGIA
             ) from exc
     else:
         obj = app
+    if not factory and takes_no_arguments(obj):
+        # uvicorn's behaviour and words: a uvicorn command line works unchanged.
+        logger.warning(
+            "ASGI app factory detected. Using it, "
+            "but please consider setting the --factory flag explicitly."
+        )
+        factory = True
     if factory:
         if not callable(obj):
             raise ConfigError("--factory: APP is not callable")
@@ -327,6 +367,50 @@ def load_app(app: ASGIApp | str | None, *, factory: bool, app_dir: str) -> ASGIA
     if not callable(obj):
         raise ConfigError(f"APP {app!r} is not callable, so it is not an ASGI app")
     return obj  # type: ignore[no-any-return]
+
+
+def takes_no_arguments(obj: object) -> bool:
+    """Whether `obj` is a factory, not an app: callable with no arguments and
+    not with the three an ASGI app takes."""
+    if not callable(obj):
+        return False
+    try:
+        signature = inspect.signature(obj)
+    except (TypeError, ValueError):  # a builtin without a signature
+        return False
+    try:
+        signature.bind()
+    except TypeError:
+        return False
+    try:
+        signature.bind(None, None, None)
+    except TypeError:
+        return True
+    return False
+
+
+def remove_stale_socket(path: str) -> int | None:
+    """Make room for a `--uds` socket at `path`; return the mode of a stale
+    socket removed from there (None when the path was free).
+
+    Only a socket nothing listens on is removed.  A live socket (another
+    server) or anything else (a file that may hold data) raises OSError with a
+    message that says what is there (the caller names the path)."""
+    try:
+        found = os.stat(path)
+    except FileNotFoundError:
+        return None
+    if not stat.S_ISSOCK(found.st_mode):
+        raise OSError("something that is not a socket is there; not replacing it")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(path)
+    except (ConnectionRefusedError, FileNotFoundError):
+        os.remove(path)  # stale: left by a server that did not clean up
+        return found.st_mode
+    finally:
+        probe.close()
+    raise OSError("another process is listening on it")
 
 
 def ssl_context_from_files(config: Config) -> ssl.SSLContext | None:
@@ -338,11 +422,47 @@ def ssl_context_from_files(config: Config) -> ssl.SSLContext | None:
         context.load_cert_chain(
             config.ssl_certfile, config.ssl_keyfile, config.ssl_keyfile_password
         )
-        if config.ssl_ca_certs:
-            context.load_verify_locations(config.ssl_ca_certs)
     except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(f"--ssl-certfile/--ssl-keyfile: cannot load: {exc}") from exc
+        raise ConfigError(ssl_load_error(config, exc)) from exc
+    context.verify_mode = ssl.VerifyMode(config.ssl_cert_reqs)
+    if config.ssl_ciphers:
+        try:
+            context.set_ciphers(config.ssl_ciphers)
+        except ssl.SSLError as exc:
+            raise ConfigError(
+                f"--ssl-ciphers {config.ssl_ciphers!r}: no cipher matches: {exc}"
+            ) from exc
+    if config.ssl_ca_certs:
+        try:
+            context.load_verify_locations(config.ssl_ca_certs)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(
+                f"--ssl-ca-certs {config.ssl_ca_certs}: cannot load: {exc}"
+            ) from exc
     return context
+
+
+def ssl_load_error(config: Config, exc: Exception) -> str:
+    """Which file `load_cert_chain` could not use, and why: OpenSSL does not say."""
+    assert config.ssl_certfile is not None
+    certfile, keyfile = config.ssl_certfile, config.ssl_keyfile
+    for flag, path in (("--ssl-certfile", certfile), ("--ssl-keyfile", keyfile)):
+        if path is None:
+            continue
+        try:
+            with open(path, "rb"):
+                pass
+        except OSError as missing:
+            return f"{flag} {path}: cannot read: {missing.strerror or missing}"
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(certfile)
+    except (OSError, ssl.SSLError):
+        return f"--ssl-certfile {certfile}: not a PEM certificate: {exc}"
+    key = keyfile if keyfile is not None else certfile
+    return (
+        f"--ssl-keyfile {key}: cannot load the private key (not a PEM key, a wrong "
+        f"--ssl-keyfile-password, or not the key of {certfile}): {exc}"
+    )
 
 
 def encode_headers(headers: Sequence[str]) -> Headers:

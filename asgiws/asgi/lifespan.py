@@ -59,7 +59,7 @@ class LifespanOn:
             self.should_exit = True
             if self.error is None:
                 self.error = "application startup failed"
-            logger.error("Application startup failed.")
+            logger.error("Application startup failed. Exiting.")
         else:
             logger.info("Application startup complete.")
 

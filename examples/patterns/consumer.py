@@ -10,6 +10,7 @@ normal close; an error close raises ConnectionClosedError instead).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 
@@ -38,4 +39,6 @@ async def main(port: int) -> None:
 
 if __name__ == "__main__":
     port = int(sys.argv[1] if len(sys.argv) > 1 else os.environ.get("PORT", "8765"))
-    asyncio.run(main(port))
+    # Ctrl+C: asyncio.run() cancels main(), which closes the server; exit quietly.
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main(port))

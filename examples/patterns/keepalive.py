@@ -19,6 +19,7 @@ connection useful meanwhile.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 
@@ -65,4 +66,6 @@ async def main(port: int) -> None:
 
 if __name__ == "__main__":
     port = int(sys.argv[1] if len(sys.argv) > 1 else os.environ.get("PORT", "8765"))
-    asyncio.run(main(port))
+    # Ctrl+C: asyncio.run() cancels main(), which closes the server; exit quietly.
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main(port))

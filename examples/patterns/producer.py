@@ -10,6 +10,7 @@ When the client goes away `send()` raises ConnectionClosed, which ends the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import sys
@@ -52,4 +53,6 @@ async def main(port: int) -> None:
 
 if __name__ == "__main__":
     port = int(sys.argv[1] if len(sys.argv) > 1 else os.environ.get("PORT", "8765"))
-    asyncio.run(main(port))
+    # Ctrl+C: asyncio.run() cancels main(), which closes the server; exit quietly.
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main(port))

@@ -12,6 +12,7 @@ loads a certificate from a trusted CA instead: see `ssl.SSLContext`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import ssl
 import subprocess
@@ -68,4 +69,6 @@ async def main(port: int) -> None:
 
 if __name__ == "__main__":
     port = int(sys.argv[1] if len(sys.argv) > 1 else os.environ.get("PORT", "8765"))
-    asyncio.run(main(port))
+    # Ctrl+C: asyncio.run() cancels main(), which closes the server; exit quietly.
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main(port))

@@ -90,6 +90,16 @@ def test_signal_exits_zero_and_closes_websockets_as_going_away(
     [
         (["--ws-shutdown-close-code", "999"], "--ws-shutdown-close-code: 999 is not 1012 or 1001"),
         (["--ws-ping-interval", "-5"], "--ws-ping-interval: -5.0 is not a number >= 0, or none"),
+        (
+            ["--ws-shutdown-close-code", "1000"],
+            "--ws-shutdown-close-code: 1000 is not 1012 or 1001",
+        ),
+        (
+            ["--malloc-threshold", "99999999999"],
+            "--malloc-threshold: 99999999999 is not an integer from 0 to 33554432",
+        ),
+        (["--limit-concurrency", "0"], "--limit-concurrency: 0 is not an integer >= 1, or none"),
+        (["--backlog", "-3"], "--backlog: -3 is not an integer >= 1"),
     ],
 )
 def test_out_of_range_option_exits_2_at_start_up_with_one_line(
@@ -110,7 +120,7 @@ def test_access_log_has_http_requests_and_websocket_open_refusal_and_close(
     server = run_server("tests.apps:echo")
     with urllib.request.urlopen(server.url + "/health?probe=1", timeout=10) as response:
         assert response.status == 200
-    server.wait_for_log(r'127\.0\.0\.1:\d+ - "GET /health\?probe=1 HTTP/1\.1" 200')
+    server.wait_for_log(r'127\.0\.0\.1:\d+ - "GET /health\?probe=1 HTTP/1\.1" 200 OK$')
     with connect(server.ws_url + "/chat", open_timeout=10) as ws:
         ws.send("hi")
         assert ws.recv(timeout=10) == "hi"

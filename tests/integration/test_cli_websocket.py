@@ -13,7 +13,9 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosedError, InvalidStatus
+from websockets.typing import Origin
 
+import asgiws
 from tests.conftest import ServerProcess, StartServer
 from tests.silent_client import open_silent_client, read_frames_until_close
 
@@ -161,3 +163,72 @@ async def test_crashing_app_gets_500_and_server_keeps_serving(
     assert "Exception in ASGI application" in server.logs()
     async with httpx.AsyncClient() as client:
         assert (await client.get(f"{server.url}/")).status_code == 500
+
+
+# --- --ws-origins: a spelling for "no Origin header" -----------------------------------
+
+
+async def test_ws_origins_none_admits_clients_that_send_no_origin(
+    run_server: StartServer, stack: tuple[str, ...]
+) -> None:
+    server = run_server(
+        "tests.apps:echo", *stack, "--ws-origins", "https://good.example", "--ws-origins", "none"
+    )
+    # The websockets client sends no Origin header unless told to.
+    async with connect(server.ws_url, open_timeout=10) as ws:
+        await ws.send("no origin")
+        assert await asyncio.wait_for(ws.recv(), 10) == "no origin"
+    async with connect(server.ws_url, origin=Origin("https://good.example"), open_timeout=10) as ws:
+        await ws.send("good")
+        assert await asyncio.wait_for(ws.recv(), 10) == "good"
+    # "none" is not the literal Origin "null" that opaque (sandboxed, file://) pages send.
+    for origin in ("null", "none", "https://evil.example"):
+        with pytest.raises(InvalidStatus) as refused:
+            await connect(server.ws_url, origin=Origin(origin), open_timeout=10)
+        assert refused.value.response.status_code == 403
+
+
+async def test_ws_origins_without_none_refuses_clients_that_send_no_origin(
+    run_server: StartServer,
+) -> None:
+    server = run_server("tests.apps:echo", "--ws-origins", "https://good.example")
+    with pytest.raises(InvalidStatus) as refused:
+        await connect(server.ws_url, open_timeout=10)
+    assert refused.value.response.status_code == 403
+
+
+# --- --limit-concurrency: one rule for HTTP and WebSocket --------------------------------
+
+
+async def test_limit_concurrency_answers_http_and_websocket_alike_with_503(
+    run_server: StartServer, stack: tuple[str, ...]
+) -> None:
+    server = run_server("tests.apps:echo", *stack, "--limit-concurrency", "1")
+    async with connect(server.ws_url, open_timeout=10) as first:
+        await first.send("one")
+        assert await asyncio.wait_for(first.recv(), 10) == "one"
+        # At the limit: a second WebSocket is refused as an HTTP request is.
+        with pytest.raises(InvalidStatus) as refused:
+            await connect(server.ws_url + "/second", open_timeout=10)
+        assert refused.value.response.status_code == 503
+        server.wait_for_log(r'"WebSocket /second" 503 Service Unavailable$')
+        async with httpx.AsyncClient() as client:
+            assert (await client.get(server.url + "/")).status_code == 503
+        # The WebSocket within the limit is unaffected.
+        await first.send("still")
+        assert await asyncio.wait_for(first.recv(), 10) == "still"
+
+
+async def test_serve_origins_none_admits_clients_that_send_no_origin() -> None:
+    """The websockets API spells it as websockets does: None in `origins`."""
+
+    async def greet(ws: asgiws.WebSocketConnection) -> None:
+        await ws.send("hi")
+
+    async with asgiws.serve(greet, "127.0.0.1", 0, origins=[None]) as served:
+        port = served.sockets[0].getsockname()[1]
+        async with connect(f"ws://127.0.0.1:{port}", open_timeout=10) as ws:
+            assert await asyncio.wait_for(ws.recv(), 10) == "hi"
+        with pytest.raises(InvalidStatus) as refused:
+            await connect(f"ws://127.0.0.1:{port}", origin=Origin("null"), open_timeout=10)
+        assert refused.value.response.status_code == 403

@@ -513,3 +513,22 @@ def test_readme_lists_every_example_script_with_its_command() -> None:
     for script in scripts:
         assert f"python {script}" in readme, f"examples/README.md has no command for {script}"
     assert "asgiws examples.starlette_app.app:app" in readme
+
+
+# --- Ctrl+C ---------------------------------------------------------------------------------
+
+# Every example server: each prints its `listening on` line and runs until stopped.
+RUN_FOREVER = sorted(
+    path.relative_to(REPO_ROOT).as_posix()
+    for path in (REPO_ROOT / "examples").glob("*/*.py")
+    if "listening on" in path.read_text()
+)
+
+
+@pytest.mark.parametrize("script", RUN_FOREVER)
+def test_ctrl_c_stops_an_example_server_quietly(start_example: StartExample, script: str) -> None:
+    server = start_example(script)
+    server.process.send_signal(signal.SIGINT)
+    assert server.wait() == 0, server.output()
+    assert "Traceback" not in server.output()
+    assert "KeyboardInterrupt" not in server.output()
