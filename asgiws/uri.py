@@ -7,6 +7,8 @@ opening handshake needs, and refuses anything a WebSocket URI cannot be with
 
 from __future__ import annotations
 
+import ipaddress
+import re
 import urllib.parse
 from dataclasses import dataclass
 
@@ -53,6 +55,28 @@ class WebSocketURI:
         return f"{host}:{self.port}"
 
 
+# RFC 3986 3.2.2: reg-name = *( unreserved / pct-encoded / sub-delims ).
+_REG_NAME = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=%]+")
+
+
+def _check_host(uri: str, host: str) -> None:
+    """The host goes into the Host header and to the resolver as it is:
+    an IPv6 literal, or a name that is (or IDNA-encodes to) RFC 3986
+    reg-name characters -- no space, no control character."""
+    if ":" in host:
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise InvalidURI(uri, f"{host!r} is not an IPv6 address") from None
+        return
+    try:
+        ascii_host = host if host.isascii() else host.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise InvalidURI(uri, f"host {host!r} is not a valid internationalized name") from None
+    if not _REG_NAME.fullmatch(ascii_host):
+        raise InvalidURI(uri, f"host {host!r} has characters a host name cannot have")
+
+
 def parse_uri(uri: str) -> WebSocketURI:
     """Parse `uri`, or raise InvalidURI saying what is wrong with it."""
     try:
@@ -67,6 +91,7 @@ def parse_uri(uri: str) -> WebSocketURI:
     host = parsed.hostname
     if not host:
         raise InvalidURI(uri, "no host")
+    _check_host(uri, host)
     # RFC 6455 3: "Fragment identifiers are meaningless in the context of
     # WebSocket URIs and MUST NOT be used on these URIs."
     if parsed.fragment or uri.endswith("#"):

@@ -25,6 +25,7 @@ from urllib.parse import unquote_to_bytes
 
 import h11
 
+from asgiws.http.wire import WireCheck
 from asgiws.types import Headers as RawHeaders
 from asgiws.types import RequestHead
 from asgiws.websocket.headers import Headers, split_list
@@ -102,6 +103,17 @@ def split_target(target: bytes) -> tuple[bytes, str, bytes]:
     return raw_path, path, query
 
 
+def absolute_form_authority(target: bytes) -> bytes | None:
+    """The authority of an absolute-form target (`http://host:port/p`), else None."""
+    if target.startswith(b"/"):
+        return None
+    scheme, sep, rest = target.partition(b"://")
+    if not sep or not scheme:
+        return None
+    end = min((i for i in (rest.find(b"/"), rest.find(b"?")) if i >= 0), default=len(rest))
+    return rest[:end]
+
+
 def lower_tokens(value: bytes) -> list[str]:
     """Lower-cased elements of one list-valued header (tokens compare
     case-insensitively: Connection, Transfer-Encoding, Upgrade)."""
@@ -143,6 +155,12 @@ def start_request(
         # transfer coding it does not understand SHOULD respond with 501".
         return ParseFailed(501, "Only Transfer-Encoding: chunked is supported")
     raw_path, path, query = split_target(target)
+    authority = absolute_form_authority(target)
+    if authority is not None:
+        # RFC 9112 3.2.2: with an absolute-form target the server "MUST ignore
+        # the received Host header field (if any) and instead use the host
+        # information of the request-target", so the app sees one authority.
+        headers = [(n, authority if n == b"host" else v) for n, v in headers]
     if http_version == "1.1":
         keep_alive = "close" not in connection
     else:
@@ -162,8 +180,36 @@ def start_request(
     return RequestStarted(head, keep_alive, expect_continue, upgrade)
 
 
+class WireChecked:
+    """What both parsers share: they sit behind `WireCheck`, so each parser
+    sees only bytes that keep to RFC 9112's grammar, and the first byte that
+    does not is answered the same way whichever parser runs (see `wire.py`)."""
+
+    def __init__(self, max_head: int) -> None:
+        self._wire = WireCheck(max_head)
+        self._refused = False
+
+    def _parse(self, data: bytes) -> list[ParserEvent]:
+        raise NotImplementedError
+
+    def feed(self, data: bytes) -> list[ParserEvent]:
+        if self._refused:
+            return []
+        good, error = self._wire.check(data)
+        events = self._parse(good) if good else []
+        if error is None:
+            return events
+        self._refused = True
+        last = events[-1] if events else None
+        if not (
+            isinstance(last, ParseFailed) or (isinstance(last, RequestStarted) and last.upgrade)
+        ):
+            events.append(ParseFailed(error.status, error.reason))
+        return events
+
+
 # --- h11 ---------------------------------------------------------------------------
-class H11Parser:
+class H11Parser(WireChecked):
     """h11 used only as a request parser.
 
     The response is framed by our own code (`framing.py`), so h11 never sees
@@ -172,6 +218,7 @@ class H11Parser:
     """
 
     def __init__(self, max_head: int) -> None:
+        super().__init__(max_head)
         self._max_head = max_head
         self._conn = self._new_connection()
         self._stopped = False
@@ -179,7 +226,7 @@ class H11Parser:
     def _new_connection(self) -> h11.Connection:
         return h11.Connection(h11.SERVER, max_incomplete_event_size=self._max_head)
 
-    def feed(self, data: bytes) -> list[ParserEvent]:
+    def _parse(self, data: bytes) -> list[ParserEvent]:
         if self._stopped:
             return []
         self._conn.receive_data(data)
@@ -226,7 +273,7 @@ class _HeadTooLarge(Exception):
     """Raised from a callback to stop llhttp; the event is already recorded."""
 
 
-class HttptoolsParser:
+class HttptoolsParser(WireChecked):
     """llhttp through httptools: callbacks collect events, `feed` returns them.
 
     llhttp has no size limit of its own, so the head is measured here: the
@@ -238,6 +285,7 @@ class HttptoolsParser:
     def __init__(self, max_head: int) -> None:
         import httptools
 
+        super().__init__(max_head)
         self._httptools: Any = httptools
         self._max_head = max_head
         self._parser: Any = httptools.HttpRequestParser(self)
@@ -265,6 +313,11 @@ class HttptoolsParser:
         self._count(len(url))
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if not self._in_head:
+            # A trailer field of a chunked body: llhttp reports it like a
+            # header, but the head is out already (and its header list with
+            # it); a trailer must not turn up among the request's headers.
+            return
         self._headers.append((name.lower(), value))
         self._count(len(name) + len(value) + 4)
 
@@ -303,7 +356,7 @@ class HttptoolsParser:
             self._events.append(_REQUEST_ENDED)
 
     # the face ------------------------------------------------------------------
-    def feed(self, data: bytes) -> list[ParserEvent]:
+    def _parse(self, data: bytes) -> list[ParserEvent]:
         if self._stopped:
             return []
         events: list[ParserEvent] = []
@@ -331,14 +384,17 @@ class HttptoolsParser:
                         events.pop()
                     self._resuming_body = True
                     rest = body_head + rest
-                events.extend(self.feed(rest))
+                events.extend(self._parse(rest))
                 self._events = events
             return events
         except self._httptools.HttpParserError as exc:
             if not self._stopped:
                 self._stopped = True
                 message = str(exc)
-                status = 501 if "Transfer-Encoding" in message else 400
+                # llhttp refuses an unknown coding with this message; both
+                # Content-Length and Transfer-Encoding is a 400 ("can't be
+                # present with"), as the wire check answers it.
+                status = 501 if "Invalid `Transfer-Encoding`" in message else 400
                 events.append(ParseFailed(status, message or "Invalid HTTP request"))
             return events
         if head_was_open and self._in_head:

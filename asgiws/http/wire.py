@@ -1,0 +1,243 @@
+"""The request stream checked against RFC 9112's grammar before any parser.
+
+h11 and llhttp (httptools) are each lenient somewhere, and not in the same
+places: h11 takes a bare LF as a line end, obs-fold, control characters in
+field values, duplicate Content-Length headers and any chunk size; llhttp
+takes several spaces between request-line words, leading empty lines and
+an HTTP/0.9 request line.  Where two parsers in a chain disagree on where
+a request ends, requests can be smuggled past a proxy; and the server's
+answer should not depend on `--http`.  `WireCheck` therefore reads every
+byte of the stream first, the same way for both parsers: the request head,
+the body framing (Content-Length or chunked), chunk lines, trailers.  What
+breaks the grammar is refused with 400 (431 for a head over the limit, 501
+for a transfer coding other than chunked) at the first byte that shows it,
+and the parser only ever sees the bytes before that point.
+
+It is a checker, not a second parser: it keeps only the line it is reading
+(bounded by the head limit) and counts body bytes without keeping them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# RFC 9110 5.6.2: token = 1*tchar
+_TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+# RFC 9112 3: request-line = method SP request-target SP HTTP-version, one SP
+# each; the target is visible ASCII (RFC 3986 characters, checked loosely).
+_REQUEST_LINE = re.compile(rb"(" + _TOKEN + rb") ([\x21-\x7e]+) HTTP/([0-9])\.([0-9])")
+# RFC 9112 5: field-line = field-name ":" OWS field-value OWS, with no
+# whitespace before the colon (5.1: "MUST ... 400"); RFC 9110 5.5: a value is
+# VCHAR, SP, HTAB and obs-text: no other control character, no DEL.
+_FIELD_LINE = re.compile(rb"(" + _TOKEN + rb"):[ \t]*([^\x00-\x08\x0a-\x1f\x7f]*)")
+# RFC 9112 7.1: chunk = chunk-size [ chunk-ext ] CRLF; chunk-size = 1*HEXDIG;
+# chunk-ext = *( BWS ";" BWS ext-name [ BWS "=" BWS ext-val ] ),
+# ext-val = token / quoted-string.  Sizes up to 16 hex digits (64 bits),
+# what llhttp accepts.
+_QUOTED = rb'"(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*"'
+_CHUNK_EXT = (
+    rb"(?:[ \t]*;[ \t]*" + _TOKEN + rb"(?:[ \t]*=[ \t]*(?:" + _TOKEN + rb"|" + _QUOTED + rb"))?)*"
+)
+_CHUNK_LINE = re.compile(rb"([0-9A-Fa-f]{1,16})" + _CHUNK_EXT)
+_ABSOLUTE_FORM = re.compile(rb"[A-Za-z][A-Za-z0-9+.\-]*://")
+_CONTENT_LENGTH = re.compile(rb"[0-9]{1,18}")
+
+# What the checker expects next.
+_HEAD, _BODY, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_END, _TRAILERS, _PASS = range(7)
+_MAX_CHUNK_LINE = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class WireError:
+    """The stream breaks the grammar at this point: answer `status`, close."""
+
+    status: int
+    reason: str
+
+
+def _bad(reason: str) -> WireError:
+    return WireError(400, reason)
+
+
+class WireCheck:
+    """Feed it every byte the client sends; `check(data)` returns what the
+    parser may read and, when the stream breaks the grammar, why the rest
+    is refused."""
+
+    __slots__ = ("_carry", "_lines", "_lines_size", "_max_head", "_remaining", "_state")
+
+    def __init__(self, max_head: int) -> None:
+        self._max_head = max_head
+        self._state = _HEAD
+        self._carry = b""  # the start of a line not complete yet, held back
+        self._lines: list[bytes] = []  # the head's (or trailers') complete lines
+        self._lines_size = 0  # their bytes, CRLFs included
+        self._remaining = 0  # body or chunk bytes still to come
+
+    def check(self, data: bytes) -> tuple[bytes, WireError | None]:
+        """The bytes the parser may have now, and the error that stops the
+        stream after them (None: go on).
+
+        A line is handed on only once it is complete and checked, so that no
+        parser meets a bad line half read and answers it its own way; the
+        piece of a line still incomplete is held back until its CRLF comes.
+        """
+        buf = self._carry + data if self._carry else data
+        self._carry = b""
+        pos = 0
+        end = len(buf)
+        while pos < end:
+            state = self._state
+            if state == _PASS:
+                return buf, None
+            if state in (_BODY, _CHUNK_DATA):
+                take = min(self._remaining, end - pos)
+                pos += take
+                self._remaining -= take
+                if not self._remaining:
+                    self._state = _HEAD if state == _BODY else _CHUNK_END
+                continue
+            # A line, up to CRLF.  A bare LF or CR anywhere in it is refused
+            # (RFC 9112 2.2: a recipient "MAY recognize a single LF as a line
+            # terminator"; we do not, so that no parser behind or in front of
+            # us can cut the lines differently).
+            newline = buf.find(b"\n", pos)
+            stop = end if newline < 0 else newline + 1
+            limit = self._max_head if state in (_HEAD, _TRAILERS) else _MAX_CHUNK_LINE
+            if stop - pos + self._lines_size > limit + 2:
+                return buf[:pos], self._too_long(state)
+            if newline < 0:
+                if b"\r" in buf[pos : end - 1]:
+                    return buf[:pos], _bad("bare CR in a line")
+                self._carry = buf[pos:]
+                return buf[:pos], None
+            if newline == pos or buf[newline - 1] != 0x0D:
+                return buf[:pos], _bad("bare LF: lines end with CRLF")
+            text = buf[pos : newline - 1]
+            if b"\r" in text:
+                return buf[:pos], _bad("bare CR in a line")
+            error = self._line_done(text)
+            if error is not None:
+                return buf[:pos], error
+            pos = stop
+        return buf, None
+
+    def _too_long(self, state: int) -> WireError:
+        if state == _HEAD and not self._lines:
+            # RFC 9112 3: "A server that receives a request-target longer than
+            # any URI it wishes to parse MUST respond with a 414 (URI Too Long)".
+            return WireError(414, "request line too long")
+        if state in (_HEAD, _TRAILERS):
+            return WireError(431, "request header fields too large")
+        return _bad("chunk line too long")
+
+    def _line_done(self, text: bytes) -> WireError | None:
+        state = self._state
+        if state == _CHUNK_END:
+            if text:
+                return _bad("chunk data longer than its size")
+            self._state = _CHUNK_SIZE
+            return None
+        if state == _CHUNK_SIZE:
+            match = _CHUNK_LINE.fullmatch(text)
+            if match is None:
+                return _bad("invalid chunk size line")
+            size = int(match.group(1), 16)
+            self._remaining = size
+            self._state = _CHUNK_DATA if size else _TRAILERS
+            return None
+        if text:
+            self._lines_size += len(text) + 2
+            if state == _HEAD and not self._lines:
+                self._lines.append(text)
+                return _request_line_error(text)
+            # RFC 9112 5.2: "A server that receives an obs-fold in a request
+            # message ... MUST either reject the message by sending a 400 (Bad
+            # Request) ... or replace each received obs-fold with one or more SP".
+            if text[0] in b" \t":
+                return _bad("obs-fold (a header line starting with whitespace)")
+            if _FIELD_LINE.fullmatch(text) is None:
+                return _bad("invalid header line")
+            self._lines.append(text)
+            return None
+        # The empty line: the head (or the trailers) ends.
+        lines, self._lines = self._lines, []
+        self._lines_size = 0
+        if state == _TRAILERS:
+            self._state = _HEAD
+            return None
+        if not lines:
+            # RFC 9112 2.2 allows ignoring empty lines before a request; h11
+            # refuses them, so both parsers do.
+            return _bad("empty line before the request line")
+        return self._framing(lines)
+
+    def _framing(self, lines: list[bytes]) -> WireError | None:
+        """RFC 9112 6.3: how the body of the request whose head is `lines` ends."""
+        version = lines[0][-3:]
+        lengths: list[bytes] = []
+        codings: list[bytes] = []
+        connection: list[bytes] = []
+        upgrade: list[bytes] = []
+        for field in lines[1:]:
+            name, _, value = field.partition(b":")
+            name = name.lower()
+            value = value.strip(b" \t")
+            if name == b"content-length":
+                lengths.append(value)
+            elif name == b"transfer-encoding":
+                codings += _tokens(value)
+            elif name == b"connection":
+                connection += _tokens(value)
+            elif name == b"upgrade":
+                upgrade += _tokens(value)
+        if codings:
+            # 6.1: "A server MAY reject a request that contains both
+            # Content-Length and Transfer-Encoding ...", and "A server ... that
+            # receives an HTTP/1.0 message containing a Transfer-Encoding header
+            # field MUST treat the message as if the framing is faulty".
+            if lengths:
+                return _bad("both Content-Length and Transfer-Encoding")
+            if version == b"1.0":
+                return _bad("Transfer-Encoding in an HTTP/1.0 request")
+            if codings != [b"chunked"]:
+                return WireError(501, "Only Transfer-Encoding: chunked is supported")
+            self._state = _CHUNK_SIZE
+        elif lengths:
+            # RFC 9110 8.6: a list of one repeated value MAY be accepted; we
+            # take one Content-Length with one value only, as llhttp does.
+            if len(lengths) > 1:
+                return _bad("more than one Content-Length")
+            if _CONTENT_LENGTH.fullmatch(lengths[0]) is None:
+                return _bad("invalid Content-Length")
+            self._remaining = int(lengths[0])
+            self._state = _BODY if self._remaining else _HEAD
+        else:
+            self._state = _HEAD
+        if b"upgrade" in connection and b"websocket" in upgrade:
+            self._state = _PASS  # WebSocket frames follow: not ours to check
+        return None
+
+
+def _tokens(value: bytes) -> list[bytes]:
+    return [t.strip(b" \t").lower() for t in value.split(b",") if t.strip(b" \t")]
+
+
+def _request_line_error(line: bytes) -> WireError | None:
+    match = _REQUEST_LINE.fullmatch(line)
+    if match is None:
+        return _bad("invalid request line")
+    method, target, major, minor = match.groups()
+    if (major, minor) not in ((b"1", b"1"), (b"1", b"0")):
+        # RFC 9110 15.6.6: 505 HTTP Version Not Supported.
+        return WireError(505, f"HTTP/{major.decode()}.{minor.decode()} is not supported")
+    # RFC 9112 3.2: origin-form, absolute-form, authority-form (CONNECT only)
+    # and asterisk-form (OPTIONS only).
+    if target.startswith(b"/") or _ABSOLUTE_FORM.match(target):
+        return None
+    if target == b"*":
+        return None if method == b"OPTIONS" else _bad("'*' is only a target for OPTIONS")
+    if method == b"CONNECT":
+        return None
+    return _bad("invalid request target")
