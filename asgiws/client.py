@@ -14,21 +14,37 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import logging
 import random
 import ssl as ssl_module
 import urllib.parse
-from collections.abc import AsyncIterator, Generator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, cast
 
 import h11
 
-from asgiws.connection import ConnectionOptions, WebSocketConnection
+from asgiws.connection import ConnectionOptions
 from asgiws.datastructures import Headers, HeadersLike, encode_headers
+from asgiws.exceptions import (
+    InvalidHandshake,
+    InvalidHeader,
+    InvalidHeaderValue,
+    InvalidMessage,
+    InvalidStatus,
+    InvalidStatusCode,
+    InvalidUpgrade,
+    InvalidURI,
+    NegotiationError,
+    RedirectHandshake,
+    SecurityError,
+)
+from asgiws.extensions.permessage_deflate import deflate_options_of
 from asgiws.options import connection_options_from_keywords
-from asgiws.uri import InvalidURI, WebSocketURI, parse_uri
+from asgiws.protocol import WebSocketClientProtocol
+from asgiws.uri import WebSocketURI, parse_uri
 from asgiws.websocket.connection import ClientEngine
 from asgiws.websocket.deflate import DeflateParams, client_offer
 from asgiws.websocket.errors import InvalidResponse
@@ -47,6 +63,7 @@ __all__ = [
     "backoff_delays",
     "connect",
     "is_transient",
+    "unix_connect",
 ]
 
 RawHeaders = list[tuple[bytes, bytes]]
@@ -63,35 +80,13 @@ CLIENT_OPTIONS = frozenset(
     {"max_size", "max_queue", "ping_interval", "ping_timeout", "close_timeout",
      "read_limit", "write_limit"}
 )
+# Keywords of loop.create_connection() that connect() passes on, as websockets does.
+SOCKET_OPTIONS = frozenset(
+    {"host", "port", "sock", "family", "proto", "flags", "local_addr",
+     "happy_eyeballs_delay", "interleave", "ssl_handshake_timeout"}
+)
 
 default_logger = logging.getLogger("asgiws.client")
-
-
-# --- exceptions ----------------------------------------------------------------------
-
-
-class InvalidHandshake(Exception):
-    """The opening handshake failed: the server refused it or answered wrongly."""
-
-
-class InvalidMessage(InvalidHandshake):
-    """The server's answer is not a readable HTTP response: malformed, larger
-    than MAX_RESPONSE_HEAD, or cut short by the connection closing (then
-    `__cause__` is an EOFError or the OSError that closed it)."""
-
-
-class InvalidStatus(InvalidHandshake):
-    """The server answered the upgrade with another status than 101."""
-
-    def __init__(self, status_code: int, headers: Headers, body: bytes = b"") -> None:
-        super().__init__(f"server rejected WebSocket connection: HTTP {status_code}")
-        self.status_code = status_code
-        self.headers = headers
-        self.body = body  # at most MAX_RESPONSE_BODY bytes of it
-
-
-InvalidStatusCode = InvalidStatus
-"""The websockets 10 name of InvalidStatus (same `status_code` and `headers`)."""
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -171,7 +166,8 @@ class ResponseReader:
                 event = self._h11.next_event()
             except h11.RemoteProtocolError as exc:
                 if exc.error_status_hint == 431:  # h11: an incomplete head too long
-                    raise self._head_too_large() from None
+                    too_large = self._head_too_large()
+                    raise too_large from too_large.__cause__  # the SecurityError
                 raise InvalidMessage(f"invalid HTTP response: {exc}") from None
             if isinstance(event, h11.InformationalResponse | h11.Response):
                 self._check_head_size()
@@ -209,7 +205,12 @@ class ResponseReader:
 
     @staticmethod
     def _head_too_large() -> InvalidMessage:
-        return InvalidMessage(f"response head larger than {MAX_RESPONSE_HEAD} bytes")
+        # websockets: a SecurityError (a limit kept for safety) behind InvalidMessage.
+        limit = f"response head larger than {MAX_RESPONSE_HEAD} bytes"
+        exc = InvalidMessage(f"did not receive a valid HTTP response: {limit}")
+        exc.__cause__ = SecurityError(limit)
+        exc.__suppress_context__ = True
+        return exc
 
 
 class HandshakeProtocol(asyncio.Protocol):
@@ -320,7 +321,13 @@ class connect:  # the websockets name: used like a function
     `read_limit`, `write_limit`, and any `ws_*` Config field (e.g.
     `ws_deflate_client_max_window_bits`).  `ssl` is a `SSLContext`, or True
     for the default one; wss:// verifies certificates by default.
-    `user_agent_header=None` sends no User-Agent.
+    `user_agent_header=None` sends no User-Agent.  `logger` is a Logger, an
+    adapter or a logger's name (default `asgiws.client`).
+    `create_protocol`: a `WebSocketClientProtocol` subclass (or a factory
+    making one) for the connection object.  The socket keywords of
+    `loop.create_connection` are passed on (`host`, `port` to connect
+    elsewhere than the URI says, `sock`, `family`, `proto`, `flags`,
+    `local_addr`, `happy_eyeballs_delay`, `interleave`, `ssl_handshake_timeout`).
     """
 
     # Reconnection delays of `async for` (see backoff_delays).
@@ -340,22 +347,32 @@ class connect:  # the websockets name: used like a function
         open_timeout: float | None = 10.0,
         ssl: ssl_module.SSLContext | bool | None = None,
         server_hostname: str | None = None,
-        logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
+        logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | str | None = None,
         user_agent_header: str | DefaultUserAgent | None = DEFAULT_USER_AGENT,
+        create_protocol: Callable[..., WebSocketClientProtocol] | None = None,
+        extensions: Sequence[Any] | None = None,
         **options: Any,
     ) -> None:
         self.uri = uri
         self.wsuri = parse_uri(uri)
         if ssl is not None and ssl is not False and not self.wsuri.secure:
             raise ValueError("connect() got an ssl argument for a ws:// URI; use wss://")
+        self.socket_options = {k: options.pop(k) for k in SOCKET_OPTIONS if k in options}
+        self.unix_path: str | None = options.pop("unix_path", None)
         for name in options:
             if name not in CLIENT_OPTIONS and not name.startswith("ws_"):
                 raise TypeError(f"connect() got an unexpected option {name!r}")
+        if isinstance(logger, str):
+            logger = logging.getLogger(logger)
+        self.create_protocol = create_protocol or WebSocketClientProtocol
         self.options: ConnectionOptions = connection_options_from_keywords(
             compression=compression,
             logger=logger if logger is not None else default_logger,
             **options,
         )
+        deflate = deflate_options_of(extensions)
+        if deflate is not None:  # a ClientPerMessageDeflateFactory's settings win
+            self.options = dataclasses.replace(self.options, deflate=deflate)
         self.subprotocols = list(subprotocols) if subprotocols else None
         self.extra_headers = encode_headers(extra_headers)
         if isinstance(user_agent_header, DefaultUserAgent):
@@ -368,14 +385,14 @@ class connect:  # the websockets name: used like a function
         self.server_hostname = server_hostname
         self.logger = logger if logger is not None else default_logger
         self.deflate_options = self.options.deflate
-        self._connection: WebSocketConnection | None = None
+        self._connection: WebSocketClientProtocol | None = None
 
     # --- the three ways to use it ---------------------------------------------------
 
-    def __await__(self) -> Generator[Any, None, WebSocketConnection]:
+    def __await__(self) -> Generator[Any, None, WebSocketClientProtocol]:
         return self._connect().__await__()
 
-    async def __aenter__(self) -> WebSocketConnection:
+    async def __aenter__(self) -> WebSocketClientProtocol:
         self._connection = await self._connect()
         return self._connection
 
@@ -388,7 +405,7 @@ class connect:  # the websockets name: used like a function
         assert self._connection is not None
         await self._connection.close()
 
-    async def __aiter__(self) -> AsyncIterator[WebSocketConnection]:
+    async def __aiter__(self) -> AsyncIterator[WebSocketClientProtocol]:
         delays: Iterator[float] | None = None
         while True:
             try:
@@ -418,7 +435,7 @@ class connect:  # the websockets name: used like a function
 
     # --- opening -------------------------------------------------------------------
 
-    async def _connect(self) -> WebSocketConnection:
+    async def _connect(self) -> WebSocketClientProtocol:
         """Open the connection, following redirects; bounded by open_timeout."""
         if self.open_timeout is None:
             return await self._follow_redirects()
@@ -429,7 +446,7 @@ class connect:  # the websockets name: used like a function
                 f"timed out after {self.open_timeout} s opening {self.uri}"
             ) from None
 
-    async def _follow_redirects(self) -> WebSocketConnection:
+    async def _follow_redirects(self) -> WebSocketClientProtocol:
         wsuri, uri = self.wsuri, self.uri
         for _ in range(MAX_REDIRECTS):
             try:
@@ -441,9 +458,10 @@ class connect:  # the websockets name: used like a function
                 uri = urllib.parse.urljoin(uri, location)
                 new = parse_uri(uri)
                 if wsuri.secure and not new.secure:
-                    raise InvalidHandshake(f"refusing a redirect from wss:// to {uri}") from exc
+                    raise SecurityError(f"refusing a redirect from wss:// to {uri}") from exc
+                self.logger.info("redirected to %s", uri)
                 wsuri = new
-        raise InvalidHandshake(f"more than {MAX_REDIRECTS} redirects")
+        raise SecurityError(f"more than {MAX_REDIRECTS} redirects") from RedirectHandshake(uri)
 
     def _ssl_context(self, wsuri: WebSocketURI) -> ssl_module.SSLContext | None:
         if not wsuri.secure:
@@ -453,7 +471,7 @@ class connect:  # the websockets name: used like a function
         # wss:// verifies the certificate and the host name unless told otherwise.
         return ssl_module.create_default_context()
 
-    async def _open(self, wsuri: WebSocketURI) -> WebSocketConnection:
+    async def _open(self, wsuri: WebSocketURI) -> WebSocketClientProtocol:
         key = generate_key()
         headers = list(self.extra_headers)
         if wsuri.user_info is not None:
@@ -476,12 +494,8 @@ class connect:  # the websockets name: used like a function
         if context is not None:
             server_hostname = self.server_hostname if wsuri is self.wsuri else None
             server_hostname = server_hostname or wsuri.host
-        transport, handshake = await loop.create_connection(
-            lambda: HandshakeProtocol(reader),
-            wsuri.host,
-            wsuri.port,
-            ssl=context,
-            server_hostname=server_hostname,
+        transport, handshake = await self._create_connection(
+            loop, lambda: HandshakeProtocol(reader), wsuri, context, server_hostname
         )
         try:
             response = await handshake.response
@@ -496,7 +510,7 @@ class connect:  # the websockets name: used like a function
                     deflate_options=self.deflate_options,
                 )
             except InvalidResponse as exc:
-                raise InvalidHandshake(exc.reason) from exc
+                raise handshake_exception(exc, Headers(response.headers)) from exc
         except BaseException:
             # Refused, malformed, or cancelled by open_timeout: the socket goes.
             transport.abort()
@@ -504,6 +518,30 @@ class connect:  # the websockets name: used like a function
         return self._take_over(
             transport, handshake, request_headers, response, subprotocol, params, wsuri
         )
+
+    async def _create_connection(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        factory: Callable[[], HandshakeProtocol],
+        wsuri: WebSocketURI,
+        context: ssl_module.SSLContext | None,
+        server_hostname: str | None,
+    ) -> tuple[asyncio.Transport, HandshakeProtocol]:
+        kwargs = dict(self.socket_options)
+        if context is not None:
+            kwargs["ssl"] = context
+            kwargs["server_hostname"] = server_hostname
+        if wsuri is not self.wsuri:  # after a redirect: where the Location says
+            kwargs.pop("host", None), kwargs.pop("port", None), kwargs.pop("sock", None)
+        if self.unix_path is not None and wsuri is self.wsuri:
+            connected = await loop.create_unix_connection(factory, self.unix_path, **kwargs)
+        elif "sock" in kwargs:
+            connected = await loop.create_connection(factory, **kwargs)
+        else:
+            kwargs.setdefault("host", wsuri.host)
+            kwargs.setdefault("port", wsuri.port)
+            connected = await loop.create_connection(factory, **kwargs)
+        return connected
 
     def _take_over(
         self,
@@ -514,11 +552,11 @@ class connect:  # the websockets name: used like a function
         subprotocol: str | None,
         params: DeflateParams | None,
         wsuri: WebSocketURI,
-    ) -> WebSocketConnection:
+    ) -> WebSocketClientProtocol:
         """Hand the transport to a WebSocketConnection; synchronous, so that
         no byte can arrive between the two protocols."""
         options = self.options
-        connection = WebSocketConnection(options)
+        connection = self.create_protocol(options)
         connection.path = wsuri.resource_name
         connection.request_headers = Headers(request_headers)
         connection.response_headers = Headers(response.headers)
@@ -540,9 +578,33 @@ class connect:  # the websockets name: used like a function
             connection.data_received(trailing)
         if handshake.eof and not connection.eof_received():
             transport.close()
-        if self.logger.isEnabledFor(logging.DEBUG):
-            self.logger.debug(
-                "= connection open: %s (subprotocol %s, deflate %s)",
-                self.uri, subprotocol, params is not None,
-            )
+        connection.logger.info(
+            "connection open: %s (subprotocol %s, deflate %s)",
+            self.uri, subprotocol, params is not None,
+        )
         return connection
+
+
+def unix_connect(path: str | None = None, uri: str = "ws://localhost/", **options: Any) -> connect:
+    """`connect()` over the UNIX domain socket at `path` (or the connected
+    UNIX socket given as `sock=`); `uri` gives the Host header and the path."""
+    if path is not None:
+        options["unix_path"] = path
+    return connect(uri, **options)
+
+
+def handshake_exception(exc: InvalidResponse, headers: Headers) -> InvalidHandshake:
+    """The websockets exception for a 101 the handshake checks refused
+    (asgiws.websocket.handshake.validate_response names the check in its reason)."""
+    reason = exc.reason
+    if "'Upgrade: websocket'" in reason:
+        return InvalidUpgrade("Upgrade", ", ".join(headers.get_all("upgrade")) or None)
+    if "'Connection: Upgrade'" in reason:
+        return InvalidUpgrade("Connection", ", ".join(headers.get_all("connection")) or None)
+    if "Sec-WebSocket-Accept" in reason:
+        accept = headers.get_all("sec-websocket-accept")
+        if not accept:
+            return InvalidHeader("Sec-WebSocket-Accept")
+        return InvalidHeaderValue("Sec-WebSocket-Accept", ", ".join(accept))
+    # A subprotocol or an extension the client did not offer or cannot accept.
+    return NegotiationError(reason)

@@ -1,10 +1,16 @@
 """`serve(handler, host, port, **options)`: the websockets-library server API.
 
-It is a thin face over the ASGI server: `HandlerApp` is an ASGI app that
-answers `process_request`, picks the subprotocol, accepts with the extra
-headers, then hands the connection object itself to `handler(websocket)`.
-Everything else (handshake, engine, flow control, keepalive, shutdown) is the
-same code that serves Starlette apps.
+It is a thin face over the ASGI server: `HandlerApp` is an ASGI app that asks
+the connection object (a `WebSocketServerProtocol`, or the subclass given as
+`create_protocol`) for `process_request` and `select_subprotocol`, accepts
+with the extra headers, then hands the connection object itself to
+`handler(websocket)`.  Everything else (handshake, engine, flow control,
+keepalive, shutdown) is the same code that serves Starlette apps.
+
+Logging follows websockets under asgiws' names: "server listening on ...",
+"connection open", "connection closed" at INFO and every frame at DEBUG on
+the `asgiws.server` logger (or the `logger=` given), with
+`extra={"websocket": connection}` on each record.
 """
 
 from __future__ import annotations
@@ -13,29 +19,39 @@ import asyncio
 import http
 import inspect
 import logging
+import os
 import socket
-from collections.abc import Awaitable, Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from types import TracebackType
 from typing import Any
 
 from asgiws.asgi.websocket import CONNECTION_EXTENSION
-from asgiws.connection import WebSocketConnection
-from asgiws.datastructures import Headers, HeadersLike, encode_headers
+from asgiws.connection import ConnectionOptions
+from asgiws.datastructures import Headers, encode_headers
+from asgiws.exceptions import AbortHandshake
+from asgiws.extensions.permessage_deflate import deflate_options_of
 from asgiws.options import config_from_handler_options
+from asgiws.protocol import (
+    HTTPResponse,
+    ProcessRequest,
+    SelectSubprotocol,
+    WebSocketServerProtocol,
+)
 from asgiws.server import Server
 from asgiws.types import Message, Receive, Scope, Send
 
-__all__ = ["HandlerApp", "WebSocketServer", "serve"]
+__all__ = ["HandlerApp", "WebSocketServer", "bind_sockets", "serve", "unix_serve"]
 
 logger = logging.getLogger("asgiws.server")
 
-Handler = Callable[..., Awaitable[Any]]
-HTTPResponse = tuple[http.HTTPStatus | int, HeadersLike, bytes]
-ProcessRequest = Callable[[str, Headers], HTTPResponse | Awaitable[HTTPResponse | None] | None]
-SelectSubprotocol = Callable[[Sequence[str], Sequence[str]], str | None]
-ExtraHeaders = HeadersLike | Callable[[str, Headers], HeadersLike]
+Handler = Callable[..., Any]
+ExtraHeaders = Any  # HeadersLike | Callable[[str, Headers], HeadersLike]
+ProtocolFactory = Callable[..., WebSocketServerProtocol]
 
 GOING_AWAY = 1001
+
+# Keywords of loop.create_server() that serve() passes on (websockets' **kwds).
+SOCKET_OPTIONS = frozenset({"family", "flags", "reuse_address", "reuse_port"})
 
 
 def _takes_path(handler: Handler) -> bool:
@@ -51,6 +67,16 @@ def _takes_path(handler: Handler) -> bool:
     return len(positional) >= 2
 
 
+def request_target(scope: Scope) -> str:
+    """The request target as the client sent it, query string included
+    (websockets' `path`): `/chat?token=abc`, with %-escapes left as they are."""
+    raw: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
+    query: bytes = scope.get("query_string", b"")
+    target = raw + b"?" + query if query else raw
+    # websockets decodes the request line this way too.
+    return target.decode("ascii", "surrogateescape")
+
+
 class HandlerApp:
     """The ASGI app behind `serve()`: one WebSocket handler, optional HTTP answers."""
 
@@ -62,6 +88,7 @@ class HandlerApp:
         select_subprotocol: SelectSubprotocol | None = None,
         extra_headers: ExtraHeaders | None = None,
         process_request: ProcessRequest | None = None,
+        create_protocol: ProtocolFactory | None = None,
     ) -> None:
         self.handler = handler
         self.pass_path = _takes_path(handler)
@@ -69,9 +96,13 @@ class HandlerApp:
         self.select_subprotocol = select_subprotocol
         self.extra_headers = extra_headers
         self.process_request = process_request
+        self.create_protocol: ProtocolFactory = create_protocol or WebSocketServerProtocol
+        # Set by serve() once the server has built them: a plain HTTP request
+        # is asked about through a protocol object of its own.
+        self.connection_options: ConnectionOptions | None = None
         # The accepted connections, from accept until closed: what
         # `WebSocketServer.connections` (and so `broadcast()`) sees.
-        self.connections: set[WebSocketConnection] = set()
+        self.connections: set[WebSocketServerProtocol] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -81,18 +112,31 @@ class HandlerApp:
             await self._http(scope, send)
         # lifespan: nothing to start or stop; returning tells the server so.
 
-    async def _answer_request(self, scope: Scope) -> HTTPResponse | None:
-        if self.process_request is None:
-            return None
-        result = self.process_request(scope["path"], Headers(scope["headers"]))
-        if inspect.isawaitable(result):
-            result = await result
-        return result
+    def _prepare(self, conn: Any) -> WebSocketServerProtocol:
+        if not isinstance(conn, WebSocketServerProtocol):
+            raise TypeError(
+                f"create_protocol made a {type(conn).__name__}, "
+                "not a WebSocketServerProtocol subclass"
+            )
+        conn.ws_process_request = self.process_request
+        conn.ws_select_subprotocol = self.select_subprotocol
+        return conn
+
+    @staticmethod
+    async def _answer_request(conn: WebSocketServerProtocol, path: str) -> HTTPResponse | None:
+        try:
+            return await conn.process_request(path, conn.request_headers)
+        except AbortHandshake as exc:
+            return exc.status, exc.headers, exc.body
 
     async def _http(self, scope: Scope, send: Send) -> None:
         # A plain HTTP request to a WebSocket server: process_request may answer
         # it (health checks); otherwise 426, as the websockets library does.
-        response = await self._answer_request(scope)
+        assert self.connection_options is not None, "serve() sets the options"
+        probe = self._prepare(self.create_protocol(self.connection_options))
+        probe.path = request_target(scope)
+        probe.request_headers = Headers(scope["headers"])
+        response = await self._answer_request(probe, probe.path)
         if response is None:
             response = (
                 http.HTTPStatus.UPGRADE_REQUIRED,
@@ -104,25 +148,27 @@ class HandlerApp:
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         message = await receive()
         assert message["type"] == "websocket.connect"
-        response = await self._answer_request(scope)
+        conn = self._prepare(scope["extensions"][CONNECTION_EXTENSION])
+        path = conn.path = request_target(scope)
+        response = await self._answer_request(conn, path)
         if response is not None:
             await _send_response(send, "websocket.http.response", response)
             return
         offered: list[str] = scope.get("subprotocols", [])
-        subprotocol = self._pick_subprotocol(offered)
+        subprotocol = conn.select_subprotocol(offered, self.subprotocols)
         accept: Message = {"type": "websocket.accept", "subprotocol": subprotocol}
         if self.extra_headers is not None:
             extra = self.extra_headers
             if callable(extra):
-                extra = extra(scope["path"], Headers(scope["headers"]))
+                extra = extra(path, conn.request_headers)
             accept["headers"] = encode_headers(extra, lowercase=True)
         await send(accept)
-        conn: WebSocketConnection = scope["extensions"][CONNECTION_EXTENSION]
         self.connections.add(conn)
+        conn.logger.info("connection open")
         try:
             try:
                 if self.pass_path:
-                    await self.handler(conn, scope["path"])
+                    await self.handler(conn, path)
                 else:
                     await self.handler(conn)
             except Exception:
@@ -132,15 +178,6 @@ class HandlerApp:
                 await conn.close()
         finally:
             self.connections.discard(conn)
-
-    def _pick_subprotocol(self, offered: Sequence[str]) -> str | None:
-        if self.select_subprotocol is not None:
-            return self.select_subprotocol(offered, self.subprotocols)
-        # The server's preference order wins, as in the websockets library.
-        for candidate in self.subprotocols:
-            if candidate in offered:
-                return candidate
-        return None
 
 
 async def _send_response(send: Send, prefix: str, response: HTTPResponse) -> None:
@@ -159,10 +196,17 @@ async def _send_response(send: Send, prefix: str, response: HTTPResponse) -> Non
 
 
 class WebSocketServer:
-    """A running `serve()`: `sockets`, `close()`, `wait_closed()`, `serve_forever()`."""
+    """A running `serve()`: `sockets`, `connections`, `close()`,
+    `wait_closed()`, `serve_forever()`."""
 
-    def __init__(self, server: Server, connections: set[WebSocketConnection]) -> None:
+    def __init__(
+        self,
+        server: Server,
+        connections: set[WebSocketServerProtocol],
+        logger: logging.Logger | logging.LoggerAdapter[logging.Logger] = logger,
+    ) -> None:
         self.server = server
+        self.logger = logger
         self._connections = connections
         self._closing: asyncio.Task[None] | None = None
         self._closed = asyncio.get_running_loop().create_future()
@@ -172,19 +216,24 @@ class WebSocketServer:
         return self.server.sockets
 
     @property
-    def connections(self) -> set[WebSocketConnection]:
+    def connections(self) -> set[WebSocketServerProtocol]:
         """The open WebSocket connections (what `broadcast()` takes)."""
         return set(self._connections)
+
+    def is_serving(self) -> bool:
+        return self._closing is None
 
     def close(self) -> None:
         """Stop accepting, close every connection with 1001 (going away)."""
         if self._closing is None:
+            self.logger.info("server closing")
             self._closing = asyncio.get_running_loop().create_task(self._close())
 
     async def _close(self) -> None:
         try:
             await self.server.shutdown()
         finally:
+            self.logger.info("server closed")
             if not self._closed.done():
                 self._closed.set_result(None)
 
@@ -192,7 +241,14 @@ class WebSocketServer:
         await asyncio.shield(self._closed)
 
     async def serve_forever(self) -> None:
-        await self.wait_closed()
+        """Serve until `close()` (from another task or a signal handler);
+        cancelling it closes the server, as asyncio's serve_forever does."""
+        try:
+            await self.wait_closed()
+        except asyncio.CancelledError:
+            self.close()
+            await self.wait_closed()
+            raise
 
     async def __aenter__(self) -> WebSocketServer:
         return self
@@ -207,42 +263,114 @@ class WebSocketServer:
         await self.wait_closed()
 
 
+async def bind_sockets(
+    host: str | Sequence[str] | None,
+    port: int | None,
+    *,
+    family: int = socket.AF_UNSPEC,
+    flags: int = socket.AI_PASSIVE,
+    reuse_address: bool | None = None,
+    reuse_port: bool | None = None,
+) -> list[socket.socket]:
+    """Bound (not yet listening) TCP sockets, as `loop.create_server` binds
+    them: every address `host` resolves to (every interface for None or ""),
+    SO_REUSEADDR on POSIX unless `reuse_address=False`, SO_REUSEPORT when
+    asked, IPv6 sockets IPv6-only so that IPv4 gets its own."""
+    loop = asyncio.get_running_loop()
+    hosts: list[str | None]
+    if host is None or host == "":
+        hosts = [None]
+    elif isinstance(host, str):
+        hosts = [host]
+    else:
+        hosts = list(host)
+    infos: list[Any] = []
+    for name in hosts:
+        for info in await loop.getaddrinfo(
+            name, port or 0, family=family, type=socket.SOCK_STREAM, flags=flags
+        ):
+            if info not in infos:
+                infos.append(info)
+    if reuse_address is None:
+        reuse_address = os.name == "posix"
+    sockets: list[socket.socket] = []
+    try:
+        for af, socktype, proto, _canonname, address in infos:
+            sock = socket.socket(af, socktype, proto)
+            sockets.append(sock)
+            if reuse_address:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            if af == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
+def _address(sock: socket.socket) -> str:
+    name = sock.getsockname()
+    if sock.family == socket.AF_UNIX:
+        return str(name)
+    if sock.family == socket.AF_INET6:
+        return f"[{name[0]}]:{name[1]}"
+    return f"{name[0]}:{name[1]}"
+
+
 class serve:  # the websockets name: used like a function
     """`async with serve(handler, host, port, **options) as server:` or
     `server = await serve(...)`.
 
-    Options: the websockets names (`compression`, `origins`, `max_size`,
-    `max_queue`, `ping_interval`, `ping_timeout`, `close_timeout`,
-    `read_limit`, `write_limit`, `logger`, `ssl`) or any Config field,
-    plus `subprotocols`, `select_subprotocol`, `extra_headers`,
-    `process_request` and `server_header` (a string, or None for no header).
+    As websockets 10: `create_protocol`, `logger` (a Logger, an adapter or a
+    logger's name), `compression`, `origins`, `subprotocols`,
+    `select_subprotocol`, `extra_headers`, `server_header` (None: no
+    header), `process_request`, `ping_interval`, `ping_timeout`,
+    `close_timeout`, `max_size`, `max_queue`, `read_limit`, `write_limit`,
+    `ssl`, `extensions` (extension factories: permessage-deflate's, see
+    asgiws.extensions), and the socket keywords of `loop.create_server` (`sock`, `family`,
+    `flags`, `backlog`, `reuse_address`, `reuse_port`).  `host=None` listens
+    on every interface.  Any Config field is accepted as well.
     """
 
     def __init__(
         self,
         handler: Handler,
-        host: str | None = None,
+        host: str | Sequence[str] | None = None,
         port: int | None = None,
         *,
+        create_protocol: ProtocolFactory | None = None,
         subprotocols: Sequence[str] | None = None,
         select_subprotocol: SelectSubprotocol | None = None,
         extra_headers: ExtraHeaders | None = None,
         process_request: ProcessRequest | None = None,
         server_header: str | None = "asgiws",
         sock: socket.socket | None = None,
+        extensions: Sequence[Any] | None = None,
         **options: Any,
     ) -> None:
+        options.update(deflate_config(extensions))
         app = HandlerApp(
             handler,
             subprotocols=subprotocols,
             select_subprotocol=select_subprotocol,
             extra_headers=extra_headers,
             process_request=process_request,
+            create_protocol=create_protocol,
         )
+        socket_options = {k: options.pop(k) for k in SOCKET_OPTIONS if k in options}
+        if "ws_per_message_deflate" in options:
+            options.pop("compression", None)  # extensions= named the deflate settings
         options.setdefault("lifespan", "off")
         options.setdefault("ws_shutdown_close_code", GOING_AWAY)
         options.setdefault("access_log", False)
-        options.setdefault("host", host if host is not None else "127.0.0.1")
+        if "logger" not in options and "ws_logger" not in options:
+            options["logger"] = logger
+        if isinstance(host, str) and host:
+            options.setdefault("host", host)
         options.setdefault("port", port if port is not None else 0)
         headers = list(options.pop("headers", []))
         if server_header != "asgiws":
@@ -251,15 +379,33 @@ class serve:  # the websockets name: used like a function
                 headers.append(f"Server: {server_header}")
         config = config_from_handler_options(app=app, headers=headers, **options)
         self.server = Server(config)
+        self.server.load()
+        self.server.server_state.ws_protocol = app.create_protocol
+        app.connection_options = self.server.server_state.ws_options
+        self.logger = config.ws_logger or logger
         self._app = app
+        self._host = host
         self._sock = sock
+        self._socket_options = socket_options
         self._ws_server: WebSocketServer | None = None
 
+    async def _sockets(self) -> list[socket.socket] | None:
+        """What to listen on; None: the server binds `uds` itself."""
+        if self._sock is not None:
+            return [self._sock]
+        config = self.server.config
+        if config.uds is not None:
+            return None
+        return await bind_sockets(self._host, config.port, **self._socket_options)
+
     async def _start(self) -> WebSocketServer:
-        await self.server.startup([self._sock] if self._sock is not None else None)
-        if not self.server.started:
-            raise OSError(f"cannot serve on {self.server.config.host}:{self.server.config.port}")
-        self._ws_server = WebSocketServer(self.server, self._app.connections)
+        server = self.server
+        await server.startup(await self._sockets())
+        if not server.started:
+            raise OSError(f"cannot serve on {server.config.host}:{server.config.port}")
+        for sock in server.sockets:
+            self.logger.info("server listening on %s", _address(sock))
+        self._ws_server = WebSocketServer(server, self._app.connections, self.logger)
         return self._ws_server
 
     def __await__(self) -> Generator[Any, None, WebSocketServer]:
@@ -277,3 +423,28 @@ class serve:  # the websockets name: used like a function
         assert self._ws_server is not None
         self._ws_server.close()
         await self._ws_server.wait_closed()
+
+
+def deflate_config(extensions: Sequence[Any] | None) -> dict[str, Any]:
+    """The Config fields a `ServerPerMessageDeflateFactory` in `extensions=`
+    stands for (its settings win over `compression=`)."""
+    found = deflate_options_of(extensions)
+    if found is None:
+        return {}
+    return {
+        "ws_per_message_deflate": True,
+        "ws_deflate_level": found.level,
+        "ws_deflate_mem_level": found.mem_level,
+        "ws_deflate_server_max_window_bits": found.server_max_window_bits,
+        "ws_deflate_client_max_window_bits": found.client_max_window_bits,
+        "ws_deflate_server_no_context_takeover": found.server_no_context_takeover,
+        "ws_deflate_client_no_context_takeover": found.client_no_context_takeover,
+    }
+
+
+def unix_serve(handler: Handler, path: str | None = None, **options: Any) -> serve:
+    """`serve()` on a UNIX domain socket at `path` (or on the bound UNIX
+    socket given as `sock=`)."""
+    if path is not None:
+        options["uds"] = path
+    return serve(handler, **options)

@@ -15,6 +15,7 @@ from the keywords, checked against the same declarations, without a Config.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -42,6 +43,21 @@ def _same(value: Any) -> Any:
     return value
 
 
+def _declared_default(name: str) -> Any:
+    f = next(f for f in options() if f.name == name)
+    return f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[operator]
+
+
+def _close_timeout(value: Any) -> Any:
+    # websockets 10: close_timeout=None means the default (10 s), not "none".
+    return _declared_default("ws_close_timeout") if value is None else value
+
+
+def _logger(value: Any) -> Any:
+    # websockets accepts a logger's name as well as a Logger (or adapter).
+    return logging.getLogger(value) if isinstance(value, str) else value
+
+
 def _compression(value: Any) -> bool:
     if value not in ("deflate", None):
         raise ConfigError(f"compression={value!r}: use 'deflate' or None")
@@ -54,11 +70,11 @@ ALIASES: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "max_queue": ("ws_max_queue", _unlimited_if_none),
     "ping_interval": ("ws_ping_interval", _same),
     "ping_timeout": ("ws_ping_timeout", _same),
-    "close_timeout": ("ws_close_timeout", lambda v: 0.0 if v is None else v),
+    "close_timeout": ("ws_close_timeout", _close_timeout),
     "read_limit": ("ws_read_limit", _same),
     "write_limit": ("ws_write_limit", _same),
     "origins": ("ws_origins", lambda v: [] if v is None else list(v)),
-    "logger": ("ws_logger", _same),
+    "logger": ("ws_logger", _logger),
     "ssl": ("ssl_context", _same),
     "open_timeout": ("ws_handshake_timeout", _same),
 }
@@ -132,11 +148,6 @@ def connection_options_from_keywords(**keywords: Any) -> ConnectionOptions:
         values[field_name] = value
 
     def value_of(name: str) -> Any:
-        if name in values:
-            return values[name]
-        f = declared[name]
-        if f.default is dataclasses.MISSING:
-            return f.default_factory()  # type: ignore[operator]
-        return f.default
+        return values[name] if name in values else _declared_default(name)
 
     return _build(value_of)

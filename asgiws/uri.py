@@ -12,6 +12,8 @@ import re
 import urllib.parse
 from dataclasses import dataclass
 
+from asgiws.exceptions import InvalidURI
+
 __all__ = ["InvalidURI", "WebSocketURI", "parse_uri"]
 
 _DEFAULT_PORTS = {"ws": 80, "wss": 443}
@@ -20,15 +22,6 @@ _DEFAULT_PORTS = {"ws": 80, "wss": 443}
 # RFC 3986 reserved and unreserved characters, and '%' so that an already
 # encoded URI is not encoded twice.
 _SAFE = "!#$%&'()*+,/:;=?@[]~"
-
-
-class InvalidURI(ValueError):
-    """A URI that `connect()` cannot open: wrong scheme, no host, bad port..."""
-
-    def __init__(self, uri: str, reason: str) -> None:
-        super().__init__(f"{uri!r} is not a valid WebSocket URI: {reason}")
-        self.uri = uri
-        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)

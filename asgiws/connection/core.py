@@ -41,7 +41,10 @@ from asgiws.exceptions import (
     ABNORMAL_CLOSURE,
     ConnectionClosed,
     ConnectionClosedOK,
+    InvalidState,
+    WebSocketException,
     connection_closed,
+    failure_exception,
 )
 from asgiws.observer import BroadcastSkipReason, Observer
 from asgiws.websocket.connection import Engine, EngineState
@@ -70,13 +73,15 @@ _DEFAULT_LOGGER = logging.getLogger("asgiws.websocket")
 
 class ConnectionLogger(logging.LoggerAdapter[logging.Logger]):
     """Log records carry `extra={"websocket": connection}`, as in the
-    websockets library, but the connection is held weakly: a closed
+    websockets library (the logger it wraps may itself be the user's
+    LoggerAdapter, which then finds the connection in `kwargs["extra"]`,
+    as the websockets logging guide shows), but the connection is held weakly: a closed
     connection is then freed by reference counting alone, not left for the
     cyclic garbage collector, whose full passes over thousands of closed
     connections stalled the server for 100-300 ms."""
 
-    def __init__(self, logger: logging.Logger, connection: WebSocketConnection) -> None:
-        super().__init__(logger, None)
+    def __init__(self, logger: ConnectionLoggerLike, connection: WebSocketConnection) -> None:
+        super().__init__(logger, None)  # type: ignore[arg-type]  # an adapter logs as well
         self._connection = weakref.ref(connection)
 
     def process(
@@ -106,6 +111,7 @@ class WebSocketConnection(asyncio.Protocol):
         "_closed_waiter",
         "_closing",
         "_engine",
+        "_failure",
         "_fragmented_send",
         "_id",
         "_inbox",
@@ -135,9 +141,13 @@ class WebSocketConnection(asyncio.Protocol):
     ) -> None:
         self.options = options
         self._id: uuid.UUID | None = None  # drawn on first use: os.urandom is a syscall
-        self._logger: ConnectionLoggerLike | None = options.logger
+        # The adapter that adds extra={"websocket": self} is made on first use.
+        self._logger: ConnectionLoggerLike | None = None
         # Checked once: formatting frame lines is the expensive part of logging.
         self.debug = (options.logger or _DEFAULT_LOGGER).isEnabledFor(DEBUG)
+        # Why the peer's data ended the connection (PayloadTooBig or
+        # ProtocolError): the __cause__ of ConnectionClosed, as in websockets.
+        self._failure: WebSocketException | None = None
 
         # Set by the face that performs the opening handshake.
         self.path = ""
@@ -165,7 +175,7 @@ class WebSocketConnection(asyncio.Protocol):
     def logger(self) -> ConnectionLoggerLike:
         logger = self._logger
         if logger is None:
-            logger = self._logger = ConnectionLogger(_DEFAULT_LOGGER, self)
+            logger = self._logger = ConnectionLogger(self.options.logger or _DEFAULT_LOGGER, self)
         return logger
 
     @logger.setter
@@ -221,6 +231,11 @@ class WebSocketConnection(asyncio.Protocol):
     def close_rcvd(self) -> Close | None:
         """The peer's close frame, once received."""
         return None if self._engine is None else self._engine.close_received
+
+    @property
+    def handshake_done(self) -> bool:
+        """True once the opening handshake completed (messages may flow)."""
+        return self._engine is not None
 
     @property
     def reading_paused(self) -> bool:
@@ -282,11 +297,49 @@ class WebSocketConnection(asyncio.Protocol):
             if len(pending) >= self.options.read_limit:
                 self._inbox.pause_reading()
             return
-        self._process(engine, engine.receive_data(data))
+        if self._pending is not None or self._inbox.paused:
+            self._hold(data)  # the app is max_queue messages behind
+        elif len(data) > self.options.read_limit:
+            self._feed(engine, data)
+        else:
+            self._process(engine, engine.receive_data(data))
+
+    def _feed(self, engine: Engine, data: bytes | bytearray) -> None:
+        """Parse `data` read_limit bytes at a time, and stop once the app is
+        max_queue messages behind: the rest waits, unparsed, until recv()
+        has drained the queue.  So at most max_queue messages and read_limit
+        unparsed bytes are held for an app that does not read, as with
+        websockets (whose read_limit bounds its stream reader's buffer)."""
+        limit = self.options.read_limit
+        view = memoryview(data)
+        for start in range(0, len(data), limit):
+            if self._inbox.paused and not self._lost:
+                self._hold(view[start:])
+                return
+            self._process(engine, engine.receive_data(bytes(view[start : start + limit])))
+
+    def _hold(self, data: bytes | bytearray | memoryview) -> None:
+        pending = self._pending
+        if pending is None:
+            pending = self._pending = bytearray()
+        pending += data
+        self._inbox.pause_reading()
+
+    def _resume_reading(self) -> None:
+        """Read again: first the bytes held while the app was behind."""
+        self._inbox.resume_reading()
+        pending, engine = self._pending, self._engine
+        if pending is not None and engine is not None and not self._inbox.paused:
+            self._pending = None
+            self._feed(engine, pending)
 
     def eof_received(self) -> bool | None:
         engine = self._engine
         if engine is not None and not self._lost:
+            pending = self._pending
+            if pending is not None:  # bytes held for a slow app come before the end
+                self._pending = None
+                self._process(engine, engine.receive_data(bytes(pending)))
             self._process(engine, engine.receive_eof())
         return None  # let the transport close itself
 
@@ -363,6 +416,8 @@ class WebSocketConnection(asyncio.Protocol):
         self._inbox.wake()
 
     def _connection_failed(self, event: ConnectionFailed) -> None:
+        if event.code != ABNORMAL_CLOSURE:
+            self._failure = failure_exception(event.code, event.reason)
         if self.debug:
             self.logger.debug("! failing connection: %d %s", event.code, event.reason)
         elif event.code != ABNORMAL_CLOSURE:  # a peer that just hangs up is no news
@@ -376,7 +431,7 @@ class WebSocketConnection(asyncio.Protocol):
             self._closing.defer_owed_close(self.options.close_timeout, self._send_owed_close)
         else:
             self._send_owed_close()
-        inbox.resume_reading()
+        self._resume_reading()
         inbox.wake()
 
     def _send_owed_close(self) -> None:
@@ -414,7 +469,10 @@ class WebSocketConnection(asyncio.Protocol):
             if inbox.owed_close_after == 0:
                 self._send_owed_close()  # the app has read up to the error
             if messages:
-                return inbox.take()
+                data = inbox.take()
+                if self._pending is not None and not inbox.paused:
+                    self._resume_reading()  # parse what was held for us
+                return data
             writer = self._writer
             if writer.corked is not None:
                 writer.flush()  # the burst is answered: send the replies now
@@ -436,6 +494,8 @@ class WebSocketConnection(asyncio.Protocol):
         try:
             return await self.recv()
         except ConnectionClosedOK:
+            # Only a normal close ends the loop; an error close is raised,
+            # as in websockets, so that the handler sees what went wrong.
             raise StopAsyncIteration from None
 
     # ------------------------------------------------------------------
@@ -477,7 +537,7 @@ class WebSocketConnection(asyncio.Protocol):
             await self._drain()
 
     def write_prepared(
-        self, message: Data, server_frame: list[bytes]
+        self, message: Data, server_frame: list[bytes], max_queued: int | None = None
     ) -> BroadcastSkipReason | None:
         """Write a message without awaiting, for `broadcast()`; returns why it
         was skipped, or None when it went out.
@@ -485,6 +545,8 @@ class WebSocketConnection(asyncio.Protocol):
         `server_frame` is the message encoded once for every server-side
         connection (unmasked and uncompressed, which RFC 7692 allows on a
         deflate connection too); a client-side connection masks its own copy.
+        A slow reader is skipped above the write limit, or, with `max_queued`
+        (`asgiws.Hub`), once its queued outgoing bytes exceed that bound.
         """
         engine = self._engine
         if engine is None or engine.state is not _OPEN or self._lost:
@@ -492,7 +554,7 @@ class WebSocketConnection(asyncio.Protocol):
         if self._fragmented_send is not None:
             return self._broadcast_skipped(BroadcastSkipReason.FRAGMENTED_SEND)
         writer = self._writer
-        if writer.paused:
+        if writer.paused if max_queued is None else writer.queued() > max_queued:
             return self._broadcast_skipped(BroadcastSkipReason.SLOW_READER)
         if engine.is_server:
             writer.write(server_frame)
@@ -620,7 +682,7 @@ class WebSocketConnection(asyncio.Protocol):
         """The engine, or ConnectionClosed if messages can no longer be sent."""
         engine = self._engine
         if engine is None:
-            raise RuntimeError("the opening handshake is not complete")
+            raise InvalidState("the opening handshake is not complete")
         if self.open:
             return engine
         if not self._lost and engine.state is not _CLOSED:
@@ -678,7 +740,7 @@ class WebSocketConnection(asyncio.Protocol):
         self._arm_close_timer()
         # The peer's close frame may be behind messages the app will never
         # read: keep reading until it arrives.
-        self._inbox.resume_reading()
+        self._resume_reading()
         if engine.should_close_transport():
             self._writer.close_transport()
 
@@ -704,7 +766,13 @@ class WebSocketConnection(asyncio.Protocol):
         return None if self._engine is None else self._engine.rcvd_then_sent
 
     def _closed_exception(self) -> ConnectionClosed:
-        return connection_closed(self.close_rcvd, self.close_sent, self._rcvd_then_sent)
+        exc = connection_closed(self.close_rcvd, self.close_sent, self._rcvd_then_sent)
+        exc.__cause__ = self._failure
+        return exc
+
+    def closed_exception(self) -> ConnectionClosed:
+        """What recv() and send() raise once the connection is closed."""
+        return self._closed_exception()
 
     # ------------------------------------------------------------------
     # keepalive

@@ -189,9 +189,11 @@ def _window_bits(value: str | None) -> int | None:
     return bits if 8 <= bits <= 15 else None
 
 
-def _accept_offer(
+def accept_offer(
     params: ExtensionParams, options: DeflateOptions
-) -> tuple[str, DeflateParams] | None:
+) -> tuple[ExtensionParams, DeflateParams] | None:
+    """Server: the response parameters and the agreed configuration for one
+    offer's parameters, or None to decline it."""
     # RFC 7692 section 7: "A server MUST decline an extension negotiation offer
     # for this extension if any of the following conditions are met: The
     # negotiation offer contains an extension parameter not defined for use in
@@ -268,7 +270,7 @@ def _accept_offer(
         level=options.level,
         mem_level=options.mem_level,
     )
-    return format_extension(EXTENSION_NAME, response), agreed
+    return response, agreed
 
 
 def negotiate(
@@ -286,14 +288,20 @@ def negotiate(
         raise HandshakeError(400, f"invalid Sec-WebSocket-Extensions header: {exc}") from None
     for name, params in offers:
         if name == EXTENSION_NAME:
-            accepted = _accept_offer(params, options)
+            accepted = accept_offer(params, options)
             if accepted is not None:
-                return accepted
+                response, agreed = accepted
+                return format_extension(EXTENSION_NAME, response), agreed
     return None
 
 
 def client_offer(options: DeflateOptions) -> str:
     """Client: the Sec-WebSocket-Extensions value offering permessage-deflate."""
+    return format_extension(EXTENSION_NAME, client_offer_params(options))
+
+
+def client_offer_params(options: DeflateOptions) -> ExtensionParams:
+    """Client: the parameters of our permessage-deflate offer."""
     params: ExtensionParams = []
     if options.server_no_context_takeover:
         params.append(("server_no_context_takeover", None))
@@ -305,7 +313,7 @@ def client_offer(options: DeflateOptions) -> str:
     # server may choose a smaller window for us.
     bits = options.client_max_window_bits
     params.append(("client_max_window_bits", None if bits is None else str(bits)))
-    return format_extension(EXTENSION_NAME, params)
+    return params
 
 
 def client_accept(response_value: str, options: DeflateOptions) -> DeflateParams:

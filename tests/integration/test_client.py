@@ -220,7 +220,8 @@ async def test_path_and_query_reach_the_server(peer: StartPeer) -> None:
     ):
         await ws.wait_closed()
     assert ws.path == "/chat/room?user=b%C3%A9a&x=1"
-    assert paths[0].startswith("/chat/room")
+    # On the wire exactly as given: the query string too, escapes untouched.
+    assert paths[0] == "/chat/room?user=b%C3%A9a&x=1"
 
 
 async def test_compression_negotiated_with_websockets_server() -> None:
@@ -433,8 +434,8 @@ def test_bad_uri_fails_before_connecting(bad: str) -> None:
 def test_bad_arguments() -> None:
     with pytest.raises(ValueError, match="wss://"):
         connect("ws://localhost/", ssl=ssl.create_default_context())
-    with pytest.raises(TypeError, match="port"):
-        connect("ws://localhost/", port=80)
+    with pytest.raises(TypeError, match="backlog"):  # a server's option
+        connect("ws://localhost/", backlog=80)
     with pytest.raises(ValueError, match="compression"):
         connect("ws://localhost/", compression="gzip")
 
@@ -599,10 +600,36 @@ async def test_server_that_answers_sends_and_hangs_up_at_once() -> None:
             lambda head: switching_protocols(head, b"Sec-WebSocket-Extensions: x-unknown"),
             "extension",
         ),
+        (
+            lambda head: switching_protocols(head).replace(b"Upgrade: websocket", b"Upgrade: h2c"),
+            "Upgrade",
+        ),
+        (
+            lambda head: switching_protocols(head).replace(b"Connection: Upgrade", b"X: y"),
+            "Connection",
+        ),
     ],
 )
 async def test_bad_answers_are_refused(answer: Callable[[bytes], bytes], message: str) -> None:
-    from asgiws.client import InvalidHandshake
+    from asgiws.exceptions import (
+        InvalidHandshake,
+        InvalidHeaderValue,
+        InvalidMessage,
+        InvalidUpgrade,
+        NegotiationError,
+        SecurityError,
+    )
+
+    # The websockets 10 exception for each kind of bad answer.
+    expected: type[InvalidHandshake] = {
+        "larger": InvalidMessage,
+        "invalid HTTP response": InvalidMessage,
+        "Sec-WebSocket-Accept": InvalidHeaderValue,
+        "subprotocol": NegotiationError,
+        "extension": NegotiationError,
+        "Upgrade": InvalidUpgrade,
+        "Connection": InvalidUpgrade,
+    }[message]
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = await reader.readuntil(b"\r\n\r\n")
@@ -614,6 +641,9 @@ async def test_bad_answers_are_refused(answer: Callable[[bytes], bytes], message
         with pytest.raises(InvalidHandshake, match=message) as caught:
             await connect(f"ws://127.0.0.1:{port}/", compression=None)
     assert not isinstance(caught.value, InvalidStatus)
+    assert type(caught.value) is expected
+    if message == "larger":
+        assert isinstance(caught.value.__cause__, SecurityError)
 
 
 async def test_hang_up_during_handshake_is_invalid_message_and_transient() -> None:

@@ -256,12 +256,38 @@ async def test_ping_future_resolves_with_latency_and_acknowledges_earlier_pings(
     frames = peer.frames()
     assert [f.opcode for f in frames] == [Opcode.PING, Opcode.PING]
     assert frames[1].data == b"two"
-    # The peer answers only the second ping; the first counts as answered too.
+    # The peer answers only the second ping (its automatic pongs to both
+    # are dropped); the first counts as answered too.
+    peer.protocol.data_to_send()
     peer.protocol.send_pong(b"two")
     peer.flush()
     assert first.done() and second.done()
     assert second.result() >= 0.0
     assert conn.latency == second.result()
+
+
+async def test_a_pong_acknowledges_earlier_pings_so_they_do_not_pile_up() -> None:
+    conn, _, peer = make_connection()
+    first = await conn.ping(b"one")
+    await conn.ping(b"two")
+    peer.frames()
+    peer.protocol.data_to_send()  # the peer never answers "one"
+    peer.protocol.send_pong(b"two")
+    peer.flush()
+    assert first.done()
+    # "one" is no longer waiting for its pong: the same payload may be sent again.
+    again = await conn.ping(b"one")
+    assert not again.done()
+
+
+async def test_pong_sends_an_unsolicited_pong_frame() -> None:
+    conn, _, peer = make_connection()
+    await conn.pong(b"heartbeat")
+    await conn.pong("text")
+    assert [(f.opcode, f.data) for f in peer.frames()] == [
+        (Opcode.PONG, b"heartbeat"),
+        (Opcode.PONG, b"text"),
+    ]
 
 
 async def test_peer_ping_is_answered_with_a_pong() -> None:
@@ -437,6 +463,68 @@ async def test_shutdown_closes_with_1012_and_leaves_the_registry() -> None:
     assert conn not in registry
 
 
+async def test_async_iteration_raises_on_an_error_close() -> None:
+    conn, _, peer = make_connection()
+    peer.send_text("a")
+    peer.protocol.send_close(1011, "server bug")
+    peer.flush()
+    received = []
+    with pytest.raises(ConnectionClosedError) as info:
+        async for message in conn:
+            received.append(message)
+    assert received == ["a"] and info.value.code == 1011
+
+
+async def test_a_peer_violation_is_the_cause_of_connection_closed_error() -> None:
+    from asgiws.exceptions import PayloadTooBig, ProtocolError
+
+    conn, _, peer = make_connection(max_size=10)
+    peer.send_text("x" * 11)
+    with pytest.raises(ConnectionClosedError) as info:
+        await conn.recv()
+    assert isinstance(info.value.__cause__, PayloadTooBig)
+    conn, _, _ = make_connection()
+    conn.data_received(b"\x83\x80" + b"\x00" * 4)  # opcode 3 is reserved
+    with pytest.raises(ConnectionClosedError) as info:
+        await conn.recv()
+    assert isinstance(info.value.__cause__, ProtocolError)
+
+
+async def test_read_limit_bounds_unparsed_bytes_while_the_app_is_behind() -> None:
+    conn, transport, peer = make_connection(max_queue=2, read_limit=1024)
+    for i in range(100):  # 100 messages of 100 bytes arrive in one read
+        peer.protocol.send_text(f"{i:03d}".encode() * 33 + b"!")
+    conn.data_received(b"".join(peer.protocol.data_to_send()))
+    # Parsing stopped once max_queue messages waited: only what fits in one
+    # read_limit slice was parsed, the rest is held unparsed.
+    assert not transport.reading
+    assert len(conn._inbox.messages) <= 2 + 1024 // 100 + 1
+    received = [await asyncio.wait_for(conn.recv(), 1) for _ in range(100)]
+    assert received == [f"{i:03d}" * 33 + "!" for i in range(100)]
+    assert transport.reading
+
+
+async def test_close_timeout_none_means_the_default_not_zero() -> None:
+    assert connection_options_from_keywords(close_timeout=None).close_timeout == 10.0
+    conn, transport, _ = make_connection(close_timeout=None)
+    conn.start_close(1000, "")
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert not transport.aborted  # still waiting for the peer's close frame
+
+
+async def test_the_connection_logger_adds_the_connection_to_extra(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="asgiws.websocket")
+    conn, _, _ = make_connection()
+    conn.logger.info("plain", extra=None)
+    conn.logger.info("with extra", extra={"user": "ann"})
+    plain, extra = caplog.records[-2:]
+    assert plain.websocket is conn and extra.websocket is conn  # type: ignore[attr-defined]
+    assert extra.user == "ann"  # type: ignore[attr-defined]
+
+
 async def test_async_iteration_ends_on_a_normal_close() -> None:
     conn, _, peer = make_connection()
     peer.send_text("a")
@@ -590,3 +678,18 @@ async def test_a_lone_message_and_a_big_one_are_written_at_once() -> None:
     await conn.send(b"x" * 100_000)  # above the hold limit
     assert transport.calls == 2
     assert [len(f.data) for f in peer.frames()] == [5, 100_000]
+
+
+async def test_broadcast_skips_and_does_not_count_closed_connections() -> None:
+    from asgiws import broadcast
+
+    open_conn, _, open_peer = make_connection()
+    closed_conn, closed_transport, closed_peer = make_connection()
+    closed_peer.protocol.send_close(1000)
+    closed_peer.flush()
+    await asyncio.wait_for(closed_conn.wait_closed(), 1)
+    closed_transport.take()
+    # The closed connection is still in the set (no handler removed it).
+    assert broadcast([open_conn, closed_conn], "news") == 1
+    assert [f.data for f in open_peer.frames()] == [b"news"]
+    assert closed_transport.take() == b""

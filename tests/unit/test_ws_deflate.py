@@ -413,3 +413,69 @@ def test_our_client_against_websockets_server(
             peer.send_binary(msg)
     events = client.receive_data(b"".join(peer.data_to_send()))
     assert events == [TextMessage(m) if isinstance(m, str) else BytesMessage(m) for m in TRAFFIC]
+
+
+# --- permessage-deflate on the extension interface (asgiws.extensions) ----------------
+
+
+def test_extension_factories_negotiate_like_the_engine() -> None:
+    from asgiws.extensions import (
+        ClientPerMessageDeflateFactory,
+        PerMessageDeflate,
+        ServerPerMessageDeflateFactory,
+    )
+
+    client = ClientPerMessageDeflateFactory(client_max_window_bits=10)
+    server = ServerPerMessageDeflateFactory(
+        server_max_window_bits=11, compress_settings={"level": 3, "memLevel": 4}
+    )
+    offer = client.get_request_params()
+    # (the engine's default asks for a 12-bit server window)
+    assert offer == [("server_max_window_bits", "12"), ("client_max_window_bits", "10")]
+    response, server_ext = server.process_request_params(offer, [])
+    assert response == [("server_max_window_bits", "11"), ("client_max_window_bits", "10")]
+    client_ext = client.process_response_params(response, [])
+    assert isinstance(server_ext, PerMessageDeflate) and isinstance(client_ext, PerMessageDeflate)
+    assert server_ext.params.level == 3 and server_ext.params.mem_level == 4
+    assert client_ext.params.server_max_window_bits == 11
+
+
+def test_extension_factories_refuse_what_they_cannot_accept() -> None:
+    from asgiws.exceptions import NegotiationError
+    from asgiws.extensions import ClientPerMessageDeflateFactory, ServerPerMessageDeflateFactory
+
+    server = ServerPerMessageDeflateFactory()
+    with pytest.raises(NegotiationError):
+        server.process_request_params([("x_unknown", None)], [])
+    client = ClientPerMessageDeflateFactory(server_no_context_takeover=True)
+    with pytest.raises(NegotiationError):
+        client.process_response_params([], [])  # the requested parameter was not accepted
+    with pytest.raises(TypeError):
+        ServerPerMessageDeflateFactory(window=9)
+
+
+def test_extension_encode_and_decode_frames_match_the_engine() -> None:
+    from asgiws.exceptions import PayloadTooBig
+    from asgiws.extensions import Frame, PerMessageDeflate
+    from asgiws.websocket.deflate import DeflateParams
+
+    params = DeflateParams(server_max_window_bits=12)
+    server, client = PerMessageDeflate(params, is_server=True), PerMessageDeflate(
+        params, is_server=False
+    )
+    text = "hello hello hello hello".encode()
+    # The engine's compressed message and the extension's frame agree.
+    engine_payload = params.codec(is_server=True).compress(text)
+    encoded = server.encode(Frame(0x1, text))
+    assert encoded.rsv1 and encoded.data == engine_payload
+    assert client.decode(encoded) == Frame(0x1, text)
+    # A fragmented message: RSV1 on the first frame only; both fragments inflate.
+    first = server.encode(Frame(0x2, b"a" * 100, fin=False))
+    last = server.encode(Frame(0x0, b"b" * 100))
+    assert first.rsv1 and not last.rsv1
+    assert client.decode(first).data + client.decode(last).data == b"a" * 100 + b"b" * 100
+    # Control frames and uncompressed messages pass untouched; the bound holds.
+    assert client.decode(Frame(0x9, b"ping")) == Frame(0x9, b"ping")
+    assert client.decode(Frame(0x1, b"plain")) == Frame(0x1, b"plain")
+    with pytest.raises(PayloadTooBig):
+        client.decode(server.encode(Frame(0x2, b"z" * 10_000)), max_size=1000)
