@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import weakref
 from typing import TYPE_CHECKING
 
 from asgiws.asgi.scope import client_and_secure, request_path, websocket_scope
@@ -24,6 +25,7 @@ from asgiws.connection import WebSocketConnection
 from asgiws.datastructures import Headers
 from asgiws.exceptions import ClientDisconnected, ConnectionClosed
 from asgiws.http.framing import BodyEncoder, build_response_head
+from asgiws.http.protocol import at_concurrency_limit
 from asgiws.observer import HandshakeRefused
 from asgiws.websocket.connection import ServerEngine
 from asgiws.websocket.deflate import DeflateParams, negotiate
@@ -63,6 +65,8 @@ def upgrade(
     try:
         handshake = validate_request(head.method, head.http_version, head.headers)
         check_origin(handshake.origin, config.ws_origins)
+        if at_concurrency_limit(ctx):
+            raise HandshakeError(503, "Service Unavailable")
         options = ctx.server_state.ws_options
         assert options is not None, "Server.load() builds the connection options"
         deflate = None
@@ -75,8 +79,14 @@ def upgrade(
         _report_refusal(head, ctx, exc.status, exc.reason)
         return
 
-    conn = WebSocketConnection(
-        options, registry=ctx.server_state.connections, observer=ctx.server_state.observer
+    observer = ctx.server_state.observer
+    # serve(create_protocol=...) may name a subclass of the connection class.
+    conn = (ctx.server_state.ws_protocol or AsgiWebSocketConnection)(
+        options,
+        registry=ctx.server_state.connections,
+        observer=observer,
+        # The observer hears of the client the scope names (proxy headers).
+        reported_client=None if observer is None else client_and_secure(head, ctx)[0],
     )
     conn.path = head.path
     conn.request_headers = Headers(head.headers)
@@ -86,10 +96,33 @@ def upgrade(
         conn.data_received(trailing)
 
     session = WebSocketSession(conn, head, handshake, deflate, ctx)
+    if isinstance(conn, AsgiWebSocketConnection):
+        conn.session = weakref.ref(session)
     task = asyncio.get_running_loop().create_task(session.run())
     tasks = ctx.server_state.tasks
     tasks.add(task)
     task.add_done_callback(tasks.discard)
+
+
+class AsgiWebSocketConnection(WebSocketConnection):
+    """The connection under one ASGI session.  Graceful shutdown while the
+    app has not answered `websocket.connect` refuses the handshake with an
+    HTTP 503: there is no WebSocket to close yet, and a dropped TCP
+    connection would tell the client nothing (a 503 says "retry elsewhere")."""
+
+    # Held weakly: the session holds the connection, and a cycle between
+    # the two would leave every finished connection to the cyclic garbage
+    # collector (see tests/integration/test_reference_cycles.py).  The
+    # session's own task keeps it alive for as long as it runs.
+    __slots__ = ("session",)
+
+    session: weakref.ref[WebSocketSession] | None
+
+    def shutdown(self) -> None:
+        ref = getattr(self, "session", None)
+        session = None if ref is None else ref()
+        if session is None or not session.refuse_for_shutdown():
+            super().shutdown()
 
 
 def _report_refusal(head: RequestHead, ctx: ConnectionContext, status: int, reason: str) -> None:
@@ -137,6 +170,7 @@ class WebSocketSession:
     """One run of the ASGI app over one WebSocket connection."""
 
     __slots__ = (
+        "__weakref__",
         "_answered",
         "_connect_sent",
         "_ctx",
@@ -222,6 +256,17 @@ class WebSocketSession:
     def _respond_500(self, reason: str) -> None:
         self._phase = _Phase.DONE
         self._respond_plain(500, "Internal Server Error", reason)
+
+    def refuse_for_shutdown(self) -> bool:
+        """Answer 503 if the app has not answered `websocket.connect`; False
+        when the handshake is past that point (the caller closes as usual)."""
+        if self._phase is not _Phase.CONNECTING:
+            return False
+        logger.info("WebSocket handshake refused (503): the server is shutting down")
+        self._phase = _Phase.DONE
+        self._cancel_handshake_timer()
+        self._respond_plain(503, "Service Unavailable", "server shutting down")
+        return True
 
     def _handshake_timed_out(self) -> None:
         self._handshake_timer = None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from http import HTTPStatus
 from typing import Any
 
 import pytest
@@ -62,7 +63,8 @@ async def test_refusals_by_the_app(app: Any, status: int, reason: str, caplog: A
     assert reason in event.reason
     assert event.client is not None and event.client[0] == "127.0.0.1"
     (line,) = [r.getMessage() for r in caplog.records if r.name == "asgiws.access"]
-    assert line.endswith(f' - "WebSocket /mount/a%20b" {status}')
+    # The access line names the status with its reason phrase, as uvicorn's does.
+    assert line.endswith(f' - "WebSocket /mount/a%20b" {status} {HTTPStatus(status).phrase}')
 
 
 @pytest.mark.parametrize(
