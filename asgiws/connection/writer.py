@@ -73,6 +73,16 @@ class Writer:
             return
         self.write(chunks)
 
+    def queued(self) -> int:
+        """Outgoing bytes not yet handed to the kernel: the transport's buffer
+        plus the frames held back here.  A broadcast's bound on a slow reader
+        (`WebSocketConnection.write_prepared(..., max_queued=...)`) reads it."""
+        transport = self.transport
+        held = self.corked_size if self.corked is not None else 0
+        if transport is None:
+            return held
+        return transport.get_write_buffer_size() + held
+
     def flush(self) -> None:
         """Write the frames held back by `write_message`, in one call."""
         corked = self.corked
