@@ -131,6 +131,13 @@ def start_request(
     connection: list[str] = []
     upgrade_tokens: list[str] = []
     expect_continue = False
+    # RFC 9112 5: a field value has no leading or trailing whitespace (h11
+    # strips it, llhttp keeps what trails), and h11 lower-cases the codings
+    # of Transfer-Encoding: both parsers hand the app the same values.
+    headers = [
+        (name, value.strip(b" \t").lower() if name == b"transfer-encoding" else value.strip(b" \t"))
+        for name, value in headers
+    ]
     for name, value in headers:
         size += len(name) + len(value) + 4  # ": " and CRLF (single spaces assumed)
         if name == b"host":
@@ -148,7 +155,7 @@ def start_request(
     # RFC 9112 3.2: "A server MUST respond with a 400 (Bad Request) status
     # code to any HTTP/1.1 request message that lacks a Host header field
     # and to any request message that contains more than one Host header".
-    if http_version == "1.1" and hosts != 1:
+    if hosts > 1 or (http_version == "1.1" and not hosts):
         return ParseFailed(400, "Missing or repeated Host header")
     if codings and codings != ["chunked"]:
         # RFC 9112 6.1: "A server that receives a request message with a

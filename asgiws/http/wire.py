@@ -40,7 +40,15 @@ _CHUNK_EXT = (
     rb"(?:[ \t]*;[ \t]*" + _TOKEN + rb"(?:[ \t]*=[ \t]*(?:" + _TOKEN + rb"|" + _QUOTED + rb"))?)*"
 )
 _CHUNK_LINE = re.compile(rb"([0-9A-Fa-f]{1,16})" + _CHUNK_EXT)
-_ABSOLUTE_FORM = re.compile(rb"[A-Za-z][A-Za-z0-9+.\-]*://")
+# RFC 3986 3.2: authority = [ userinfo "@" ] host [ ":" port ], host a
+# reg-name, an IPv4 address or an IP literal in brackets.
+_REG_NAME = rb"[A-Za-z0-9\-._~!$&'()*+,;=%]*"
+_AUTHORITY = (
+    rb"(?:[A-Za-z0-9\-._~!$&'()*+,;=%:]*@)?(?:\[[0-9A-Fa-f:.]+\]|" + _REG_NAME + rb")(?::[0-9]*)?"
+)
+# The scheme in letters only: llhttp reads no other (RFC 3986 also allows
+# digits, "+", "-" and "." after the first letter; http and https need none).
+_ABSOLUTE_FORM = re.compile(rb"[A-Za-z]+://" + _AUTHORITY + rb"(?:[/?]|$)")
 _CONTENT_LENGTH = re.compile(rb"[0-9]{1,18}")
 
 # What the checker expects next.
