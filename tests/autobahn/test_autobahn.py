@@ -11,22 +11,14 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.autobahn.report import load_report, not_strictly_ok, suite_case_ids, summarize
 from tests.conftest import StartServer
-
-# Behaviours a strict implementation may show; anything else is a failure.
-# This holds for the closing handshake too: "FAILED BY CLIENT" there means the
-# client had to drop the TCP connection that the server should close first
-# (RFC 6455 section 7.1.1), which Autobahn shows as "almost" and we count as failed.
-ACCEPTED_BEHAVIOURS = {"OK", "INFORMATIONAL"}
-ALL_BEHAVIOURS = ("OK", "NON-STRICT", "INFORMATIONAL", "UNIMPLEMENTED", "FAILED")
 
 KOSOKU_TIMEOUT = 840  # seconds; a full run takes a few minutes on 2 cores
 
@@ -38,44 +30,6 @@ SERVER_ARGS = (
     "--ws-max-size",
     "16777216",
 )
-
-
-def suite_case_ids() -> list[str]:
-    """Every case id kosoku's suite has, asked of kosoku itself.
-
-    In a subprocess: importing the cases patches `binascii` process-wide.
-    """
-    result = subprocess.run(
-        [sys.executable, "-c", "from kosoku.cases import CASES; print('\\n'.join(CASES))"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return result.stdout.split()
-
-
-def load_report(outdir: Path) -> dict[str, dict[str, Any]]:
-    """index.json is {agent: {case id: {"behavior", "behaviorClose", ...}}}."""
-    index = json.loads((outdir / "index.json").read_text())
-    assert len(index) == 1, f"expected one agent in the report, got {list(index)}"
-    (cases,) = index.values()
-    assert isinstance(cases, dict)
-    return cases
-
-
-def summarize(cases: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    behaviours = Counter(case["behavior"] for case in cases.values())
-    close_behaviours = Counter(case["behaviorClose"] for case in cases.values())
-    return {
-        "total": len(cases),
-        "behavior": {name: behaviours.get(name, 0) for name in ALL_BEHAVIOURS} | dict(behaviours),
-        "behaviorClose": dict(close_behaviours),
-        # Where the run's time goes: the slowest cases, in milliseconds.
-        "slowest_ms": dict(
-            sorted(((k, c["duration"]) for k, c in cases.items()), key=lambda kv: -kv[1])[:10]
-        ),
-    }
 
 
 @pytest.mark.autobahn
@@ -122,12 +76,7 @@ def test_autobahn_suite_passes_strictly(
     for group in ("9", "12", "13"):
         assert any(case_id.split(".")[0] == group for case_id in cases), f"no {group}.x case ran"
 
-    bad = {
-        case_id: f"{case['behavior']}/{case['behaviorClose']}"
-        for case_id, case in cases.items()
-        if case["behavior"] not in ACCEPTED_BEHAVIOURS
-        or case["behaviorClose"] not in ACCEPTED_BEHAVIOURS
-    }
+    bad = not_strictly_ok(cases)
     assert not bad, (
         f"{len(bad)} Autobahn cases not strictly OK (behavior/behaviorClose): "
         f"{dict(sorted(bad.items())[:40])}\nkosoku: {run.stderr[-3000:]}\n"
