@@ -34,13 +34,18 @@ COLUMNS = (
 class Row:
     name: str
     module: str  # the test file the cells' tests are in (relative to the repo)
-    # column -> test names in `module` ("test_x[param]"); a missing column is n/a.
+    # column -> test names in `module` ("test_x[param]"), or full node ids
+    # ("path::test") of tests elsewhere; a missing column is n/a.
     cells: dict[str, tuple[str, ...]]
     # column -> why the peer cannot do that (shown instead of a test).
     not_applicable: dict[str, str] = field(default_factory=dict)
 
     def node_ids(self) -> list[str]:
-        return [f"{self.module}::{test}" for tests in self.cells.values() for test in tests]
+        return [
+            test if "::" in test else f"{self.module}::{test}"
+            for tests in self.cells.values()
+            for test in tests
+        ]
 
 
 NODE = "tests/integration/test_interop_node.py"
@@ -48,6 +53,7 @@ CHROMIUM = "tests/browser/test_interop_chromium.py"
 PYTHON_CLIENTS = "tests/integration/test_interop_python_clients.py"
 CURL = "tests/integration/test_interop_curl.py"
 FRAMEWORKS = "tests/frameworks/test_frameworks.py"
+CLIENT = "tests/integration/test_client.py"
 
 WEBSOCKET_ONLY = "a WebSocket client"
 HTTP_ONLY = "an HTTP client"
@@ -173,14 +179,16 @@ ROWS = (
         "asgiws `connect()` (Autobahn client suite)",
         "tests/autobahn/test_autobahn_client.py",
         {
-            column: ("test_autobahn_client_passes_strictly",)
-            for column in ("text", "binary", "fragments", "deflate", "close code and reason")
+            **{
+                column: ("test_autobahn_client_passes_strictly",)
+                for column in ("text", "binary", "fragments", "deflate", "close code and reason")
+            },
+            "subprotocol": (f"{CLIENT}::test_subprotocol_negotiation[asgiws-offered0-chat]",),
+            "denial response": (
+                f"{CLIENT}::test_4xx_refusal_exposes_status_headers_and_body_from_asgiws",
+            ),
         },
-        {
-            "subprotocol": "tests/integration/test_client.py (subprotocol_negotiation)",
-            "denial response": "tests/integration/test_client.py (4xx_refusal_exposes_...)",
-            "HTTP routes": WEBSOCKET_ONLY,
-        },
+        {"HTTP routes": WEBSOCKET_ONLY},
     ),
     _framework_row("starlette", "Starlette"),
     _framework_row("fastapi", "FastAPI", ("test_fastapi_dependency_admits_a_member",)),
