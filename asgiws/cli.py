@@ -13,10 +13,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import socket
 import sys
 import traceback
-from collections.abc import Sequence
-from typing import Any, NoReturn
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from asgiws import __version__
 from asgiws.config import (
@@ -31,6 +32,9 @@ from asgiws.config import (
     kind_of,
     parse_text,
 )
+
+if TYPE_CHECKING:
+    from asgiws.server import Server
 
 
 def help_of(f: dataclasses.Field[Any]) -> str:
@@ -127,8 +131,17 @@ def app_traceback(exc: BaseException) -> str:
     return "".join(traceback.format_exception(type(exc), exc, tb))
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    config = config_from_args(argv)
+def serve(
+    config: Config,
+    prepare: Callable[[Server], None] | None = None,
+    sockets: list[socket.socket] | None = None,
+) -> int:
+    """Load the app and run one server process; return its exit code.
+
+    A bad APP or option gets one line (exit 2); an app that raises while
+    loading gets its own traceback and one line (exit 1).  `prepare` sees the
+    server before it starts (a worker links it to its supervisor), which
+    listens on `sockets` when given."""
     from asgiws.server import Server
 
     try:
@@ -141,13 +154,26 @@ def main(argv: Sequence[str] | None = None) -> None:
         # The app's own code raised while loading: its traceback, as uvicorn shows it.
         print(app_traceback(exc), end="", file=sys.stderr)
         fail(f"loading {config.app!r} failed: {type(exc).__name__}: {exc}", code=1)
+    if prepare is not None:
+        prepare(server)
     try:
-        code = server.run()
+        return server.run(sockets)
     except ConfigError as exc:
         fail(str(exc), code=2)
     except KeyboardInterrupt:  # pragma: no cover - second CTRL+C during shutdown
-        code = 1
-    sys.exit(code)
+        return 1
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    config = config_from_args(argv)
+    from asgiws.supervisors import supervisor_for
+
+    try:
+        # --workers N (N > 1) or --reload: a supervisor process runs the servers.
+        supervisor = supervisor_for(config)
+    except ConfigError as exc:
+        fail(str(exc), code=2)
+    sys.exit(supervisor.run() if supervisor is not None else serve(config))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -6,6 +6,7 @@ from typing import Any
 
 from asgiws.config import Config
 from asgiws.server import Server
+from asgiws.supervisors import supervisor_for
 from asgiws.types import ASGIApp
 
 
@@ -14,5 +15,12 @@ def run(app: ASGIApp | str, **options: Any) -> int:
 
     Takes the same options as `Config` (and the CLI); returns the exit code.
     `Server` sets up logging from the options (`log_config`, `log_level`, ...).
+    With `workers` above 1 or `reload`, a supervisor runs the servers in
+    worker processes; `app` must then be a 'module:attribute' string.
+    Raises ConfigError for options that cannot work.
     """
-    return Server(Config(app=app, **options)).run()
+    config = Config(app=app, **options)
+    supervisor = supervisor_for(config)
+    if supervisor is not None:
+        return supervisor.run()
+    return Server(config).run()

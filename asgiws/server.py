@@ -18,6 +18,7 @@ import importlib
 import inspect
 import logging
 import os
+import random
 import signal
 import socket
 import ssl
@@ -25,20 +26,26 @@ import stat
 import sys
 import threading
 from collections.abc import Callable, Coroutine, Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from asgiws.access_log import AccessLog
 from asgiws.access_log import logger as access_logger
 from asgiws.config import Config, ConfigError
 from asgiws.logs import configure_logging
 from asgiws.memory import tune_malloc
-from asgiws.observer import Observer, combine
+from asgiws.observer import HttpRequestDone, Observer, combine
 from asgiws.options import connection_options
+from asgiws.proxy_headers import TrustedProxies, forwarded_allow_ips
 from asgiws.types import ASGIApp, ConnectionContext, ConnectionInfo, Headers, ServerState
+
+if TYPE_CHECKING:
+    from asgiws.metrics import Metrics
 
 logger = logging.getLogger("asgiws.error")
 
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+ACCEPTED_SETTLE_TURNS = 3
+"""Event-loop turns `shutdown()` gives accepted sockets to become connections."""
 
 
 class Server:
@@ -56,6 +63,8 @@ class Server:
         self.ssl_context: ssl.SSLContext | None = None
         """`Config.ssl_context`, or the one `load()` builds from the SSL files."""
         self.custom_headers: Headers = []
+        self.metrics: Metrics | None = None
+        """`--metrics`: the registry, its observer and endpoint, built by `load()`."""
         """`Config.headers` encoded once by `load()`, sent with every response."""
         self.loaded = False
         self.started = False
@@ -70,6 +79,12 @@ class Server:
         self.exit_code = 0
         self._own_uds: tuple[int, int] | None = None
         """(device, inode) of the `--uds` socket file this server made, removed on shutdown."""
+        self.announce_listening = True
+        """Log "asgiws running on ..." per socket; a worker leaves it to its supervisor."""
+        self.metrics_socket: socket.socket | None = None
+        """The `--metrics-port` listener a supervisor bound for its workers, if any."""
+        self.on_started: Callable[[], None] | None = None
+        """Called once the server listens (a worker tells its supervisor)."""
 
     # --- should_exit: settable from a signal handler, another task or thread --
     @property
@@ -105,6 +120,8 @@ class Server:
         logger.info("Started server process [%d]", os.getpid())
         with self._capture_signals():
             await self.startup(sockets)
+            if self.started and self.on_started is not None:
+                self.on_started()
             await self.main_loop()
             await self.shutdown()
         return self.exit_code
@@ -127,6 +144,16 @@ class Server:
         self.ssl_context = config.ssl_context or ssl_context_from_files(config)
         self.server_state.app = load_app(config.app, factory=config.factory, app_dir=config.app_dir)
         self.server_state.ws_options = connection_options(config)
+        if config.proxy_headers:
+            self.server_state.trusted_proxies = TrustedProxies(
+                forwarded_allow_ips(config.forwarded_allow_ips)
+            )
+        if config.metrics:
+            from asgiws.metrics import Metrics
+
+            self.metrics = Metrics(config)
+            if config.metrics_port is None:
+                self.server_state.app = self.metrics.wrap(self.server_state.app)
         self.loaded = True
 
     def _subscribe(self) -> None:
@@ -135,7 +162,18 @@ class Server:
         subscribers = list(self.observers)
         if self.config.access_log and access_logger.isEnabledFor(logging.INFO):
             subscribers.append(AccessLog())
+        if self.metrics is not None:
+            subscribers.append(self.metrics.observer)
+        if self.config.limit_max_requests is not None:
+            limit = self.config.limit_max_requests
+            limit += random.randint(0, self.config.limit_max_requests_jitter)
+            subscribers.append(RequestLimit(limit, self._request_limit_reached))
         self.server_state.observer = combine(subscribers)
+
+    def _request_limit_reached(self, limit: int) -> None:
+        if not self._should_exit:
+            logger.info("Maximum request limit of %d exceeded. Terminating process.", limit)
+            self.should_exit = True
 
     async def startup(self, sockets: Sequence[socket.socket] | None = None) -> None:
         """Load the app, run lifespan startup, listen. Sets `started`, or `should_exit`
@@ -158,8 +196,10 @@ class Server:
         self._refresh_default_headers()
         try:
             await self._listen(sockets)
+            if self.metrics is not None:
+                await self.metrics.start(self.metrics_socket)
         except OSError as exc:
-            logger.error("cannot listen on %s: %s", self._bind_target(), exc.strerror or exc)
+            logger.error("cannot listen on %s: %s", bind_target(self.config), exc.strerror or exc)
             self.exit_code = 1
             self.should_exit = True
             return
@@ -215,35 +255,13 @@ class Server:
                 )
             )
         self.sockets = [s for server in self._servers for s in server.sockets]
-        scheme = "https" if config.is_ssl else "http"
-        for sock in self.sockets:
-            name = sock.getsockname()
-            if sock.family == socket.AF_UNIX:
-                where = f"unix socket {name}"
-            elif sock.family == socket.AF_INET6:
-                where = f"{scheme}://[{name[0]}]:{name[1]}"
-            else:
-                where = f"{scheme}://{name[0]}:{name[1]}"
-            logger.info("asgiws running on %s (Press CTRL+C to quit)", where)
-
-    def _bind_target(self) -> str:
-        """What `_listen` binds, as the error line names it."""
-        config = self.config
-        if config.fd is not None:
-            return f"file descriptor {config.fd}"
-        if config.uds is not None:
-            return f"unix socket {config.uds}"
-        return f"{config.host}:{config.port}"
+        if self.announce_listening:
+            log_listening(self.sockets, config.is_ssl)
 
     def _remove_own_socket(self) -> None:
         """Remove the `--uds` file this server made, unless another one took its place."""
-        path = self.config.uds
-        if path is None or self._own_uds is None:
-            return
-        with contextlib.suppress(OSError):
-            found = os.stat(path)
-            if (found.st_dev, found.st_ino) == self._own_uds:
-                os.remove(path)
+        if self.config.uds is not None and self._own_uds is not None:
+            remove_socket_file(self.config.uds, self._own_uds)
         self._own_uds = None
 
     def _refresh_default_headers(self) -> None:
@@ -266,6 +284,12 @@ class Server:
         self.server_state.shutting_down = True
         for server in self._servers:
             server.close()
+        # A socket the listener accepted just before it closed becomes a
+        # connection two loop turns later (accept task, then connection_made);
+        # let it register, so it is served, not dropped when the process exits
+        # (a worker recycled by --limit-max-requests shares a busy socket).
+        for _ in range(ACCEPTED_SETTLE_TURNS):
+            await asyncio.sleep(0)
         for conn in list(self.server_state.connections):
             conn.shutdown()
         timeout = self.config.timeout_graceful_shutdown
@@ -288,6 +312,8 @@ class Server:
             self._date_timer.cancel()
         if self._lifespan is not None and not self._lifespan.should_exit:
             await self._lifespan.shutdown()
+        if self.metrics is not None:
+            await self.metrics.stop()
         self.started = False
 
     async def _drain(self) -> None:
@@ -324,6 +350,36 @@ class Server:
             for task in self.server_state.tasks:
                 task.cancel()
         self.should_exit = True
+
+
+class RequestLimit(Observer):
+    """`--limit-max-requests`: calls `reached(limit)` once `limit` HTTP
+    requests were answered (uvicorn counts HTTP requests, not WebSockets)."""
+
+    def __init__(self, limit: int, reached: Callable[[int], None]) -> None:
+        self.limit = limit
+        self.count = 0
+        self.reached = reached
+
+    def http_request_done(self, event: HttpRequestDone) -> None:
+        self.count += 1
+        if self.count >= self.limit:
+            self.reached(self.limit)
+
+
+def log_listening(sockets: Iterable[socket.socket], is_ssl: bool) -> None:
+    """One "asgiws running on ..." line per listening socket (tests and
+    users wait for it)."""
+    scheme = "https" if is_ssl else "http"
+    for sock in sockets:
+        name = sock.getsockname()
+        if sock.family == socket.AF_UNIX:
+            where = f"unix socket {name}"
+        elif sock.family == socket.AF_INET6:
+            where = f"{scheme}://[{name[0]}]:{name[1]}"
+        else:
+            where = f"{scheme}://{name[0]}:{name[1]}"
+        logger.info("asgiws running on %s (Press CTRL+C to quit)", where)
 
 
 def load_app(app: ASGIApp | str | None, *, factory: bool, app_dir: str) -> ASGIApp:
@@ -387,6 +443,23 @@ def takes_no_arguments(obj: object) -> bool:
     except TypeError:
         return True
     return False
+
+
+def bind_target(config: Config) -> str:
+    """What the server binds, as the error line names it."""
+    if config.fd is not None:
+        return f"file descriptor {config.fd}"
+    if config.uds is not None:
+        return f"unix socket {config.uds}"
+    return f"{config.host}:{config.port}"
+
+
+def remove_socket_file(path: str, made: tuple[int, int]) -> None:
+    """Remove the socket file at `path` if it is still the one (device, inode) `made`."""
+    with contextlib.suppress(OSError):
+        found = os.stat(path)
+        if (found.st_dev, found.st_ino) == made:
+            os.remove(path)
 
 
 def remove_stale_socket(path: str) -> int | None:
