@@ -33,12 +33,11 @@ _REQUEST_LINE = re.compile(rb"(" + _TOKEN + rb") ([\x21-\x7e]+) HTTP/([0-9])\.([
 _FIELD_LINE = re.compile(rb"(" + _TOKEN + rb"):[ \t]*([^\x00-\x08\x0a-\x1f\x7f]*)")
 # RFC 9112 7.1: chunk = chunk-size [ chunk-ext ] CRLF; chunk-size = 1*HEXDIG;
 # chunk-ext = *( BWS ";" BWS ext-name [ BWS "=" BWS ext-val ] ),
-# ext-val = token / quoted-string.  Sizes up to 16 hex digits (64 bits),
+# ext-val = token / quoted-string; without the optional whitespace (BWS),
+# which llhttp refuses.  Sizes up to 16 hex digits (64 bits),
 # what llhttp accepts.
 _QUOTED = rb'"(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*"'
-_CHUNK_EXT = (
-    rb"(?:[ \t]*;[ \t]*" + _TOKEN + rb"(?:[ \t]*=[ \t]*(?:" + _TOKEN + rb"|" + _QUOTED + rb"))?)*"
-)
+_CHUNK_EXT = rb"(?:;" + _TOKEN + rb"(?:=(?:" + _TOKEN + rb"|" + _QUOTED + rb"))?)*"
 _CHUNK_LINE = re.compile(rb"([0-9A-Fa-f]{1,16})" + _CHUNK_EXT)
 # RFC 3986 3.2: authority = [ userinfo "@" ] host [ ":" port ], host a
 # reg-name, an IPv4 address or an IP literal in brackets.
@@ -50,6 +49,8 @@ _AUTHORITY = (
 # digits, "+", "-" and "." after the first letter; http and https need none).
 _ABSOLUTE_FORM = re.compile(rb"[A-Za-z]+://" + _AUTHORITY + rb"(?:[/?]|$)")
 _CONTENT_LENGTH = re.compile(rb"[0-9]{1,18}")
+
+_FRAMING_FIELDS = (b"transfer-encoding", b"content-length")
 
 # What the checker expects next.
 _HEAD, _BODY, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_END, _TRAILERS, _PASS = range(7)
@@ -110,21 +111,27 @@ class WireCheck:
             # (RFC 9112 2.2: a recipient "MAY recognize a single LF as a line
             # terminator"; we do not, so that no parser behind or in front of
             # us can cut the lines differently).
+            # The fault at the earliest byte wins, so that the answer is the
+            # same however the stream was cut: a bare CR (known once the byte
+            # after it is there), a bare LF, or the byte past the size limit.
             newline = buf.find(b"\n", pos)
             stop = end if newline < 0 else newline + 1
             limit = self._max_head if state in (_HEAD, _TRAILERS) else _MAX_CHUNK_LINE
-            if stop - pos + self._lines_size > limit + 2:
-                return buf[:pos], self._too_long(state)
+            faults: list[tuple[int, WireError]] = []
+            over = pos + limit + 2 - self._lines_size  # the first byte over the limit
+            if over < stop:
+                faults.append((over, self._too_long(state)))
+            cr = buf.find(b"\r", pos, stop - 1)
+            if cr >= 0 and not (newline >= 0 and cr == newline - 1):
+                faults.append((cr, _bad("bare CR in a line")))
+            if newline >= 0 and (newline == pos or buf[newline - 1] != 0x0D):
+                faults.append((newline, _bad("bare LF: lines end with CRLF")))
+            if faults:
+                return buf[:pos], min(faults, key=lambda fault: fault[0])[1]
             if newline < 0:
-                if b"\r" in buf[pos : end - 1]:
-                    return buf[:pos], _bad("bare CR in a line")
                 self._carry = buf[pos:]
                 return buf[:pos], None
-            if newline == pos or buf[newline - 1] != 0x0D:
-                return buf[:pos], _bad("bare LF: lines end with CRLF")
             text = buf[pos : newline - 1]
-            if b"\r" in text:
-                return buf[:pos], _bad("bare CR in a line")
             error = self._line_done(text)
             if error is not None:
                 return buf[:pos], error
@@ -167,6 +174,10 @@ class WireCheck:
                 return _bad("obs-fold (a header line starting with whitespace)")
             if _FIELD_LINE.fullmatch(text) is None:
                 return _bad("invalid header line")
+            if state == _TRAILERS and text.split(b":", 1)[0].lower() in _FRAMING_FIELDS:
+                # RFC 9110 6.5.1: framing fields cannot be trailers; llhttp
+                # refuses them, so both parsers do.
+                return _bad("a framing field in the trailers")
             self._lines.append(text)
             return None
         # The empty line: the head (or the trailers) ends.

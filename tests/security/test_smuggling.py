@@ -85,6 +85,11 @@ REFUSED: list[tuple[str, bytes, int]] = [
     ("chunk-bare-lf", post(b"/s", CHUNKED, body=b"3\nabc\r\n0\r\n\r\n"), 400),
     ("chunk-data-too-long", post(b"/s", CHUNKED, body=b"3\r\nabcX\r\n0\r\n\r\n"), 400),
     ("trailer-obs-fold", post(b"/s", CHUNKED, body=b"0\r\nX: a\r\n b\r\n\r\n"), 400),
+    ("te-in-trailers", post(b"/s", CHUNKED, body=b"0\r\nTransfer-Encoding: chunked\r\n\r\n"), 400),
+    ("cl-in-trailers", post(b"/s", CHUNKED, body=b"0\r\nContent-Length: 5\r\n\r\n"), 400),
+    ("chunk-ext-whitespace", post(b"/s", CHUNKED, body=b"3 ;a=b\r\nabc\r\n0\r\n\r\n"), 400),
+    ("two-hosts-http10", b"GET /s HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+    ("absolute-form-bad-host", b"GET http://a{b/s HTTP/1.1\r\n" + H + b"\r\n", 400),
     # line ends (RFC 9112 2.2)
     ("bare-lf", get(b"/s", line_end=b"\n"), 400),
     ("bare-lf-in-head", b"GET /s HTTP/1.1\r\n" + H + b"X: y\n\r\n", 400),
