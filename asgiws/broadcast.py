@@ -1,9 +1,11 @@
 """`broadcast(connections, message)`: one message to many connections.
 
-The frame is encoded once for all server-side connections, written with no
-await, and a connection that cannot take it now (slow reader above its write
-limit, closing, or in the middle of a fragmented message) is skipped and
-logged: one slow client never holds up the others.
+The frame is encoded once for all server-side connections (and compressed
+once per shared compression setting for those whose server side negotiated
+permessage-deflate with no_context_takeover), written with no await, and
+a connection that cannot take it now (slow reader above its write limit,
+closing, or in the middle of a fragmented message) is skipped and logged:
+one slow client never holds up the others.
 """
 
 from __future__ import annotations
@@ -12,9 +14,8 @@ import logging
 from collections.abc import Iterable
 
 from asgiws.connection import WebSocketConnection
+from asgiws.hub.shared_frames import SharedFrames
 from asgiws.observer import BroadcastSkipReason
-from asgiws.websocket.connection import encode_server_frame
-from asgiws.websocket.frames import Opcode
 
 __all__ = ["broadcast"]
 
@@ -27,15 +28,15 @@ def broadcast(
     """Send `message` to every open connection; return how many it went to."""
     if isinstance(message, str):
         data: str | bytes = message
-        frame = encode_server_frame(Opcode.TEXT, message.encode("utf-8"))
     elif isinstance(message, (bytes, bytearray, memoryview)):
         data = bytes(message)
-        frame = encode_server_frame(Opcode.BINARY, data)
     else:
         raise TypeError(f"cannot broadcast {type(message).__name__}: expected str or bytes")
+    frames = SharedFrames(data)
+    frame, compressed = frames.plain, frames.compressed
     sent = 0
     for conn in connections:
-        why = conn.write_prepared(data, frame)
+        why = conn.write_prepared(data, frame, None, compressed)
         if why is None:
             sent += 1
         elif why is not BroadcastSkipReason.NOT_OPEN:

@@ -10,7 +10,10 @@
 A joined WebSocket costs no task.  Under asgiws the hub reaches the
 connection object through the scope's `asgiws.connection` extension (or is
 given it by `serve(handler)`): a message for N local members is framed once
-and written N times without awaiting (`WebSocketConnection.write_prepared`).
+and written N times without awaiting (`WebSocketConnection.write_prepared`);
+members whose server side negotiated permessage-deflate with
+no_context_takeover share one compressed frame per compression setting
+(`SharedFrames`), the others get the uncompressed frame.
 Under any other ASGI server it sends through the app's WebSocket object
 (`send(message)`), each member with a bounded outbox and a sender task that
 only exists while there is something to send.
@@ -38,11 +41,10 @@ from asgiws.hub.errors import HubError
 from asgiws.hub.members import SLOW_CLOSE_CODE, AsgiMember
 from asgiws.hub.memory_backend import MemoryBackend
 from asgiws.hub.redis_backend import RedisBackend
+from asgiws.hub.shared_frames import Compressors, SharedFrames
 from asgiws.hub.subscription import Subscription
 from asgiws.hub.wire import Data, check_message, validate_channel
 from asgiws.observer import BroadcastSkipReason
-from asgiws.websocket.connection import encode_server_frame
-from asgiws.websocket.frames import Opcode
 
 __all__ = ["Hub", "HubStats"]
 
@@ -58,7 +60,6 @@ SWEEP_INTERVAL = 2.0
 SCHEMES = ("memory", "redis", "rediss", "unix")
 
 _NOT_OPEN = BroadcastSkipReason.NOT_OPEN
-_TEXT, _BINARY = Opcode.TEXT, Opcode.BINARY
 
 
 @dataclass(slots=True)
@@ -69,6 +70,7 @@ class HubStats:
     delivered: int = 0  # messages written (or queued) to a local member or subscription
     dropped: int = 0  # messages a slow member or subscription missed
     closed_slow: int = 0  # members closed with 1013 by the `close` policy
+    compressed: int = 0  # shared compressions: one per message per compression setting in use
 
 
 class _Channel:
@@ -173,6 +175,7 @@ class Hub:
         self._started = False
         self._sweeper: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._compressors: Compressors = {}
         self.stats = HubStats()
 
     def __repr__(self) -> str:
@@ -210,6 +213,7 @@ class Hub:
                 member.task.cancel()
         for task in list(self._tasks):
             task.cancel()
+        self._compressors.clear()
         await self._backend.close()
 
     async def __aenter__(self) -> Hub:
@@ -353,8 +357,9 @@ class Hub:
 
     # --- delivery -----------------------------------------------------------------
     def _deliver(self, channel: str, message: Data) -> None:
-        """One message for this process's members of `channel`: framed once,
-        written to each fast-path connection without awaiting."""
+        """One message for this process's members of `channel`: framed once
+        (and compressed once per shared compression setting), written to each
+        fast-path connection without awaiting."""
         entry = self._channels.get(channel)
         if entry is None:
             return
@@ -362,14 +367,12 @@ class Hub:
         delivered = dropped = 0
         connections = entry.connections
         if connections:
-            if isinstance(message, str):
-                frame = encode_server_frame(_TEXT, message.encode("utf-8"))
-            else:
-                frame = encode_server_frame(_BINARY, message)
+            frames = SharedFrames(message, self._compressors)
+            frame, compressed = frames.plain, frames.compressed
             bound = self.max_queued
             left: list[WebSocketConnection] | None = None
             for conn in connections:
-                why = conn.write_prepared(message, frame, bound)
+                why = conn.write_prepared(message, frame, bound, compressed)
                 if why is None:
                     delivered += 1
                     continue
@@ -383,6 +386,7 @@ class Hub:
             if left:
                 for conn in left:
                     connections.pop(conn, None)
+            stats.compressed += frames.compressions
         if entry.members:
             size = len(message.encode("utf-8")) if isinstance(message, str) else len(message)
             bound = PLAIN_MAX_QUEUED if self.max_queued is None else self.max_queued
