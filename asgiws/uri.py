@@ -50,6 +50,7 @@ class WebSocketURI:
 
 # RFC 3986 3.2.2: reg-name = *( unreserved / pct-encoded / sub-delims ).
 _REG_NAME = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=%]+")
+_ZONE_ID = re.compile(r"[A-Za-z0-9\-._~]+")
 
 
 def _check_host(uri: str, host: str) -> None:
@@ -57,6 +58,11 @@ def _check_host(uri: str, host: str) -> None:
     an IPv6 literal, or a name that is (or IDNA-encodes to) RFC 3986
     reg-name characters -- no space, no control character."""
     if ":" in host:
+        # RFC 6874: a zone identifier is unreserved characters only (the
+        # address parser takes any character there, control ones included).
+        _address, percent, zone = host.partition("%")
+        if percent and not _ZONE_ID.fullmatch(zone):
+            raise InvalidURI(uri, f"bad IPv6 zone identifier in {host!r}")
         try:
             ipaddress.IPv6Address(host)
         except ValueError:
