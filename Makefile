@@ -17,13 +17,16 @@ PORT ?= 8000
 APP ?= examples.starlette_app.app:app
 PYTEST_ARGS ?=
 
-.PHONY: help run test lint typecheck pytest pytest-pure bench setup system-deps node-deps
+.PHONY: help run test lint typecheck pytest pytest-pure bench setup system-deps node-deps \
+	fuzz fuzz-smoke fuzz-deps
 
 help:
 	@echo "make run        serve $(APP) on $(HOST):$(PORT) (HOST/PORT overridable)"
 	@echo "make test       lint, type-check and run the whole test suite"
 	@echo "make lint       ruff check"
 	@echo "make typecheck  mypy --strict on asgiws, tests, scripts, examples"
+	@echo "make fuzz       fuzz every parser FUZZ_SECONDS each (default 600; FUZZ_TARGETS to choose);"
+	@echo "                the corpus stays in .fuzz/corpus, findings go to .fuzz/findings"
 	@echo "make bench      run benchmarks/run.py (BENCH_ARGS=--quick for a smoke run;"
 	@echo "                BENCH_ARGS='--only asgiws-fast asgiws-pure --baseline-rev REV' against git REV)"
 
@@ -43,13 +46,19 @@ $(INSTALL_STAMP): pyproject.toml $(wildcard setup.py) | $(PY)
 
 setup: $(INSTALL_STAMP)
 
-# Browser tests need chromium, broadcast tests redis-server, interop tests node.
-# apt-get runs only when one of them is missing.
+# Browser tests need chromium, broadcast tests redis-server, interop tests node and curl,
+# the deployment recipes (tests/deploy) nginx, haproxy, supervisor and systemd's
+# systemd-socket-activate. apt-get runs only when one of them is missing.
 system-deps:
 	@missing=""; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v npm >/dev/null || missing="$$missing nodejs npm"; \
+	command -v curl >/dev/null || missing="$$missing curl"; \
+	command -v nginx >/dev/null || missing="$$missing nginx"; \
+	command -v haproxy >/dev/null || missing="$$missing haproxy"; \
+	command -v supervisord >/dev/null || missing="$$missing supervisor"; \
+	command -v systemd-socket-activate >/dev/null || missing="$$missing systemd"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; \
@@ -86,7 +95,39 @@ pytest: $(INSTALL_STAMP) system-deps node-deps
 pytest-pure: $(INSTALL_STAMP)
 	@$(call run_pytest,ASGIWS_NO_EXTENSIONS=1,-q tests/unit)
 
-test: lint typecheck pytest pytest-pure
+test: lint typecheck pytest pytest-pure fuzz-smoke
+
+# --- fuzzing (tests/fuzz/) ---------------------------------------------------
+# atheris (dev extra) instruments the Python code; clang builds the C
+# accelerator with coverage hooks so the fuzzer sees inside it too.
+FUZZ_SECONDS ?= 600
+FUZZ_SMOKE_SECONDS ?= 20
+FUZZ_TARGETS ?= ws_engine ws_handshake ws_deflate http_parser uri
+FUZZ_DIR := .fuzz
+FUZZ_SPEEDUPS := $(FUZZ_DIR)/build/_speedups.so
+
+fuzz-deps:
+	@command -v clang >/dev/null || { \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends clang; }
+
+$(FUZZ_SPEEDUPS): asgiws/websocket/_speedups.c | fuzz-deps
+	mkdir -p $(dir $@)
+	clang -shared -fPIC -O1 -g -fsanitize-coverage=inline-8bit-counters,pc-table,trace-cmp \
+		-I$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["include"])') $< -o $@
+
+# $(call run_fuzz,SECONDS): each target in turn; the first finding stops the run.
+run_fuzz = for target in $(FUZZ_TARGETS); do \
+	$(PY) -m tests.fuzz.runner $$target --seconds $(1) --corpus $(FUZZ_DIR)/corpus \
+		--findings $(FUZZ_DIR)/findings --speedups $(FUZZ_SPEEDUPS) 2>&1 | \
+		grep -v -E '^#[0-9]+ +(NEW|REDUCE|pulse)' ; \
+	[ $${PIPESTATUS[0]} -eq 0 ] || { echo "fuzz: $$target found a bug, input in $(FUZZ_DIR)/findings/$$target"; exit 1; }; \
+	done
+
+fuzz: $(INSTALL_STAMP) $(FUZZ_SPEEDUPS)
+	@$(call run_fuzz,$(FUZZ_SECONDS))
+
+fuzz-smoke: $(INSTALL_STAMP) $(FUZZ_SPEEDUPS)
+	@$(call run_fuzz,$(FUZZ_SMOKE_SECONDS))
 
 # The peers and the load generator come from the `bench` extra; wrk from apt
 # (installed only when missing).  BENCH_ARGS: e.g. --quick, --only asgiws-fast uvicorn-fast,

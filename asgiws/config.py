@@ -122,6 +122,23 @@ WINDOW_BITS = Interval(8, 15)
 ZLIB_LEVEL = Interval(1, 9)
 
 
+NO_ORIGIN_WORD = "none"
+"""How `--ws-origins` spells "no Origin header": no serialized origin (RFC 6454
+6.2: "null" or scheme://host[:port]) can be this word, so it never names a
+real Origin value; browsers send the literal "null" for opaque origins."""
+
+
+def parse_origin(text: str) -> str | None:
+    return None if text.lower() == NO_ORIGIN_WORD else text
+
+
+def default_log_config() -> dict[str, Any]:
+    # Imported here: asgiws.logs reads Config.
+    from asgiws.logs import default_log_config as fresh_copy
+
+    return fresh_copy()
+
+
 def off_when_zero(text: str) -> float | None:
     """The command line's `0` disables, as `none` does (the documented spelling)."""
     value = float(text)
@@ -138,6 +155,7 @@ def option(
     parse: Callable[[str], Any] | None = None,
     cli: bool = True,
     factory: Callable[[], Any] | None = None,
+    shown_default: str | None = None,
 ) -> Any:
     """Declare one option; its type is the field's annotation.
 
@@ -146,6 +164,7 @@ def option(
     `parse`: turns command-line text into a value, when the type's own
     conversion (`int`, `float`, `Path`, ...) is not what the flag means.
     `cli=False`: programmatic only (a Python object has no command-line text).
+    `shown_default`: how `--help` and the README name a `factory` default.
     """
     metadata = {
         "help": help,
@@ -154,6 +173,7 @@ def option(
         "allowed": allowed,
         "parse": parse,
         "cli": cli,
+        "shown_default": shown_default,
     }
     if factory is not None:
         return field(default_factory=factory, metadata=metadata)
@@ -230,6 +250,66 @@ class Config:
         allowed=POSITIVE,
     )
 
+    limit_max_requests: int | None = option(
+        None,
+        "Maximum number of HTTP requests to service before terminating the process (under "
+        "--workers the supervisor starts a replacement; the socket stays open meanwhile).",
+        allowed=POSITIVE,
+    )
+    limit_max_requests_jitter: int = option(
+        0,
+        "Maximum jitter to add to limit_max_requests. Staggers worker restarts to avoid all "
+        "workers restarting simultaneously.",
+        allowed=NON_NEGATIVE,
+    )
+
+    # --- processes -------------------------------------------------------------
+    workers: int | None = option(
+        None,
+        "Number of worker processes. Defaults to the $WEB_CONCURRENCY environment variable "
+        "if available, or 1. Ignored with --reload.",
+        allowed=POSITIVE,
+    )
+    timeout_worker_healthcheck: float = option(
+        5.0,
+        "Maximum number of seconds to wait for a worker to respond to a healthcheck; a "
+        "worker that does not answer in time is killed and replaced.",
+        allowed=ABOVE_ZERO,
+    )
+    reload: bool = option(
+        False, "Enable auto-reload (needs watchfiles: pip install 'asgiws[watchfiles]')."
+    )
+    reload_dirs: list[str] = option(
+        None,
+        "Set reload directories explicitly, instead of using the current working directory "
+        "(repeatable).",
+        flag="--reload-dir",
+        metavar="PATH",
+        factory=list,
+    )
+    reload_includes: list[str] = option(
+        None,
+        "Set glob patterns to include while watching for files (repeatable). Includes '*.py' "
+        "by default; these defaults can be overridden with --reload-exclude.",
+        flag="--reload-include",
+        metavar="GLOB",
+        factory=list,
+    )
+    reload_excludes: list[str] = option(
+        None,
+        "Set glob patterns (or directories) to exclude while watching for files "
+        "(repeatable). Includes '.*', '.py[cod]', '.sw.*', '~*' by default; these defaults "
+        "can be overridden with --reload-include.",
+        flag="--reload-exclude",
+        metavar="GLOB",
+        factory=list,
+    )
+    reload_delay: float = option(
+        0.25,
+        "Seconds to wait after a change for more changes before restarting once.",
+        allowed=NON_NEGATIVE,
+    )
+
     # --- headers and logging -------------------------------------------------
     server_header: bool = option(True, "Enable default Server header.")
     date_header: bool = option(True, "Enable default Date header.")
@@ -241,15 +321,74 @@ class Config:
         allowed=Matches(r"[^:]+:.*", "of the form Name:Value"),
         factory=list,
     )
+    log_config: dict[str, Any] | str | None = option(
+        None,
+        "Logging configuration: a .json or .yaml (PyYAML) file for logging.config.dictConfig, "
+        "any other file for fileConfig; a dict for dictConfig in Python; none leaves logging "
+        "to the program.",
+        metavar="PATH",
+        parse=str,
+        factory=default_log_config,
+        shown_default="asgiws's own",
+    )
     log_level: str = option("info", "Log level.", allowed=OneOf(tuple(LOG_LEVELS)))
     access_log: bool = option(True, "Enable access log.")
-    use_colors: bool | None = option(None, "Colorize log output.", cli=False)
+    use_colors: bool | None = option(
+        None, "Colorize log output (default: only when stderr is a terminal)."
+    )
+
+    # --- behind a proxy ------------------------------------------------------
+    proxy_headers: bool = option(
+        True,
+        "Enable X-Forwarded-Proto, X-Forwarded-For (and RFC 7239 Forwarded) to populate "
+        "url scheme and remote address info, from the peers --forwarded-allow-ips trusts.",
+    )
+    forwarded_allow_ips: str | None = option(
+        None,
+        "Comma separated list of IP Addresses, IP Networks, or literals (e.g. UNIX Socket "
+        "path, or 'unix:' for every UNIX-socket peer) to trust with proxy headers. Defaults "
+        "to the $FORWARDED_ALLOW_IPS environment variable if available, or '127.0.0.1'. "
+        "The literal '*' means trust everything.",
+        metavar="IPS",
+    )
+
+    # --- metrics ---------------------------------------------------------------
+    metrics: bool = option(
+        False,
+        "Serve Prometheus metrics (needs prometheus_client: pip install 'asgiws[metrics]').",
+    )
+    metrics_port: int | None = option(
+        None,
+        "Serve metrics on their own listener on this port (0 picks a free one); none serves "
+        "them at --metrics-path on the app's listener, ahead of the app.",
+        allowed=Interval(0, 65535),
+    )
+    metrics_host: str | None = option(
+        None, "Host of the --metrics-port listener; none: the same as --host."
+    )
+    metrics_path: str = option(
+        "/metrics",
+        "Path the metrics are served at.",
+        allowed=Matches(r"/\S*", "a path starting with /"),
+    )
 
     # --- TLS -----------------------------------------------------------------
     ssl_keyfile: str | None = option(None, "SSL key file.", metavar="PATH")
     ssl_certfile: str | None = option(None, "SSL certificate file.", metavar="PATH")
     ssl_keyfile_password: str | None = option(None, "SSL keyfile password.")
     ssl_ca_certs: str | None = option(None, "CA certificates file.", metavar="PATH")
+    ssl_cert_reqs: int = option(
+        int(ssl.CERT_NONE),
+        "Whether client certificate is required (see stdlib ssl module's): 0 CERT_NONE, "
+        "1 CERT_OPTIONAL, 2 CERT_REQUIRED (verified against --ssl-ca-certs).",
+        allowed=OneOf((0, 1, 2)),
+    )
+    ssl_ciphers: str | None = option(
+        None,
+        "Ciphers to use (see stdlib ssl module's), an OpenSSL cipher list for TLS 1.2 and "
+        "older. Default: OpenSSL's (uvicorn's 'TLSv1' would leave TLS 1.2 clients only "
+        "SHA-1 CBC suites).",
+    )
     ssl_context: ssl.SSLContext | None = option(
         None, "A ready SSLContext (programmatic use); takes precedence over the files.", cli=False
     )
@@ -285,17 +424,21 @@ class Config:
     )
     ws_read_limit: int = option(
         2**16,
-        "High-water mark of the incoming byte buffer before reading pauses.",
+        "Incoming bytes held unparsed before reading pauses: before the opening "
+        "handshake completes, and while ws-max-queue messages wait for the app.",
         allowed=POSITIVE,
     )
     ws_write_limit: int = option(
         2**16, "High-water mark of the outgoing buffer; send() waits above it.", allowed=POSITIVE
     )
-    ws_origins: list[str] = option(
+    ws_origins: list[str | None] = option(
         None,
-        "Allowed Origin header values (repeatable); other origins get 403. Default: any.",
+        f"Allowed Origin header values (repeatable); other origins get 403. Default: any. "
+        f"'{NO_ORIGIN_WORD}' allows clients that send no Origin header (None in Python); "
+        "'null' is the Origin browsers send from opaque origins.",
         flag="--ws-origins",
         metavar="ORIGIN",
+        parse=parse_origin,
         factory=list,
     )
     ws_per_message_deflate: bool = option(True, "Negotiate permessage-deflate (RFC 7692).")
@@ -406,7 +549,9 @@ def kind_of_type(hint: Any) -> Kind:
         hint = members[0] if len(members) == 1 else hint
     origin = typing.get_origin(hint)
     if origin is list:
-        return Kind(typing.get_args(hint)[0], optional, repeatable=True)
+        item = kind_of_type(typing.get_args(hint)[0])
+        # `list[X | None]`: an item may be None (`optional` of a list is about its items).
+        return Kind(item.base, optional or item.optional, repeatable=True)
     if origin is Literal:
         choices = typing.get_args(hint)
         return Kind(type(choices[0]), optional, choices=choices)
@@ -454,6 +599,8 @@ def allowed_text(f: dataclasses.Field[Any]) -> str:
 
 def default_text(f: dataclasses.Field[Any]) -> str:
     """The default as a user would type it (booleans as on/off, None as none)."""
+    if f.metadata["shown_default"] is not None:
+        return str(f.metadata["shown_default"])
     if f.default is dataclasses.MISSING:  # list options: empty by default
         return "none"
     value = f.default
@@ -470,7 +617,9 @@ def parse_text(f: dataclasses.Field[Any], text: str) -> Any:
     Raises ValueError when `text` does not spell a value of the option's type."""
     kind = kind_of(f)
     parse: Callable[[str], Any] | None = f.metadata["parse"]
-    if parse is None or (kind.optional and text.lower() in NONE_WORDS):
+    # A list option's declared parse spells its own None (`--ws-origins none`),
+    # because "null" is a real Origin value.
+    if parse is None or (kind.optional and not kind.repeatable and text.lower() in NONE_WORDS):
         return kind.parse(text)
     return parse(text)
 

@@ -1,8 +1,9 @@
 """What the server reports, through one interface.
 
 Connections and request cycles tell an `Observer` what happened to them
-(a WebSocket opened or closed, a handshake refused, an HTTP request done, a
-ping answered, a broadcast skipped, writes paused by backpressure).  Features
+(an HTTP connection opened or closed, a WebSocket opened or closed, a
+handshake refused, an HTTP request done, a ping answered, a broadcast
+skipped, writes paused by backpressure).  Features
 that want to know (the access log now, metrics later) subscribe; they never
 reach into a connection for the numbers.
 
@@ -22,6 +23,8 @@ __all__ = [
     "BroadcastSkipped",
     "ClosedBy",
     "HandshakeRefused",
+    "HttpConnectionClosed",
+    "HttpConnectionOpened",
     "HttpRequestDone",
     "Observer",
     "ObserverGroup",
@@ -49,7 +52,7 @@ class BroadcastSkipReason(enum.Enum):
 
     NOT_OPEN = "connection is not open"
     FRAGMENTED_SEND = "a fragmented message is being sent"
-    SLOW_READER = "write buffer above write_limit (slow reader)"
+    SLOW_READER = "queued outgoing bytes above write_limit or the hub's bound (slow reader)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +96,26 @@ class HandshakeRefused:
     client: Address
     status: int
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class HttpConnectionOpened:
+    """A TCP (or UNIX-socket) connection was accepted; it speaks HTTP until
+    it ends or is handed to a WebSocket.  `client` is the transport's peer:
+    proxy headers are per request and not known yet."""
+
+    client: Address
+
+
+@dataclass(frozen=True, slots=True)
+class HttpConnectionClosed:
+    """An accepted connection stopped being an HTTP connection: it ended
+    (`upgraded` False), or a WebSocket upgrade took it over (`upgraded`
+    True; what follows is reported as a handshake refusal or a WebSocket
+    opened and closed).  Every `HttpConnectionOpened` gets exactly one."""
+
+    client: Address
+    upgraded: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +170,12 @@ class Observer:
     def http_request_done(self, event: HttpRequestDone) -> None:
         pass
 
+    def http_connection_opened(self, event: HttpConnectionOpened) -> None:
+        pass
+
+    def http_connection_closed(self, event: HttpConnectionClosed) -> None:
+        pass
+
     def ping_round_trip(self, event: PingRoundTrip) -> None:
         pass
 
@@ -180,6 +209,14 @@ class ObserverGroup(Observer):
     def http_request_done(self, event: HttpRequestDone) -> None:
         for observer in self.observers:
             observer.http_request_done(event)
+
+    def http_connection_opened(self, event: HttpConnectionOpened) -> None:
+        for observer in self.observers:
+            observer.http_connection_opened(event)
+
+    def http_connection_closed(self, event: HttpConnectionClosed) -> None:
+        for observer in self.observers:
+            observer.http_connection_closed(event)
 
     def ping_round_trip(self, event: PingRoundTrip) -> None:
         for observer in self.observers:

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from asgiws.config import Config
     from asgiws.connection.options import ConnectionOptions
     from asgiws.observer import Observer
+    from asgiws.proxy_headers import TrustedProxies
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -101,9 +102,15 @@ class ServerState:
     """Server/Date/custom headers for responses; the server refreshes Date every second."""
     shutting_down: bool = False
     observer: Observer | None = None
+    trusted_proxies: TrustedProxies | None = None
+    """Peers whose proxy headers count, built by `Server.load()` from
+    `--forwarded-allow-ips`; None with `--no-proxy-headers`."""
     ws_options: ConnectionOptions | None = None
     """What every WebSocket connection of this server runs with, built from
     `Config` once by `Server.load()`."""
+    ws_protocol: Callable[..., Any] | None = None
+    """Makes the server side's connection objects (`serve(create_protocol=...)`);
+    None: the ASGI face's own class."""
     """Who hears what connections report (`asgiws.observer.combine`); None
     when nobody subscribed, so a report costs one test."""
 
@@ -115,6 +122,9 @@ class ConnectionInfo:
     client: tuple[str, int] | None
     server: tuple[str, int] | None
     is_tls: bool
+    trusted_proxy: bool = False
+    """The peer is a trusted proxy (`--forwarded-allow-ips`): the scope builder
+    reads its X-Forwarded-*/Forwarded headers (`asgiws.proxy_headers`)."""
 
 
 @dataclass(slots=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from typing import Any
 
 from asgiws.types import Receive, Scope, Send
@@ -203,3 +204,35 @@ async def protocol(scope: Scope, receive: Receive, send: Send) -> None:
                 await send({"type": "websocket.send", "text": message["text"]})
             else:
                 await send({"type": "websocket.send", "bytes": message["bytes"]})
+
+
+async def numbered(scope: Scope, receive: Receive, send: Send) -> None:
+    """For the process tests (`--workers`, `--limit-max-requests`).
+
+    HTTP: the serving process's pid.  WebSocket `/stream/NAME`: the pid as
+    first message, then "1", "2", ... every 20 ms until the connection ends;
+    then prints "stream NAME sent N", N the messages whose send() returned
+    (the ones the server took), so a test can check every one arrived.
+    """
+    if scope["type"] == "lifespan":
+        await lifespan(receive, send)
+        return
+    pid = str(os.getpid())
+    if scope["type"] == "http":
+        await read_body(receive)
+        await respond(send, 200, pid.encode())
+        return
+    await receive()  # websocket.connect
+    await send({"type": "websocket.accept"})
+    await send({"type": "websocket.send", "text": pid})
+    name = scope["path"].rsplit("/", 1)[-1]
+    sent = 0
+    try:
+        while True:
+            await send({"type": "websocket.send", "text": str(sent + 1)})
+            sent += 1
+            await asyncio.sleep(0.02)
+    except OSError:  # ClientDisconnected: the connection closed
+        pass
+    finally:
+        print(f"stream {name} sent {sent}", flush=True)

@@ -6,15 +6,17 @@ exercise what a user runs: argument parsing, app loading, signals, shutdown.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -37,24 +39,46 @@ TOOL_SOURCES = {
     "node": "apt package nodejs (or the machine's node)",
     "npm": "apt package npm (or the machine's npm)",
     "kosoku": "the dev extra of pyproject.toml (pip)",
+    "curl": "apt package curl",
+    "nginx": "apt package nginx",
+    "haproxy": "apt package haproxy",
+    "supervisord": "apt package supervisor",
+    "systemd-socket-activate": "apt package systemd",
+    "systemd-analyze": "apt package systemd",
 }
 
 
 class ServerProcess:
     """One running `asgiws` CLI process, with its merged stdout/stderr captured."""
 
-    def __init__(self, app: str, args: tuple[str, ...], env: Mapping[str, str] | None) -> None:
-        self.command = [
-            sys.executable,
-            "-m",
-            "asgiws",
-            app,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            *args,
-        ]
+    def __init__(
+        self,
+        app: str,
+        args: tuple[str, ...],
+        env: Mapping[str, str] | None,
+        pass_fds: tuple[int, ...] = (),
+    ) -> None:
+        command = [sys.executable, "-m", "asgiws", app, "--host", "127.0.0.1", "--port", "0"]
+        self._start([*command, *args], env, pass_fds)
+
+    @classmethod
+    def of_program(
+        cls,
+        command: Sequence[str],
+        env: Mapping[str, str] | None = None,
+        pass_fds: tuple[int, ...] = (),
+    ) -> ServerProcess:
+        """Another program, watched the same way (output, `wait_for_log`, `stop`, and
+        `wait_ready` once it runs asgiws, as systemd-socket-activate does): the
+        proxies and process managers that tests/deploy starts."""
+        process = cls.__new__(cls)
+        process._start(list(command), env, pass_fds)
+        return process
+
+    def _start(
+        self, command: list[str], env: Mapping[str, str] | None, pass_fds: tuple[int, ...]
+    ) -> None:
+        self.command = command
         full_env = dict(os.environ)
         full_env["PYTHONUNBUFFERED"] = "1"
         if env:
@@ -68,6 +92,7 @@ class ServerProcess:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
+            pass_fds=pass_fds,
         )
         # A reader thread keeps the pipe drained, so a chatty server never blocks on it.
         self._reader = threading.Thread(target=self._read_output, daemon=True)
@@ -95,22 +120,28 @@ class ServerProcess:
 
     def wait_for_log(self, pattern: str, timeout: float = 10.0) -> re.Match[str]:
         """Block until a printed line matches `pattern` (a regex); fail after `timeout`."""
+        return self.wait_for_logs(pattern, 1, timeout)[0]
+
+    def wait_for_logs(
+        self, pattern: str, count: int, timeout: float = 20.0
+    ) -> list[re.Match[str]]:
+        """Block until `count` printed lines match `pattern`; fail after `timeout`."""
         regex = re.compile(pattern)
         deadline = time.monotonic() + timeout
+        matches: list[re.Match[str]] = []
         seen = 0
         with self._changed:
             while True:
-                for line in self._lines[seen:]:
-                    match = regex.search(line)
-                    if match:
-                        return match
+                matches += [m for m in map(regex.search, self._lines[seen:]) if m]
                 seen = len(self._lines)
+                if len(matches) >= count:
+                    return matches[:count]
                 remaining = deadline - time.monotonic()
                 exited = self.process.poll() is not None and not self._reader.is_alive()
                 if remaining <= 0 or exited:
                     raise AssertionError(
-                        f"no line matching {pattern!r} within {timeout}s; "
-                        f"output:\n{self._joined_lines()}"
+                        f"{len(matches)} of {count} lines matching {pattern!r} within "
+                        f"{timeout}s; output:\n{self._joined_lines()}"
                     )
                 self._changed.wait(remaining)
 
@@ -207,8 +238,13 @@ def run_server() -> Iterator[StartServer]:
     """
     started: list[ServerProcess] = []
 
-    def start(app: str, *args: str, env: Mapping[str, str] | None = None) -> ServerProcess:
-        server = ServerProcess(app, tuple(args), env)
+    def start(
+        app: str,
+        *args: str,
+        env: Mapping[str, str] | None = None,
+        pass_fds: tuple[int, ...] = (),
+    ) -> ServerProcess:
+        server = ServerProcess(app, tuple(args), env, pass_fds)
         started.append(server)
         server.wait_ready()
         return server
@@ -222,6 +258,20 @@ def run_server() -> Iterator[StartServer]:
             errors.append(str(exc))
     if errors:
         pytest.fail("\n\n".join(errors), pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def restore_asgiws_logging() -> Iterator[None]:
+    """An in-process `Server(Config(...))` sets up the `asgiws` loggers (as
+    uvicorn does); put them back, so that later tests' caplog sees records."""
+    loggers = [logging.getLogger(name) for name in ("asgiws", "asgiws.access", "asgiws.error")]
+    saved = [(lg.handlers[:], lg.level, lg.propagate, lg.disabled) for lg in loggers]
+    yield
+    for lg, (handlers, level, propagate, disabled) in zip(loggers, saved, strict=True):
+        lg.handlers[:] = handlers
+        lg.setLevel(level)
+        lg.propagate = propagate
+        lg.disabled = disabled
 
 
 def find_tool(name: str) -> str:
@@ -243,3 +293,56 @@ def find_tool(name: str) -> str:
 def require_tool() -> Callable[[str], str]:
     """`require_tool("chromium")` returns the tool's path or fails the test."""
     return find_tool
+
+
+class RedisServer:
+    """A real `redis-server` on a free loopback port, no persistence; `kill()`
+    and `start()` again on the same port simulate an outage and a restart."""
+
+    def __init__(self, executable: str) -> None:
+        self.executable = executable
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port: int = sock.getsockname()[1]
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [self.executable, "--port", str(self.port), "--bind", "127.0.0.1",
+             "--save", "", "--appendonly", "no", "--loglevel", "warning"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"redis-server exited with {self.process.returncode}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
+                    sock.sendall(b"PING\r\n")
+                    if sock.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                time.sleep(0.02)
+        raise AssertionError(f"redis-server did not answer on port {self.port}")
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A fresh redis-server for one test (required under CI=true, like any tool)."""
+    server = RedisServer(find_tool("redis-server"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from asgiws.websocket.deflate import DeflateOptions
 
@@ -31,7 +32,8 @@ class ConnectionOptions:
     close_timeout: float
     """Seconds the closing handshake may take before TCP is dropped."""
     read_limit: int
-    """Bytes buffered before the opening handshake completes before reading pauses."""
+    """Incoming bytes held unparsed before reading pauses: before the opening
+    handshake completes, and while max_queue messages wait for the app."""
     write_limit: int
     """High-water mark of the transport's write buffer: send() waits above it."""
     shutdown_close_code: int
@@ -40,3 +42,8 @@ class ConnectionOptions:
     """Where frames and state changes are logged; None: 'asgiws.websocket'."""
     deflate: DeflateOptions | None
     """What permessage-deflate this endpoint offers or accepts; None: no compression."""
+    extensions: tuple[Any, ...] = ()
+    """Server: the extension factories `serve(extensions=...)` negotiates as
+    a chain when it names any extension but permessage-deflate
+    (`asgiws.extensions.negotiation.server_factories`); () otherwise, and
+    `deflate` alone applies.  (Not a Config option: factories are objects.)"""

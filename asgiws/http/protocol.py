@@ -33,9 +33,20 @@ from asgiws.http.parser import (
     RequestStarted,
     make_parser,
 )
+from asgiws.observer import HttpConnectionClosed, HttpConnectionOpened
 from asgiws.types import ConnectionContext, ConnectionInfo, RequestHead
 
 logger = logging.getLogger("asgiws.error")
+
+
+def at_concurrency_limit(ctx: ConnectionContext) -> bool:
+    """`--limit-concurrency N`, one rule for HTTP requests and WebSocket
+    handshakes: with more than N connections open (HTTP and WebSocket alike,
+    the asking one included) or N app tasks running (requests being answered,
+    WebSocket sessions), a new request or handshake gets 503."""
+    limit = ctx.config.limit_concurrency
+    state = ctx.server_state
+    return limit is not None and (len(state.connections) > limit or len(state.tasks) >= limit)
 
 UpgradeHandler = Callable[[asyncio.Transport, RequestHead, bytes, ConnectionContext], None]
 """Takes over a transport for a WebSocket: (transport, request head, bytes
@@ -68,27 +79,41 @@ class HttpProtocol(asyncio.Protocol):
         self._pending_upgrade: tuple[RequestHead, bytearray] | None = None
         self._keep_alive_timer: asyncio.TimerHandle | None = None
         self._idle_since: float | None = None  # loop time the last response ended
+        self._answered = False  # a response went out: idle now means between requests
         self._lost = False
+        self._handed_off = False  # the upgrade handler took the transport
 
     # --- asyncio.Protocol ------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
         self.flow = FlowControl(self.transport)
         ctx = self.ctx
+        client = _address(transport.get_extra_info("peername"))
+        sockname = transport.get_extra_info("sockname")
+        trusted = ctx.server_state.trusted_proxies
         self.ctx = ConnectionContext(
             ctx.config,
             ctx.server_state,
             ConnectionInfo(
-                client=_address(transport.get_extra_info("peername")),
-                server=_address(transport.get_extra_info("sockname")),
+                client=client,
+                server=_address(sockname),
                 is_tls=ctx.info.is_tls or transport.get_extra_info("sslcontext") is not None,
+                # Decided once per connection: the peer does not change.
+                trusted_proxy=trusted is not None
+                and trusted.trusts_peer(client, sockname if isinstance(sockname, str) else None),
             ),
         )
         self.server_state.connections.add(self)
         self._start_idle_clock()
+        observer = self.server_state.observer
+        if observer is not None:
+            observer.http_connection_opened(HttpConnectionOpened(client))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
+        observer = self.server_state.observer
+        if observer is not None and not self._handed_off:
+            observer.http_connection_closed(HttpConnectionClosed(self.ctx.info.client, False))
         self.parser.close()
         self.server_state.connections.discard(self)
         self._cancel_keep_alive_timer()
@@ -131,7 +156,17 @@ class HttpProtocol(asyncio.Protocol):
 
     # --- graceful shutdown (ManagedConnection) ---------------------------------
     def shutdown(self) -> None:
-        """Idle: close now.  Busy: close once the current response is out."""
+        """Idle: close now.  Busy: close once the current response is out.
+
+        A connection accepted just before shutdown that has not delivered its
+        first request yet is not idle: its request may already be on the way
+        (a worker recycled by --limit-max-requests must not reset it), so it
+        gets one response, with Connection: close (the keep-alive timeout
+        still bounds the wait)."""
+        fresh = not self._answered and self._pending_upgrade is None
+        if not self._cycles and fresh:
+            self._close_after_response = True
+            return
         if not self._cycles:
             if not self.transport.is_closing():
                 self.transport.close()
@@ -150,9 +185,8 @@ class HttpProtocol(asyncio.Protocol):
                 self._hand_off()
             return
         app = self.app
-        limit = self.config.limit_concurrency
         state = self.server_state
-        if limit is not None and (len(state.connections) > limit or len(state.tasks) >= limit):
+        if at_concurrency_limit(self.ctx):
             app = service_unavailable
         cycle = RequestCycle(
             http_scope(event.head, self.ctx),
@@ -231,6 +265,7 @@ class HttpProtocol(asyncio.Protocol):
 
     def _on_response_complete(self, cycle: RequestCycle) -> None:
         self.server_state.total_requests += 1
+        self._answered = True
         if self._cycles and self._cycles[0] is cycle:
             self._cycles.popleft()
         head = cycle.response_head
@@ -277,6 +312,7 @@ class HttpProtocol(asyncio.Protocol):
         assert self._pending_upgrade is not None
         head, trailing = self._pending_upgrade
         self._pending_upgrade = None
+        self._handed_off = True
         self.parser.close()
         self._cancel_keep_alive_timer()
         self.flow.resume_reading()
@@ -289,6 +325,9 @@ class HttpProtocol(asyncio.Protocol):
             # Left only after the WebSocket side has registered itself, so the
             # registry never looks empty to a graceful shutdown in between.
             self.server_state.connections.discard(self)
+            observer = self.server_state.observer
+            if observer is not None:
+                observer.http_connection_closed(HttpConnectionClosed(self.ctx.info.client, True))
 
     # --- keep-alive ---------------------------------------------------------------
     # One timer per connection, not one per request: a request only marks the

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 from typing import TYPE_CHECKING
 
 from asgiws.config import Config, ConfigError
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
 
     from asgiws.metrics.observer import MetricsObserver
 
-__all__ = ["MULTIPROCESS_ENV", "Metrics"]
+__all__ = ["MULTIPROCESS_ENV", "Metrics", "log_served_at", "metrics_host"]
 
 logger = logging.getLogger("asgiws.error")
 
@@ -121,8 +122,10 @@ class Metrics:
         return app_with_metrics
 
     # --- the own listener ---------------------------------------------------------
-    async def start(self) -> None:
-        """Listen on `--metrics-host:--metrics-port` (nothing without a port)."""
+    async def start(self, sock: socket.socket | None = None) -> None:
+        """Listen on `--metrics-host:--metrics-port` (nothing without a port),
+        or on `sock`, the listener a supervisor bound once for its workers
+        (it has logged where)."""
         config = self.config
         if config.metrics_port is None:
             return
@@ -130,17 +133,20 @@ class Metrics:
 
         self._state.default_headers = [(b"server", b"asgiws")] if config.server_header else []
         ctx = ConnectionContext(config, self._state, ConnectionInfo(None, None, False))
-        host = config.metrics_host if config.metrics_host is not None else config.host
-        self._server = await asyncio.get_running_loop().create_server(
+        loop = asyncio.get_running_loop()
+        if sock is not None:
+            self._server = await loop.create_server(
+                lambda: HttpProtocol(ctx, _no_websocket), sock=sock
+            )
+            return
+        self._server = await loop.create_server(
             lambda: HttpProtocol(ctx, _no_websocket),
-            host=host,
+            host=metrics_host(config),
             port=config.metrics_port,
             reuse_address=True,
         )
-        for sock in self._server.sockets:
-            name = sock.getsockname()
-            where = f"[{name[0]}]:{name[1]}" if ":" in name[0] else f"{name[0]}:{name[1]}"
-            logger.info("Metrics served at http://%s%s", where, config.metrics_path)
+        for bound in self._server.sockets:
+            log_served_at(bound, config)
 
     async def stop(self) -> None:
         """Close the own listener and its connections; in multiprocess mode,
@@ -158,6 +164,16 @@ class Metrics:
             from prometheus_client import multiprocess
 
             multiprocess.mark_process_dead(os.getpid(), self.multiprocess_dir)  # type: ignore[no-untyped-call]
+
+
+def metrics_host(config: Config) -> str:
+    return config.metrics_host if config.metrics_host is not None else config.host
+
+
+def log_served_at(sock: socket.socket, config: Config) -> None:
+    name = sock.getsockname()
+    where = f"[{name[0]}]:{name[1]}" if ":" in name[0] else f"{name[0]}:{name[1]}"
+    logger.info("Metrics served at http://%s%s", where, config.metrics_path)
 
 
 async def _respond(

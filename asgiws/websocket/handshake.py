@@ -6,12 +6,12 @@ import base64
 import binascii
 import hashlib
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from asgiws.websocket.deflate import DeflateOptions, DeflateParams, client_accept
 from asgiws.websocket.errors import HandshakeError, InvalidResponse
-from asgiws.websocket.headers import Headers, is_token
+from asgiws.websocket.headers import Headers, is_token, split_list
 
 RawHeaders = list[tuple[bytes, bytes]]
 
@@ -41,11 +41,21 @@ class ClientHandshake:
     origin: str | None
 
 
-def _only(index: Headers, name: str) -> str | None:
-    values = index.get_all(name)
+def _only(found: Mapping[str, list[str]], name: str) -> str | None:
+    values = found.get(name.lower(), ())
     if len(values) > 1:
         raise HandshakeError(400, f"more than one {name} header")
     return values[0] if values else None
+
+
+def _elements(values: Iterable[str]) -> list[str]:
+    """The elements of comma-separated lists (`split_list`) of every value."""
+    return [item for value in values for item in split_list(value)]
+
+
+def _lower_elements(values: Iterable[str]) -> list[str]:
+    """`_elements`, lower-cased: for tokens compared case-insensitively."""
+    return [item.lower() for value in values for item in split_list(value)]
 
 
 def _bad(reason: str) -> HandshakeError:
@@ -72,17 +82,18 @@ def validate_request(
     # 4.2.1.2: "A |Host| header field containing the server's authority."
     # Indexed once, on the first lookup, for every check that follows.
     index = headers if isinstance(headers, Headers) else Headers(headers)
-    hosts = index.get_all("host")
+    found = index.by_name()
+    hosts = found.get("host", ())
     if len(hosts) != 1:
         raise _bad("exactly one Host header is required")
     # 4.2.1.3: "An |Upgrade| header field containing the value "websocket",
     # treated as an ASCII case-insensitive value."
-    upgrade = [t.lower() for t in index.get_list("upgrade")]
+    upgrade = _lower_elements(found.get("upgrade", ()))
     if "websocket" not in upgrade:
         raise _bad("missing 'Upgrade: websocket' header")
     # 4.2.1.4: "A |Connection| header field that includes the token "Upgrade",
     # treated as an ASCII case-insensitive value."
-    connection = [t.lower() for t in index.get_list("connection")]
+    connection = _lower_elements(found.get("connection", ()))
     if "upgrade" not in connection:
         raise _bad("missing 'Connection: Upgrade' header")
     # 4.2.1.6: "A |Sec-WebSocket-Version| header field, with a value of 13."
@@ -92,7 +103,7 @@ def validate_request(
     # |Sec-WebSocket-Version| header field indicating the version(s) the
     # server is capable of understanding."
     # One version, not a list: "13, 8" is another protocol version.
-    versions = index.get_all("sec-websocket-version")
+    versions = found.get("sec-websocket-version", [])
     if [v.strip() for v in versions] != ["13"]:
         got = ", ".join(versions) or "none"
         raise HandshakeError(
@@ -100,7 +111,7 @@ def validate_request(
         )
     # 4.2.1.5: "A |Sec-WebSocket-Key| header field with a base64-encoded value
     # that, when decoded, is 16 bytes in length."
-    key = _only(index, "Sec-WebSocket-Key")
+    key = _only(found, "Sec-WebSocket-Key")
     if key is None:
         raise _bad("missing Sec-WebSocket-Key header")
     key = key.strip()
@@ -112,15 +123,16 @@ def validate_request(
         raise _bad("Sec-WebSocket-Key is not the base64 encoding of 16 bytes")
     return ClientHandshake(
         key=key,
-        subprotocols=index.get_list("sec-websocket-protocol"),
-        extensions=index.get_all("sec-websocket-extensions"),
-        origin=_only(index, "Origin"),
+        subprotocols=_elements(found.get("sec-websocket-protocol", ())),
+        extensions=list(found.get("sec-websocket-extensions", ())),
+        origin=_only(found, "Origin"),
     )
 
 
-def check_origin(origin: str | None, allowed: list[str]) -> None:
+def check_origin(origin: str | None, allowed: Sequence[str | None]) -> None:
     """Raise HandshakeError(403) when `allowed` is non-empty and `origin` is
-    not in it (10.2: servers "can reject" unwanted origins)."""
+    not in it (10.2: servers "can reject" unwanted origins).  None in
+    `allowed` lets in a request without an Origin header, as in websockets."""
     if allowed and origin not in allowed:
         raise HandshakeError(403, f"origin {origin!r} is not allowed")
 

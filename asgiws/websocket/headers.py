@@ -95,6 +95,12 @@ class Headers(Mapping[str, str]):
     def get_all(self, name: str) -> list[str]:
         return list(self._build().get(name.lower(), ()))
 
+    def by_name(self) -> Mapping[str, list[str]]:
+        """The index itself, lower-case name -> every value in order: for code
+        that reads many headers in a row (the opening handshake runs on every
+        connection), one dict lookup per header instead of a method call."""
+        return self._build()
+
     def get_list(self, name: str) -> list[str]:
         """Elements of every `name` header as one list (`split_list`)."""
         return [item for value in self._build().get(name.lower(), ()) for item in split_list(value)]

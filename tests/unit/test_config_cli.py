@@ -119,6 +119,11 @@ OUT_OF_RANGE: list[tuple[str, object]] = [
     ("h11_max_incomplete_event_size", 0),
     ("timeout_keep_alive", -1),
     ("timeout_graceful_shutdown", -0.5),
+    ("limit_max_requests", 0),
+    ("limit_max_requests_jitter", -1),
+    ("workers", 0),
+    ("timeout_worker_healthcheck", 0),
+    ("reload_delay", -0.1),
     ("malloc_threshold", 99999999999),
     ("malloc_threshold", -1),
     ("limit_concurrency", 0),
@@ -142,6 +147,9 @@ OUT_OF_RANGE: list[tuple[str, object]] = [
     ("ws_shutdown_close_code", 999),
     ("ws_shutdown_close_code", 1000),
     ("ws_handshake_timeout", 0),
+    ("metrics_port", 70000),
+    ("metrics_path", "metrics"),
+    ("ssl_cert_reqs", 3),
 ]
 """At least one value outside every declared range."""
 

@@ -508,7 +508,7 @@ async def test_access_log(http: str, caplog: Any) -> None:
     async with serve_http(echo_app, http=http) as srv, httpx.AsyncClient() as client:
         await client.get(srv.url + "/a b?x=1")
     (record,) = [r for r in caplog.records if r.name == "asgiws.access"]
-    assert record.getMessage().endswith(' - "GET /a%20b?x=1 HTTP/1.1" 200')
+    assert record.getMessage().endswith(' - "GET /a%20b?x=1 HTTP/1.1" 200 OK')
     assert record.getMessage().startswith("127.0.0.1:")
 
 
