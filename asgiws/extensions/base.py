@@ -10,11 +10,17 @@
 - `Extension.decode(frame, *, max_size=None)` on every frame received and
   `Extension.encode(frame)` on every frame sent, as `Frame` objects.
 
+The engine runs the negotiated extensions frame by frame
+(`asgiws.websocket.chain`): `encode` in negotiation order on every frame
+sent, `decode` in the reverse order on every frame received; an RSV bit
+that no extension cleared in `decode` fails the connection (1002).
+Negotiation: `asgiws.extensions.negotiation`.
+
 permessage-deflate (`asgiws.extensions.permessage_deflate`) is built on this
-interface; the engine recognises its negotiated `PerMessageDeflate` and runs
-it on its fast paths (the C whole-message scanner, inline frame building,
-one compressor per connection, the bounded inflate) instead of frame by
-frame.
+interface; when its negotiated `PerMessageDeflate` is the only extension,
+the engine runs it on its fast paths (the C whole-message scanner, inline
+frame building, one compressor per connection, the bounded inflate) instead
+of frame by frame.
 """
 
 from __future__ import annotations

@@ -2,10 +2,11 @@
 
 The factories negotiate with the same code the engine's handshake uses
 (`asgiws.websocket.deflate`); `PerMessageDeflate` is the negotiated
-extension.  The engine does not call its `decode`/`encode` frame by frame:
-it takes the agreed `params` and compresses whole messages on its fast
-paths.  `decode`/`encode` work on frames for whoever drives the interface
-directly, with the same codec (`MessageDeflate`) and the same bounded inflate.
+extension.  When it is the only extension agreed, the engine does not call
+its `decode`/`encode`: it takes the agreed `params` and compresses whole
+messages on its fast paths.  Stacked with other extensions, it runs frame
+by frame in the chain like any extension, with the same codec
+(`MessageDeflate`) and the same bounded inflate.
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ class PerMessageDeflate(Extension):
     def decode(self, frame: Frame, *, max_size: int | None = None) -> Frame:
         if frame.opcode >= _CONTROL:
             return frame
-        if frame.opcode != _CONTINUATION:
+        first = frame.opcode != _CONTINUATION
+        if first:
             if not frame.rsv1:
                 return frame  # RFC 7692 6.1: an uncompressed message
             self._decoding, self._size = True, 0
@@ -75,7 +77,10 @@ class PerMessageDeflate(Extension):
                 raise PayloadTooBig(exc.reason) from None
             raise ProtocolError(exc.reason) from None
         self._size += len(data)
-        return dataclasses.replace(frame, data=data, rsv1=False)
+        # 6.1: RSV1 means "compressed" on a message's first frame only; left
+        # set on a continuation frame, the engine fails it (no extension
+        # defines it there).
+        return dataclasses.replace(frame, data=data, rsv1=frame.rsv1 and not first)
 
     def encode(self, frame: Frame) -> Frame:
         if frame.opcode >= _CONTROL:
@@ -118,6 +123,13 @@ class ServerPerMessageDeflateFactory(ServerExtensionFactory):
     def __init__(self, **kwargs: Any) -> None:
         self.options = _options(**kwargs)
 
+    @classmethod
+    def from_options(cls, options: _deflate.DeflateOptions) -> ServerPerMessageDeflateFactory:
+        """The factory for settings already checked (`compression="deflate"`)."""
+        factory = cls()
+        factory.options = options
+        return factory
+
     def process_request_params(
         self, params: Sequence[ExtensionParameter], accepted_extensions: Sequence[Extension]
     ) -> tuple[list[ExtensionParameter], Extension]:
@@ -139,6 +151,13 @@ class ClientPerMessageDeflateFactory(ClientExtensionFactory):
     def __init__(self, **kwargs: Any) -> None:
         self.options = _options(**kwargs)
 
+    @classmethod
+    def from_options(cls, options: _deflate.DeflateOptions) -> ClientPerMessageDeflateFactory:
+        """The factory for settings already checked (`compression="deflate"`)."""
+        factory = cls()
+        factory.options = options
+        return factory
+
     def get_request_params(self) -> list[ExtensionParameter]:
         return _deflate.client_offer_params(self.options)
 
@@ -154,17 +173,17 @@ class ClientPerMessageDeflateFactory(ClientExtensionFactory):
         return PerMessageDeflate(agreed, is_server=False)
 
 
+def is_deflate_factory(factory: object) -> bool:
+    """Whether `factory` is one of ours for permessage-deflate."""
+    return isinstance(factory, (ServerPerMessageDeflateFactory, ClientPerMessageDeflateFactory))
+
+
 def deflate_options_of(extensions: Sequence[Any] | None) -> _deflate.DeflateOptions | None:
-    """The permessage-deflate options the engine runs with, from `extensions=`:
-    None when the list has no permessage-deflate factory.  TypeError for any
-    other extension: the engine runs permessage-deflate only (see the README)."""
-    found: _deflate.DeflateOptions | None = None
-    for factory in extensions or []:
-        if isinstance(factory, (ServerPerMessageDeflateFactory, ClientPerMessageDeflateFactory)):
-            found = found or factory.options
-        else:
-            raise TypeError(
-                f"extension {getattr(factory, 'name', factory)!r}: asgiws runs "
-                "permessage-deflate only; other extensions are not supported yet"
-            )
-    return found
+    """The permessage-deflate options the engine runs with on its fast paths,
+    from `extensions=`: those of the first permessage-deflate factory when
+    the list has no other extension; None otherwise (no such factory, or an
+    extension chain, which `asgiws.extensions.negotiation` runs)."""
+    factories = list(extensions or [])
+    if not all(is_deflate_factory(f) for f in factories):
+        return None
+    return next((f.options for f in factories), None)

@@ -14,9 +14,11 @@ says so (or when its close timeout fires).
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from enum import Enum
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
+from asgiws.websocket.chain import ExtensionChain
 from asgiws.websocket.deflate import DeflateParams, MessageDeflate
 from asgiws.websocket.errors import CloseCode, InvalidState, ProtocolError
 from asgiws.websocket.events import (
@@ -46,6 +48,9 @@ from asgiws.websocket.frames import (
 )
 from asgiws.websocket.mask import BytesLike
 from asgiws.websocket.messages import MessageAssembler
+
+if TYPE_CHECKING:
+    from asgiws.extensions.base import Extension
 
 
 class OurState(Enum):
@@ -213,11 +218,13 @@ class Engine:
 
     # Thousands of idle connections each hold one engine: no per-instance dict.
     __slots__ = (
+        "_chain",
         "_close_received",
         "_close_sent",
         "_decoder",
         "_deflate",
         "_failure",
+        "_inline",
         "_messages",
         "_ours",
         "_rcvd_then_sent",
@@ -228,12 +235,29 @@ class Engine:
     )
 
     def __init__(
-        self, *, max_size: int | None = 2**20, deflate: DeflateParams | None = None
+        self,
+        *,
+        max_size: int | None = 2**20,
+        deflate: DeflateParams | None = None,
+        extensions: Sequence[Extension] | None = None,
     ) -> None:
+        """`deflate`: permessage-deflate alone, on the fast paths (the C
+        scanner, inline frames, one codec, the bounded inflate).
+        `extensions`: any other negotiated chain (permessage-deflate among
+        them, as its `PerMessageDeflate`), run frame by frame (`chain.py`)."""
+        if deflate is not None and extensions:
+            raise ValueError("give deflate= or extensions=, not both")
         codec = deflate.codec(is_server=self.is_server) if deflate is not None else None
         self._deflate: MessageDeflate | None = codec
         self._messages = MessageAssembler(max_size, codec)
-        self._decoder = FrameDecoder(expect_masked=self.is_server, compression=codec is not None)
+        self._chain = ExtensionChain(extensions, max_size) if extensions else None
+        self._decoder = FrameDecoder(
+            expect_masked=self.is_server,
+            compression=codec is not None,
+            extensions=self._chain is not None,
+        )
+        # _send_message builds the common frames inline: a server's, without a chain
+        self._inline = self.is_server and self._chain is None
         self._ours = _OPEN
         self._theirs = _MESSAGES
         self._state = EngineState.OPEN  # coarse_state(_ours, _theirs), kept by _fire
@@ -246,6 +270,19 @@ class Engine:
         self._send_opcode = 0
 
     # --- state --------------------------------------------------------------------
+    @property
+    def sends_plain_frames(self) -> bool:
+        """Whether a frame encoded once by `encode_server_frame` (unmasked,
+        no extension) may be written as is: a server without an extension
+        chain (permessage-deflate alone allows uncompressed messages)."""
+        return self._inline
+
+    @property
+    def extensions(self) -> tuple[Extension, ...]:
+        """The extension chain run frame by frame; () on the fast paths."""
+        chain = self._chain
+        return chain.extensions if chain is not None else ()
+
     @property
     def state(self) -> EngineState:
         """OPEN: we may still send; CLOSING: our close frame is out; CLOSED:
@@ -274,6 +311,8 @@ class Engine:
         self._state = coarse_state(ours, theirs)
         if theirs is not _MESSAGES:
             self._messages.reset()  # no message will complete: free its buffers
+            if self._chain is not None:
+                self._chain.reset()
 
     @property
     def close_code(self) -> int:
@@ -387,12 +426,15 @@ class Engine:
             return []
         decoder = self._decoder
         messages = self._messages
+        chain = self._chain
+        # With a chain, it bounds and collects each frame for the extensions.
+        message_gate: MessageAssembler | ExtensionChain = messages if chain is None else chain
         decoder.feed(data)
         events: list[Event] = []
         while True:
             theirs = self._theirs
             if theirs is _MESSAGES:
-                gate: MessageAssembler | None = messages
+                gate: MessageAssembler | ExtensionChain | None = message_gate
                 if not messages.opcode:
                     # Between messages: whole plain messages in one C call
                     # (nothing without the extension); next_part() below
@@ -420,6 +462,26 @@ class Engine:
                 break
             if part is None:
                 break
+            if chain is not None:
+                if gate is None and part.opcode != CLOSE:
+                    continue  # discarding: only the close frame counts
+                try:
+                    decoded = chain.decode(part)
+                    if decoded is not None and decoded.opcode < CLOSE:
+                        # the message layer's rules, on the decoded frame
+                        messages.start_frame(
+                            decoded.opcode, decoded.fin, False, len(decoded.payload)
+                        )
+                except ProtocolError as exc:
+                    if self._theirs is _MESSAGES:
+                        self._receive_error(Trigger.PROTOCOL_ERROR, exc, events)
+                    if part.opcode == CLOSE:
+                        # undecodable, but the peer's stream is over (as in _on_close)
+                        self._fire(Trigger.RECEIVE_CLOSE)
+                    continue
+                if decoded is None:
+                    continue
+                part = decoded
             opcode = part.opcode
             if opcode == CLOSE:
                 self._on_close(part.payload, events)
@@ -517,6 +579,10 @@ class Engine:
         # 5.3: "The masking key is a 32-bit value chosen at random by the
         # client" and "MUST be unpredictable" -- a fresh key for every frame.
         mask = None if self.is_server else os.urandom(4)
+        chain = self._chain
+        if chain is not None:  # every frame, control frames too, as websockets does
+            opcode, payload, fin, rsv = chain.encode(opcode, payload, fin)
+            return encode_frame(opcode, payload, fin=fin, mask=mask, rsv=rsv)
         return encode_frame(opcode, payload, fin=fin, rsv1=rsv1, mask=mask)
 
     def _close_frame(self, close: Close, payload: bytes) -> list[bytes]:
@@ -548,7 +614,7 @@ class Engine:
         if deflate is not None:
             payload = deflate.compress(payload)
             rsv1 = True  # RFC 7692 6.1: the "Per-Message Compressed" bit
-        if self.is_server:
+        if self._inline:
             # The common frames, inline: FIN, RSV1, opcode, unmasked, and one
             # bytes object up to SPLIT_THRESHOLD (what encode_frame builds).
             length = len(payload)

@@ -62,6 +62,8 @@ _KNOWN_OPCODES = frozenset(int(op) for op in Opcode)
 _FIN = 0x80
 _RSV1 = 0x40
 _RSV23 = 0x30
+RSV_BITS = 0x70
+"""RSV1-3 of the first header byte (RSV1 0x40, RSV2 0x20, RSV3 0x10)."""
 _MASK = 0x80
 PACK16 = struct.Struct(">BBH").pack
 PACK64 = struct.Struct(">BBQ").pack
@@ -78,11 +80,18 @@ whose payload is not all there yet, is collected whole (see FrameDecoder)."""
 
 
 def encode_header(
-    opcode: int, length: int, *, fin: bool = True, rsv1: bool = False, mask: bytes | None = None
+    opcode: int,
+    length: int,
+    *,
+    fin: bool = True,
+    rsv1: bool = False,
+    mask: bytes | None = None,
+    rsv: int = 0,
 ) -> bytes:
     """The frame header; RFC 6455 5.2: "the minimal number of bytes MUST be
-    used to encode the length"."""
-    b0 = (_FIN if fin else 0) | (_RSV1 if rsv1 else 0) | opcode
+    used to encode the length".  `rsv`: more RSV bits (RSV_BITS), set by
+    negotiated extensions."""
+    b0 = (_FIN if fin else 0) | (_RSV1 if rsv1 else 0) | rsv | opcode
     mbit = _MASK if mask is not None else 0
     if length < 126:
         header = bytes((b0, mbit | length))
@@ -100,11 +109,12 @@ def encode_frame(
     fin: bool = True,
     rsv1: bool = False,
     mask: bytes | None = None,
+    rsv: int = 0,
 ) -> list[bytes]:
     """One frame as chunks for `writelines`: [header, payload] when the payload
     is big (no concatenation copy), [frame] otherwise."""
     length = len(payload)
-    header = encode_header(opcode, length, fin=fin, rsv1=rsv1, mask=mask)
+    header = encode_header(opcode, length, fin=fin, rsv1=rsv1, mask=mask, rsv=rsv)
     if mask is not None:
         body = apply_mask(payload, mask)
     elif isinstance(payload, bytes):
@@ -179,13 +189,21 @@ class FramePart:
 
     A frame that was fully buffered comes as one part with `first` and `last`
     both true; control frames always do.  `opcode`, `fin` and `rsv1` are the
-    frame's header bits, repeated on every part.
+    frame's header bits, repeated on every part; `rsv` holds all three RSV
+    bits (RSV_BITS) when the decoder leaves them to an extension chain.
     """
 
-    __slots__ = ("fin", "first", "last", "opcode", "payload", "rsv1")
+    __slots__ = ("fin", "first", "last", "opcode", "payload", "rsv", "rsv1")
 
     def __init__(
-        self, opcode: int, fin: bool, rsv1: bool, payload: bytes, first: bool, last: bool
+        self,
+        opcode: int,
+        fin: bool,
+        rsv1: bool,
+        payload: bytes,
+        first: bool,
+        last: bool,
+        rsv: int = 0,
     ) -> None:
         self.opcode = opcode
         self.fin = fin
@@ -193,6 +211,7 @@ class FramePart:
         self.payload = payload
         self.first = first
         self.last = last
+        self.rsv = rsv
 
 
 class FrameGate(Protocol):
@@ -213,7 +232,11 @@ class FrameDecoder:
     """Incremental decoder: `feed()` bytes, then call `next_part()` until None.
 
     `expect_masked`: True on the server.  `compression`: RSV1 allowed on the
-    first frame of a data message (RFC 7692).
+    first frame of a data message (RFC 7692).  `extensions`: a chain of
+    negotiated extensions judges the RSV bits (`chain.ExtensionChain` fails
+    the frames whose bits no extension cleared), so the decoder lets every
+    RSV bit through and hands them out in `FramePart.rsv`; the C scanner is
+    not used then.
 
     `next_part(gate)` shows every data frame's header to `gate` (the message
     assembler) before taking any of its payload, so message rules and limits
@@ -238,7 +261,9 @@ class FrameDecoder:
         "_opcode",
         "_pos",
         "_remaining",
+        "_rsv",
         "_rsv1",
+        "_rsv_free",
         "_scan",
         "_whole",
     )
@@ -249,10 +274,15 @@ class FrameDecoder:
         expect_masked: bool,
         compression: bool = False,
         scan: ScanFrames | Literal["auto"] | None = "auto",
+        extensions: bool = False,
     ) -> None:
         # "auto": the C fast path when available (looked up now, so tests can
-        # swap the module attribute); None: the general decoder only.
+        # swap the module attribute); None: the general decoder only.  The
+        # scanner knows RSV1 only: never with an extension chain.
+        if extensions:
+            scan = None
         self._scan = c_scan_frames if scan == "auto" else scan
+        self._rsv_free = extensions
         self._whole: Assembler | None = None  # the frame being collected whole
         self._buf = bytearray()
         self._pos = 0
@@ -263,6 +293,7 @@ class FrameDecoder:
         self._opcode = 0
         self._fin = True
         self._rsv1 = False
+        self._rsv = 0
         self._mask: bytes | None = None
         self._mask_offset = 0
 
@@ -352,7 +383,9 @@ class FrameDecoder:
             n = remaining if remaining <= available else available
             payload = self._take(n)
             self._remaining = remaining = remaining - n
-            return FramePart(self._opcode, self._fin, self._rsv1, payload, False, not remaining)
+            return FramePart(
+                self._opcode, self._fin, self._rsv1, payload, False, not remaining, self._rsv
+            )
 
         if available < 2:
             self._compact()
@@ -370,9 +403,11 @@ class FrameDecoder:
         # meanings for non-zero values. If a nonzero value is received and none
         # of the negotiated extensions defines the meaning of such a nonzero
         # value, the receiving endpoint MUST _Fail the WebSocket Connection_."
-        if b0 & _RSV23:
-            raise _fail("reserved bits RSV2/RSV3 set")
-        if rsv1:
+        # With an extension chain, the chain judges them once the frame is whole.
+        rsv = b0 & RSV_BITS
+        if rsv and not self._rsv_free:
+            if b0 & _RSV23:
+                raise _fail("reserved bits RSV2/RSV3 set without a negotiated extension")
             if not self._compression:
                 raise _fail("reserved bit RSV1 set without a negotiated extension")
             # RFC 7692 6.1: "An endpoint MUST NOT set the "Per-Message
@@ -434,11 +469,12 @@ class FrameDecoder:
         self._pos = pos + header_size
         available -= header_size
         if is_control:
-            return FramePart(opcode, True, False, self._take(length), True, True)
+            return FramePart(opcode, True, rsv1, self._take(length), True, True, rsv)
 
         self._opcode = opcode
         self._fin = fin
         self._rsv1 = rsv1
+        self._rsv = rsv
         if collect and length > available and length >= ASSEMBLE_THRESHOLD:
             # (module attribute looked up here, so tests can swap it)
             self._whole = PayloadAssembler(length)
@@ -447,7 +483,7 @@ class FrameDecoder:
         n = length if length <= available else available
         payload = self._take(n)
         self._remaining = remaining = length - n
-        return FramePart(opcode, fin, rsv1, payload, True, not remaining)
+        return FramePart(opcode, fin, rsv1, payload, True, not remaining, rsv)
 
     def _collect(self, available: int) -> FramePart | None:
         """Move buffered payload bytes into the frame collected whole; the
@@ -466,4 +502,6 @@ class FrameDecoder:
             self._compact()
             return None
         self._whole = None
-        return FramePart(self._opcode, self._fin, self._rsv1, whole.take(), True, True)
+        return FramePart(
+            self._opcode, self._fin, self._rsv1, whole.take(), True, True, self._rsv
+        )
