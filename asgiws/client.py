@@ -41,12 +41,19 @@ from asgiws.exceptions import (
     RedirectHandshake,
     SecurityError,
 )
+from asgiws.extensions.negotiation import (
+    accept_response,
+    client_factories,
+    client_offer_value,
+    engine_arguments,
+    extension_names,
+)
 from asgiws.extensions.permessage_deflate import deflate_options_of
 from asgiws.options import connection_options_from_keywords
 from asgiws.protocol import WebSocketClientProtocol
 from asgiws.uri import WebSocketURI, parse_uri
 from asgiws.websocket.connection import ClientEngine
-from asgiws.websocket.deflate import DeflateParams, client_offer
+from asgiws.websocket.deflate import client_offer
 from asgiws.websocket.errors import InvalidResponse
 from asgiws.websocket.handshake import (
     client_request_headers,
@@ -385,6 +392,8 @@ class connect:  # the websockets name: used like a function
         self.server_hostname = server_hostname
         self.logger = logger if logger is not None else default_logger
         self.deflate_options = self.options.deflate
+        # Any extension but permessage-deflate: the factories negotiate as a chain.
+        self.extension_factories = client_factories(extensions, self.deflate_options)
         self._connection: WebSocketClientProtocol | None = None
 
     # --- the three ways to use it ---------------------------------------------------
@@ -481,9 +490,7 @@ class connect:  # the websockets name: used like a function
             wsuri.host_header,
             key,
             subprotocols=self.subprotocols,
-            extensions_value=(
-                client_offer(self.deflate_options) if self.deflate_options is not None else None
-            ),
+            extensions_value=self._extensions_offer(),
             origin=self.origin,
             extra_headers=headers,
         )
@@ -501,23 +508,40 @@ class connect:  # the websockets name: used like a function
             response = await handshake.response
             if response.status != 101:
                 raise InvalidStatus(response.status, Headers(response.headers), response.body)
+            factories = self.extension_factories
+            checked = response.headers
+            if factories:  # the chain's answer is checked by its factories, below
+                checked = [h for h in checked if h[0].lower() != b"sec-websocket-extensions"]
             try:
                 subprotocol, params = validate_response(
                     response.status,
-                    response.headers,
+                    checked,
                     key,
                     offered_subprotocols=self.subprotocols,
-                    deflate_options=self.deflate_options,
+                    deflate_options=None if factories else self.deflate_options,
                 )
             except InvalidResponse as exc:
                 raise handshake_exception(exc, Headers(response.headers)) from exc
+            engine_extensions: dict[str, Any] = {} if params is None else {"deflate": params}
+            if factories:
+                answer = Headers(response.headers).get_all("sec-websocket-extensions")
+                engine_extensions = engine_arguments(accept_response(answer, factories))
         except BaseException:
             # Refused, malformed, or cancelled by open_timeout: the socket goes.
             transport.abort()
             raise
         return self._take_over(
-            transport, handshake, request_headers, response, subprotocol, params, wsuri
+            transport, handshake, request_headers, response, subprotocol, engine_extensions, wsuri
         )
+
+    def _extensions_offer(self) -> str | None:
+        """Our Sec-WebSocket-Extensions value: every factory of a chain, in
+        order, or permessage-deflate from the options."""
+        if self.extension_factories:
+            return client_offer_value(self.extension_factories)
+        if self.deflate_options is not None:
+            return client_offer(self.deflate_options)
+        return None
 
     async def _create_connection(
         self,
@@ -550,7 +574,7 @@ class connect:  # the websockets name: used like a function
         request_headers: RawHeaders,
         response: Response,
         subprotocol: str | None,
-        params: DeflateParams | None,
+        engine_extensions: dict[str, Any],
         wsuri: WebSocketURI,
     ) -> WebSocketClientProtocol:
         """Hand the transport to a WebSocketConnection; synchronous, so that
@@ -563,7 +587,7 @@ class connect:  # the websockets name: used like a function
         connection.subprotocol = subprotocol
         transport.set_protocol(connection)
         connection.connection_made(transport)
-        connection.attach_engine(ClientEngine(max_size=options.max_size, deflate=params))
+        connection.attach_engine(ClientEngine(max_size=options.max_size, **engine_extensions))
         trailing = bytes(handshake.trailing)
         if handshake.lost:
             # The server sent its answer (and maybe frames) and closed at once.
@@ -579,8 +603,9 @@ class connect:  # the websockets name: used like a function
         if handshake.eof and not connection.eof_received():
             transport.close()
         connection.logger.info(
-            "connection open: %s (subprotocol %s, deflate %s)",
-            self.uri, subprotocol, params is not None,
+            "connection open: %s (subprotocol %s, extensions %s)",
+            self.uri, subprotocol,
+            extension_names(engine_extensions),
         )
         return connection
 

@@ -16,6 +16,7 @@ the `asgiws.server` logger (or the `logger=` given), with
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import http
 import inspect
 import logging
@@ -29,6 +30,7 @@ from asgiws.asgi.websocket import CONNECTION_EXTENSION
 from asgiws.connection import ConnectionOptions
 from asgiws.datastructures import Headers, encode_headers
 from asgiws.exceptions import AbortHandshake
+from asgiws.extensions.negotiation import server_factories
 from asgiws.extensions.permessage_deflate import deflate_options_of
 from asgiws.options import config_from_handler_options
 from asgiws.protocol import (
@@ -330,9 +332,9 @@ class serve:  # the websockets name: used like a function
     `select_subprotocol`, `extra_headers`, `server_header` (None: no
     header), `process_request`, `ping_interval`, `ping_timeout`,
     `close_timeout`, `max_size`, `max_queue`, `read_limit`, `write_limit`,
-    `ssl`, `extensions` (extension factories: permessage-deflate's, see
-    asgiws.extensions), and the socket keywords of `loop.create_server` (`sock`, `family`,
-    `flags`, `backlog`, `reuse_address`, `reuse_port`).  `host=None` listens
+    `ssl`, `extensions` (extension factories, see asgiws.extensions), and
+    the socket keywords of `loop.create_server` (`sock`, `family`, `flags`,
+    `backlog`, `reuse_address`, `reuse_port`).  `host=None` listens
     on every interface.  Any Config field is accepted as well.
     """
 
@@ -367,6 +369,7 @@ class serve:  # the websockets name: used like a function
         options.setdefault("lifespan", "off")
         options.setdefault("ws_shutdown_close_code", GOING_AWAY)
         options.setdefault("access_log", False)
+        options.setdefault("log_config", None)  # logging is the program's, as with websockets
         if "logger" not in options and "ws_logger" not in options:
             options["logger"] = logger
         if isinstance(host, str) and host:
@@ -380,8 +383,13 @@ class serve:  # the websockets name: used like a function
         config = config_from_handler_options(app=app, headers=headers, **options)
         self.server = Server(config)
         self.server.load()
-        self.server.server_state.ws_protocol = app.create_protocol
-        app.connection_options = self.server.server_state.ws_options
+        state = self.server.server_state
+        state.ws_protocol = app.create_protocol
+        if state.ws_options is not None:
+            # Any extension but permessage-deflate: the factories negotiate as a chain.
+            chain = server_factories(extensions, state.ws_options.deflate)
+            state.ws_options = dataclasses.replace(state.ws_options, extensions=chain)
+        app.connection_options = state.ws_options
         self.logger = config.ws_logger or logger
         self._app = app
         self._host = host

@@ -18,17 +18,18 @@ import asyncio
 import enum
 import logging
 import weakref
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from asgiws.asgi.scope import client_and_secure, request_path, websocket_scope
 from asgiws.connection import WebSocketConnection
 from asgiws.datastructures import Headers
 from asgiws.exceptions import ClientDisconnected, ConnectionClosed
+from asgiws.extensions.negotiation import engine_arguments, negotiate_server
 from asgiws.http.framing import BodyEncoder, build_response_head
 from asgiws.http.protocol import at_concurrency_limit
 from asgiws.observer import HandshakeRefused
 from asgiws.websocket.connection import ServerEngine
-from asgiws.websocket.deflate import DeflateParams, negotiate
+from asgiws.websocket.deflate import negotiate
 from asgiws.websocket.errors import HandshakeError
 from asgiws.websocket.handshake import (
     ClientHandshake,
@@ -70,8 +71,14 @@ def upgrade(
         options = ctx.server_state.ws_options
         assert options is not None, "Server.load() builds the connection options"
         deflate = None
-        if options.deflate is not None and handshake.extensions:
-            deflate = negotiate(handshake.extensions, options.deflate)
+        if options.extensions:  # serve(extensions=...) with more than permessage-deflate
+            value, accepted = negotiate_server(handshake.extensions, options.extensions)
+            if value is not None:
+                deflate = (value, engine_arguments(accepted))
+        elif options.deflate is not None and handshake.extensions:
+            found = negotiate(handshake.extensions, options.deflate)
+            if found is not None:
+                deflate = (found[0], {"deflate": found[1]})
     except HandshakeError as exc:
         logger.info("WebSocket handshake refused (%d): %s", exc.status, exc.reason)
         _write_plain_response(transport, head, ctx, exc.status, exc.reason, exc.headers)
@@ -190,7 +197,7 @@ class WebSocketSession:
         conn: WebSocketConnection,
         head: RequestHead,
         handshake: ClientHandshake,
-        deflate: tuple[str, DeflateParams] | None,
+        deflate: tuple[str, dict[str, Any]] | None,
         ctx: ConnectionContext,
     ) -> None:
         self.conn = conn
@@ -386,7 +393,8 @@ class WebSocketSession:
             self._phase = _Phase.DONE
             raise ClientDisconnected("the client disconnected before websocket.accept")
         subprotocol: str | None = message.get("subprotocol")
-        extensions_value, params = self._deflate if self._deflate is not None else (None, None)
+        # (the Sec-WebSocket-Extensions value, the engine's deflate= or extensions=)
+        extensions_value, engine_extensions = self._deflate or (None, {})
         # Ours (Accept, the extension we negotiated) need no checking; the
         # subprotocol and extra headers come from the app and are validated.
         own = accept_headers(self._handshake.key, None, extensions_value)
@@ -403,7 +411,7 @@ class WebSocketSession:
             own_headers=own,
         )
         headers = own + app_headers
-        engine = ServerEngine(max_size=conn.options.max_size, deflate=params)
+        engine = ServerEngine(max_size=conn.options.max_size, **engine_extensions)
         self._cancel_handshake_timer()
         self._phase = _Phase.ACCEPTED
         conn.subprotocol = subprotocol

@@ -59,6 +59,9 @@ from asgiws.websocket.events import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from asgiws.websocket.deflate import SharedCompressionKey
     from asgiws.websocket.frames import Close
 
 __all__ = ["ConnectionLogger", "WebSocketConnection"]
@@ -138,6 +141,7 @@ class WebSocketConnection(asyncio.Protocol):
         engine: Engine | None = None,
         registry: MutableSet[Any] | None = None,
         observer: Observer | None = None,
+        reported_client: Any = None,
     ) -> None:
         self.options = options
         self._id: uuid.UUID | None = None  # drawn on first use: os.urandom is a syscall
@@ -166,7 +170,9 @@ class WebSocketConnection(asyncio.Protocol):
         self._writer = Writer()
         self._keepalive = Keepalive()
         self._closing = Closing()
-        self._reporter = None if observer is None else Reporter(observer)
+        # `reported_client`: who the observer hears about, when that is not
+        # the transport's peer (a client named by a trusted proxy's headers).
+        self._reporter = None if observer is None else Reporter(observer, reported_client)
 
     # ------------------------------------------------------------------
     # attributes of the websockets API
@@ -537,7 +543,11 @@ class WebSocketConnection(asyncio.Protocol):
             await self._drain()
 
     def write_prepared(
-        self, message: Data, server_frame: list[bytes], max_queued: int | None = None
+        self,
+        message: Data,
+        server_frame: list[bytes],
+        max_queued: int | None = None,
+        compressed: Callable[[SharedCompressionKey], list[bytes]] | None = None,
     ) -> BroadcastSkipReason | None:
         """Write a message without awaiting, for `broadcast()`; returns why it
         was skipped, or None when it went out.
@@ -545,6 +555,9 @@ class WebSocketConnection(asyncio.Protocol):
         `server_frame` is the message encoded once for every server-side
         connection (unmasked and uncompressed, which RFC 7692 allows on a
         deflate connection too); a client-side connection masks its own copy.
+        `compressed(key)`: the message's compressed frame for a
+        `shared_compression_key` (computed once per key by the caller), sent
+        instead by a server connection that has a key.
         A slow reader is skipped above the write limit, or, with `max_queued`
         (`asgiws.Hub`), once its queued outgoing bytes exceed that bound.
         """
@@ -556,8 +569,13 @@ class WebSocketConnection(asyncio.Protocol):
         writer = self._writer
         if writer.paused if max_queued is None else writer.queued() > max_queued:
             return self._broadcast_skipped(BroadcastSkipReason.SLOW_READER)
-        if engine.is_server:
-            writer.write(server_frame)
+        if engine.sends_plain_frames:  # a server without an extension chain
+            frame = server_frame
+            if compressed is not None:
+                key = engine.shared_compression_key
+                if key is not None:
+                    frame = compressed(key)
+            writer.write(frame)
         elif isinstance(message, str):
             writer.write(engine.send_text(message))
         else:

@@ -19,7 +19,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, cast
 
 from asgiws.websocket.chain import ExtensionChain
-from asgiws.websocket.deflate import DeflateParams, MessageDeflate
+from asgiws.websocket.deflate import DeflateParams, MessageDeflate, SharedCompressionKey
 from asgiws.websocket.errors import CloseCode, InvalidState, ProtocolError
 from asgiws.websocket.events import (
     BytesMessage,
@@ -200,6 +200,15 @@ def encode_server_frame(opcode: int, payload: BytesLike) -> list[bytes]:
     return encode_frame(opcode, payload)
 
 
+def encode_compressed_server_frame(
+    opcode: int, payload: BytesLike, compressor: MessageDeflate
+) -> list[bytes]:
+    """One unmasked frame of a whole message compressed by `compressor`
+    (from `deflate.shared_compressor(key)`), RSV1 set: valid on every server
+    connection whose `shared_compression_key` is that key."""
+    return encode_frame(opcode, compressor.compress(payload), rsv1=True)
+
+
 class Engine:
     """Shared by both roles; use `ServerEngine` or `ClientEngine`.
 
@@ -288,6 +297,17 @@ class Engine:
         """OPEN: we may still send; CLOSING: our close frame is out; CLOSED:
         close frames went both ways, or the stream ended."""
         return self._state
+
+    @property
+    def shared_compression_key(self) -> SharedCompressionKey | None:
+        """Server: the key of `encode_compressed_server_frame` frames this
+        connection may send in place of its own compression (our side
+        negotiated no_context_takeover); None without permessage-deflate,
+        with context takeover, and on a client (its frames are masked)."""
+        deflate = self._deflate
+        if deflate is None or not self.is_server:
+            return None
+        return deflate.shared_key
 
     @property
     def our_state(self) -> OurState:

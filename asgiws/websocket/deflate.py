@@ -71,6 +71,26 @@ class DeflateParams:
         return MessageDeflate(self, is_server=is_server)
 
 
+SharedCompressionKey = tuple[int, int, int]
+"""(level, memLevel, window bits) of a compressor that starts every message
+from an empty window: the compressed bytes of a message depend on nothing
+else, so connections with equal keys can share them (`shared_compressor`)."""
+
+
+def shared_compressor(key: SharedCompressionKey) -> MessageDeflate:
+    """A server compressor whose `compress(message)` gives the bytes any
+    connection with `key` may send for that message (RSV1 set): each message
+    ends with Z_FULL_FLUSH, so one compressor serves message after message."""
+    level, mem_level, window_bits = key
+    params = DeflateParams(
+        server_no_context_takeover=True,
+        server_max_window_bits=window_bits,
+        level=level,
+        mem_level=mem_level,
+    )
+    return MessageDeflate(params, is_server=True)
+
+
 class MessageDeflate:
     """Compresses our messages and inflates the peer's, keeping the LZ77
     context across messages unless no_context_takeover applies.
@@ -113,6 +133,15 @@ class MessageDeflate:
         # compressing each new message with an empty LZ77 sliding window";
         # Z_FULL_FLUSH at the end of each message guarantees exactly that.
         self._final_flush = zlib.Z_FULL_FLUSH if self._local_reset else zlib.Z_SYNC_FLUSH
+
+    @property
+    def shared_key(self) -> SharedCompressionKey | None:
+        """What our compressed messages depend on when each starts from an
+        empty window (our side's no_context_takeover); None with context
+        takeover, where every message depends on this connection's past."""
+        if not self._local_reset:
+            return None
+        return (self._level, self._mem_level, -self._compress_wbits)
 
     # --- sending ----------------------------------------------------------------
     def compress(self, data: bytes | bytearray | memoryview, *, fin: bool = True) -> bytes:

@@ -441,14 +441,4 @@ async def test_extensions_argument_configures_permessage_deflate_on_both_sides()
             assert ws.response is not None
             assert "permessage-deflate" in ws.response.headers["Sec-WebSocket-Extensions"]
 
-
-def test_an_extension_other_than_permessage_deflate_is_refused_clearly() -> None:
-    from asgiws.extensions import ServerExtensionFactory
-
-    class Rot13Factory(ServerExtensionFactory):
-        name = "x-rot13"
-
-    with pytest.raises(TypeError, match="x-rot13"):
-        asgiws.serve(echo, "127.0.0.1", 0, extensions=[Rot13Factory()])
-    with pytest.raises(TypeError, match="x-rot13"):
-        asgiws.connect("ws://127.0.0.1:1/", extensions=[Rot13Factory()])
+# Extensions other than permessage-deflate: tests/integration/test_extensions.py.

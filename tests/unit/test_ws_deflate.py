@@ -463,7 +463,7 @@ def test_extension_encode_and_decode_frames_match_the_engine() -> None:
     server, client = PerMessageDeflate(params, is_server=True), PerMessageDeflate(
         params, is_server=False
     )
-    text = "hello hello hello hello".encode()
+    text = b"hello hello hello hello"
     # The engine's compressed message and the extension's frame agree.
     engine_payload = params.codec(is_server=True).compress(text)
     encoded = server.encode(Frame(0x1, text))
