@@ -74,6 +74,15 @@ _OPEN, _CLOSED = EngineState.OPEN, EngineState.CLOSED
 _DEFAULT_LOGGER = logging.getLogger("asgiws.websocket")
 
 
+EVENTS_PER_TURN = 1024
+"""Events (messages, pings, pongs) one connection handles in one turn of the
+event loop before the rest of its read waits for the next turn: no peer can
+hold the loop, and every other connection, for the length of a big read."""
+SMALL_SLICE = 8 * 1024
+"""Bytes per engine call while a peer sends floods of tiny frames: ~750
+pings, a few milliseconds, so that a turn ends close to EVENTS_PER_TURN."""
+
+
 class ConnectionLogger(logging.LoggerAdapter[logging.Logger]):
     """Log records carry `extra={"websocket": connection}`, as in the
     websockets library (the logger it wraps may itself be the user's
@@ -124,6 +133,7 @@ class WebSocketConnection(asyncio.Protocol):
         "_pending",
         "_registry",
         "_reporter",
+        "_slice",
         "_writer",
         "debug",
         "latency",
@@ -163,6 +173,9 @@ class WebSocketConnection(asyncio.Protocol):
         self._engine = engine
         self._registry = registry
         self._pending: bytearray | None = None  # bytes that arrived before the engine
+        # Bytes parsed per engine call: read_limit, or SMALL_SLICE while the
+        # peer sends floods of tiny frames (see _feed).
+        self._slice = options.read_limit
         self._lost = False
         self._closed_waiter: asyncio.Future[None] | None = None
         self._fragmented_send: asyncio.Future[None] | None = None
@@ -305,7 +318,7 @@ class WebSocketConnection(asyncio.Protocol):
             return
         if self._pending is not None or self._inbox.paused:
             self._hold(data)  # the app is max_queue messages behind
-        elif len(data) > self.options.read_limit:
+        elif len(data) > self._slice:
             self._feed(engine, data)
         else:
             self._process(engine, engine.receive_data(data))
@@ -316,13 +329,37 @@ class WebSocketConnection(asyncio.Protocol):
         has drained the queue.  So at most max_queue messages and read_limit
         unparsed bytes are held for an app that does not read, as with
         websockets (whose read_limit bounds its stream reader's buffer)."""
-        limit = self.options.read_limit
         view = memoryview(data)
-        for start in range(0, len(data), limit):
+        handled = start = 0
+        while start < len(data):
             if self._inbox.paused and not self._lost:
                 self._hold(view[start:])
                 return
-            self._process(engine, engine.receive_data(bytes(view[start : start + limit])))
+            if handled >= EVENTS_PER_TURN and not self._lost:
+                # A read full of tiny frames (a ping flood holds ~25,000 in
+                # 256 KiB, ~3 us each): the rest waits for the next loop
+                # turn, so that the other connections are served in between.
+                self._hold(view[start:])
+                asyncio.get_running_loop().call_soon(self._next_turn)
+                return
+            end = start + self._slice
+            events = engine.receive_data(bytes(view[start:end]))
+            start = end
+            handled += len(events)
+            # Many events from one slice: smaller slices from now on, so one
+            # turn's work stays near EVENTS_PER_TURN; few: back to read_limit,
+            # which big frames need to be parsed in few calls.
+            self._slice = (
+                SMALL_SLICE if len(events) >= EVENTS_PER_TURN // 4 else self.options.read_limit
+            )
+            self._process(engine, events)
+
+    def _next_turn(self) -> None:
+        """Go on with a read that `_feed` cut short, unless the app has since
+        fallen max_queue messages behind (then recv() resumes it)."""
+        inbox = self._inbox
+        if len(inbox.messages) < inbox.max_queue:
+            self._resume_reading()
 
     def _hold(self, data: bytes | bytearray | memoryview) -> None:
         pending = self._pending

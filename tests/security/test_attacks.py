@@ -207,12 +207,6 @@ def test_a_thousand_clients_sending_max_size_messages_at_once(
     assert growth < clients * 4 * max_size
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="found by this test: one data_received() call decodes and answers every ping in "
-    "the read (~25,000 per 256 KiB), so a ping flood holds the event loop ~1 s at a time and "
-    "/health p99 is ~1.3 s; the connection layer must yield between read_limit slices",
-)
 def test_health_latency_under_slowloris_and_ping_flood(
     run_server: Callable[..., ServerProcess], capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -13,6 +13,7 @@ from websockets.frames import Frame, Opcode
 from websockets.protocol import Protocol, Side
 
 from asgiws.connection import WebSocketConnection
+from asgiws.connection.core import EVENTS_PER_TURN
 from asgiws.exceptions import (
     ConnectionClosed,
     ConnectionClosedError,
@@ -693,3 +694,21 @@ async def test_broadcast_skips_and_does_not_count_closed_connections() -> None:
     assert broadcast([open_conn, closed_conn], "news") == 1
     assert [f.data for f in open_peer.frames()] == [b"news"]
     assert closed_transport.take() == b""
+
+
+async def test_a_read_full_of_pings_is_answered_over_several_loop_turns() -> None:
+    # A ping flood: one read holding thousands of tiny frames must not hold
+    # the event loop (and every other connection) until all are answered.
+    conn, transport, peer = make_connection()
+    pings = 12 * EVENTS_PER_TURN  # over read_limit (64 KiB) of 11-byte frames
+    for _ in range(pings):
+        peer.protocol.send_ping(b"flood")
+    burst = b"".join(peer.protocol.data_to_send())
+    conn.data_received(burst)
+    answered_now = len(peer.frames())
+    assert 0 < answered_now < pings
+    assert not transport.reading  # the rest waits, and so does the socket
+    for _ in range(20):  # bounded: a few turns of the loop
+        await asyncio.sleep(0)
+    assert answered_now + len(peer.frames()) == pings
+    assert transport.reading
