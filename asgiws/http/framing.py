@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from http import HTTPStatus
 from typing import Any
 
-from asgiws.http.parser import lower_tokens
+from asgiws.http.wire import lower_tokens
 from asgiws.types import Headers
 
 _INVALID_NAME = re.compile(rb"[^!#$%&'*+\-.^_`|~0-9A-Za-z]")

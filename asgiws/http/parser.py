@@ -25,10 +25,10 @@ from urllib.parse import unquote_to_bytes
 
 import h11
 
-from asgiws.http.wire import WireCheck
+from asgiws.http.wire import WireCheck, lower_tokens
 from asgiws.types import Headers as RawHeaders
 from asgiws.types import RequestHead
-from asgiws.websocket.headers import Headers, split_list
+from asgiws.websocket.headers import Headers
 
 if TYPE_CHECKING:
     from asgiws.config import Config
@@ -112,12 +112,6 @@ def absolute_form_authority(target: bytes) -> bytes | None:
         return None
     end = min((i for i in (rest.find(b"/"), rest.find(b"?")) if i >= 0), default=len(rest))
     return rest[:end]
-
-
-def lower_tokens(value: bytes) -> list[str]:
-    """Lower-cased elements of one list-valued header (tokens compare
-    case-insensitively: Connection, Transfer-Encoding, Upgrade)."""
-    return split_list(value.decode("latin-1").lower())
 
 
 def start_request(

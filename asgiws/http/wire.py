@@ -22,6 +22,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from asgiws.websocket.headers import split_list
+
 # RFC 9110 5.6.2: token = 1*tchar
 _TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 # RFC 9112 3: request-line = method SP request-target SP HTTP-version, one SP
@@ -196,9 +198,9 @@ class WireCheck:
         """RFC 9112 6.3: how the body of the request whose head is `lines` ends."""
         version = lines[0][-3:]
         lengths: list[bytes] = []
-        codings: list[bytes] = []
-        connection: list[bytes] = []
-        upgrade: list[bytes] = []
+        codings: list[str] = []
+        connection: list[str] = []
+        upgrade: list[str] = []
         for field in lines[1:]:
             name, _, value = field.partition(b":")
             name = name.lower()
@@ -206,11 +208,11 @@ class WireCheck:
             if name == b"content-length":
                 lengths.append(value)
             elif name == b"transfer-encoding":
-                codings += _tokens(value)
+                codings += lower_tokens(value)
             elif name == b"connection":
-                connection += _tokens(value)
+                connection += lower_tokens(value)
             elif name == b"upgrade":
-                upgrade += _tokens(value)
+                upgrade += lower_tokens(value)
         if codings:
             # 6.1: "A server MAY reject a request that contains both
             # Content-Length and Transfer-Encoding ...", and "A server ... that
@@ -220,7 +222,7 @@ class WireCheck:
                 return _bad("both Content-Length and Transfer-Encoding")
             if version == b"1.0":
                 return _bad("Transfer-Encoding in an HTTP/1.0 request")
-            if codings != [b"chunked"]:
+            if codings != ["chunked"]:
                 return WireError(501, "Only Transfer-Encoding: chunked is supported")
             self._state = _CHUNK_SIZE
         elif lengths:
@@ -234,13 +236,15 @@ class WireCheck:
             self._state = _BODY if self._remaining else _HEAD
         else:
             self._state = _HEAD
-        if b"upgrade" in connection and b"websocket" in upgrade:
+        if "upgrade" in connection and "websocket" in upgrade:
             self._state = _PASS  # WebSocket frames follow: not ours to check
         return None
 
 
-def _tokens(value: bytes) -> list[bytes]:
-    return [t.strip(b" \t").lower() for t in value.split(b",") if t.strip(b" \t")]
+def lower_tokens(value: bytes) -> list[str]:
+    """Lower-cased elements of one list-valued header (tokens compare
+    case-insensitively: Connection, Transfer-Encoding, Upgrade)."""
+    return split_list(value.decode("latin-1").lower())
 
 
 def _request_line_error(line: bytes) -> WireError | None:
