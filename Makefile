@@ -119,7 +119,7 @@ $(FUZZ_SPEEDUPS): asgiws/websocket/_speedups.c | fuzz-deps
 run_fuzz = for target in $(FUZZ_TARGETS); do \
 	$(PY) -m tests.fuzz.runner $$target --seconds $(1) --corpus $(FUZZ_DIR)/corpus \
 		--findings $(FUZZ_DIR)/findings --speedups $(FUZZ_SPEEDUPS) 2>&1 | \
-		grep -v -E '^#[0-9]+ +(NEW|REDUCE|pulse)' ; \
+		grep -v -E '^\#[0-9]+[[:space:]]+(NEW|REDUCE|pulse)' ; \
 	[ $${PIPESTATUS[0]} -eq 0 ] || { echo "fuzz: $$target found a bug, input in $(FUZZ_DIR)/findings/$$target"; exit 1; }; \
 	done
 
