@@ -25,21 +25,10 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from tests.conftest import REPO_ROOT, ServerProcess, StartServer
+from tests.integration.test_cli import run_cli
 
 CLI_TIMEOUT = 30
 UNIX_READY = r"asgiws running on unix socket (?P<path>\S+)"
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    """The CLI to its end (it fails at start-up), output captured."""
-    return subprocess.run(
-        [sys.executable, "-m", "asgiws", *args],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=CLI_TIMEOUT,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 def write_module(directory: Path, name: str, source: str) -> str:
