@@ -343,7 +343,7 @@ class WebSocketConnection(asyncio.Protocol):
                 asyncio.get_running_loop().call_soon(self._next_turn)
                 return
             end = start + self._slice
-            events = engine.receive_data(bytes(view[start:end]))
+            events = engine.receive_data(view[start:end])  # the engine copies what it keeps
             start = end
             handled += len(events)
             # Many events from one slice: smaller slices from now on, so one
