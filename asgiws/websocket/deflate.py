@@ -12,6 +12,12 @@ zlib's deflate never emits a match distance above w_size - MIN_LOOKAHEAD
 tests inflate our 9-bit output with an 8-bit inflater to prove it.  A raw
 inflater accepts wbits=8 on current zlib; older ones fall back to 9, which
 only makes us more lenient.
+
+A peer that refers further back than the window it agreed to breaks
+7.1.2; zlib notices only when the reference reaches before what the same
+inflate call produced, so such a message is refused with 1007 when it
+arrives in pieces and may inflate when it arrives at once.  Both answers
+are safe: the output is bounded by max_size either way.
 """
 
 from __future__ import annotations

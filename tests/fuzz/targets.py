@@ -192,6 +192,31 @@ _DATA_FAULTS = (1007, 1009)
 _FAILED = ("1007 or 1009",)
 
 
+def past_the_window(setup: EngineSetup, events: list[Event]) -> bool:
+    """The run ended on a compressed message that refers further back than
+    the window the peer agreed to (RFC 7692 7.1.2: `*_max_window_bits`).
+
+    zlib checks a distance against the window plus what the same inflate
+    call has produced, so such a message is refused (1007) when its bytes
+    come in pieces and may inflate when they come at once.  Either answer
+    is safe (the output is bounded by max_size both ways); only a window
+    below 15 bits can be breached, as 15 bits is deflate's own limit.
+    """
+    if setup.deflate is None or not events:
+        return False
+    peer_bits = (
+        setup.deflate.client_max_window_bits
+        if setup.server
+        else setup.deflate.server_max_window_bits
+    )
+    last = events[-1]
+    return (
+        peer_bits < 15
+        and isinstance(last, ConnectionFailed)
+        and "invalid distance too far back" in last.reason
+    )
+
+
 def check_engine_events(setup: EngineSetup, events: list[Event]) -> None:
     failed = False
     for event in events:
@@ -224,10 +249,15 @@ def fuzz_ws_engine(data: bytes) -> None:
         fast = run_engine(setup, stream, setup.piece)
     with engine_paths(use_c=False):
         plain = run_engine(setup, stream, 0)
+        if past_the_window(setup, fast.events) and not past_the_window(setup, plain.events):
+            # The cut decides whether zlib sees the peer's breach of the
+            # window it agreed to (see `past_the_window`): compare the C and
+            # Python paths on the same cut instead.
+            plain = run_engine(setup, stream, setup.piece)
     check_engine_events(setup, fast.events)
     check(
         comparable(fast.events) == comparable(plain.events),
-        f"C/split {fast.events!r} != Python/whole {plain.events!r}"[:2000],
+        f"C/split {fast.events!r} != Python {plain.events!r}"[:2000],
     )
     check(fast.state == plain.state, f"state {fast.state} != {plain.state}")
     if setup.server:
