@@ -5,13 +5,19 @@
 `DeflateParams` what the handshake agreed on, `MessageDeflate` the per
 connection compressor/decompressor built from it.
 
+zlib is zlib-ng's drop-in module when it is installed, the standard
+library's otherwise (`zlib_backend` picks it; ASGIWS_ZLIB=stdlib forces the
+latter).  Everything below holds on both.
+
 Window bits 8: zlib refuses a raw deflater with wbits=8 (madler/zlib#171),
-so we compress with wbits=9.  That stays within an 8-bit window because
-zlib's deflate never emits a match distance above w_size - MIN_LOOKAHEAD
-(512 - 262 = 250 bytes), less than the 256 bytes an 8-bit window holds; the
-tests inflate our 9-bit output with an 8-bit inflater to prove it.  A raw
-inflater accepts wbits=8 on current zlib; older ones fall back to 9, which
-only makes us more lenient.
+and so does zlib-ng, so we compress with wbits=9.  That stays within an
+8-bit window because neither deflate emits a match distance above
+w_size - MIN_LOOKAHEAD (512 - 262 = 250 bytes; zlib-ng checks MAX_DIST in
+each of its level strategies), less than the 256 bytes an 8-bit window
+holds; the tests inflate our 9-bit output with an 8-bit inflater, at every
+level on both libraries, to prove it.  A raw inflater accepts wbits=8 on
+current zlib and zlib-ng; older zlibs fall back to 9, which only makes us
+more lenient.
 
 A peer that refers further back than the window it agreed to breaks
 7.1.2; zlib notices only when the reference reaches before what the same
@@ -22,12 +28,12 @@ are safe: the output is bounded by max_size either way.
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass
 from typing import Any
 
 from asgiws.websocket.errors import CloseCode, HandshakeError, InvalidResponse, ProtocolError
 from asgiws.websocket.headers import ExtensionParams, format_extension, parse_extension_list
+from asgiws.websocket.zlib_backend import zlib
 
 EXTENSION_NAME = "permessage-deflate"
 _TAIL = b"\x00\x00\xff\xff"
@@ -182,7 +188,7 @@ class MessageDeflate:
             if limit is None:
                 return d.decompress(data)  # type: ignore[no-any-return]
             out: bytes = d.decompress(data, limit + 1)
-        except zlib.error as exc:
+        except zlib.error as exc:  # the backend's own class (zlib-ng's is not zlib's)
             raise ProtocolError(CloseCode.INVALID_DATA, f"invalid compressed data: {exc}") from None
         if len(out) > limit:
             raise ProtocolError(
