@@ -1,14 +1,22 @@
 """permessage-deflate: negotiation with every RFC 7692 parameter, the 8-bit
-window, bounded inflate, and interop with websockets' sans-I/O protocol."""
+window, bounded inflate, and interop with websockets' sans-I/O protocol.
+
+What compresses runs on each zlib the server may use (the `backend` fixture):
+the standard library's and zlib-ng's, which the `standard` extra installs."""
 
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import sys
+import tracemalloc
 import zlib
+from types import ModuleType
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from websockets.client import ClientProtocol
 from websockets.extensions.permessage_deflate import (
@@ -25,6 +33,7 @@ from asgiws.options import connection_options, connection_options_from_keywords
 from asgiws.websocket import (
     BytesMessage,
     ClientEngine,
+    ConnectionFailed,
     DeflateOptions,
     DeflateParams,
     HandshakeError,
@@ -40,7 +49,9 @@ from asgiws.websocket import (
     validate_request,
     validate_response,
 )
-from asgiws.websocket.deflate import RFC_MAX_WINDOW_BITS, MessageDeflate
+from asgiws.websocket import deflate as deflate_module
+from asgiws.websocket.deflate import RFC_MAX_WINDOW_BITS, MessageDeflate, shared_compressor
+from asgiws.websocket.zlib_backend import import_zlib_ng
 
 # A server that allows the full window: the negotiation below then follows the
 # offer alone.
@@ -50,6 +61,50 @@ D = DeflateOptions(server_max_window_bits=RFC_MAX_WINDOW_BITS)
 def full_window(**changes: Any) -> DeflateOptions:
     """D with some settings changed."""
     return dataclasses.replace(D, **changes)
+
+
+def zlib_ng_module() -> ModuleType:
+    """zlib-ng's zlib module; without the package a skip, or a failure under
+    CI=true, whose set-up installs the `standard` extra."""
+    module = import_zlib_ng()
+    if module is None:
+        reason = "zlib-ng is not installed (the standard extra of pyproject.toml)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason + "; CI needs it")
+        pytest.skip(reason)
+    return module
+
+
+@pytest.fixture(params=["stdlib", "zlib-ng"])
+def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """The zlib module permessage-deflate runs on for this test, each in turn."""
+    module = zlib if request.param == "stdlib" else zlib_ng_module()
+    monkeypatch.setattr(deflate_module, "zlib", module)
+    return module
+
+
+# Hypothesis runs every example under one `backend`: that fixture is constant.
+ONE_BACKEND_PER_TEST = [HealthCheck.function_scoped_fixture]
+
+
+def backend_chosen(env: dict[str, str]) -> str:
+    """The backend a fresh process picks with `env` added to ours."""
+    code = "from asgiws.websocket.zlib_backend import NAME; print(NAME)"
+    run = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return run.stdout.strip()
+
+
+def test_zlib_ng_is_used_when_installed_unless_asgiws_zlib_says_stdlib() -> None:
+    ng = zlib_ng_module()
+    assert backend_chosen({"ASGIWS_ZLIB": ""}) == f"zlib-ng {ng.ZLIBNG_VERSION}"
+    assert backend_chosen({"ASGIWS_ZLIB": "stdlib"}) == f"zlib {zlib.ZLIB_RUNTIME_VERSION}"
 
 
 def test_config_defaults_are_the_engines_defaults() -> None:
@@ -244,18 +299,25 @@ def test_client_accept_rejects_bad_answers(answer: str, options: DeflateOptions)
         client_accept(answer, options)
 
 
-@settings(max_examples=60, deadline=None)
-@given(data=st.lists(st.binary(max_size=3000) | st.text(max_size=500).map(str.encode), max_size=6))
-def test_compressing_with_an_8_bit_window_fits_an_8_bit_inflater(data: list[bytes]) -> None:
-    # zlib cannot deflate with wbits=8, we use 9: its distances stay <= 250
-    codec = MessageDeflate(DeflateParams(server_max_window_bits=8), is_server=True)
-    inflater = zlib.decompressobj(wbits=-8)
+@settings(max_examples=60, deadline=None, suppress_health_check=ONE_BACKEND_PER_TEST)
+@given(
+    data=st.lists(st.binary(max_size=3000) | st.text(max_size=500).map(str.encode), max_size=6),
+    level=st.integers(0, 9),
+)
+def test_compressing_with_an_8_bit_window_fits_an_8_bit_inflater(
+    backend: ModuleType, data: list[bytes], level: int
+) -> None:
+    # Neither zlib nor zlib-ng deflates with wbits=8, we use 9: the distances
+    # of either stay <= 250 at every level (each has its own level strategies).
+    codec = MessageDeflate(DeflateParams(server_max_window_bits=8, level=level), is_server=True)
+    inflaters = [zlib.decompressobj(wbits=-8), backend.decompressobj(wbits=-8)]
     for message in data:
         sample = message * 3 + bytes(range(256)) + message
-        assert inflater.decompress(codec.compress(sample) + b"\x00\x00\xff\xff") == sample
+        compressed = codec.compress(sample) + b"\x00\x00\xff\xff"
+        assert [inflater.decompress(compressed) for inflater in inflaters] == [sample, sample]
 
 
-def test_inflate_stops_at_the_limit() -> None:
+def test_inflate_stops_at_the_limit(backend: ModuleType) -> None:
     codec = MessageDeflate(DeflateParams(), is_server=True)
     compressor = zlib.compressobj(wbits=-15)
     bomb = compressor.compress(b"\x00" * 5_000_000) + compressor.flush(zlib.Z_SYNC_FLUSH)
@@ -264,7 +326,51 @@ def test_inflate_stops_at_the_limit() -> None:
     assert getattr(info.value, "code", None) == 1009
 
 
-def test_no_context_takeover_resets_the_compressor() -> None:
+@pytest.mark.parametrize("cut", [None, 500])
+def test_engine_refuses_a_bomb_with_1009_holding_about_the_limit(
+    backend: ModuleType, cut: int | None
+) -> None:
+    # Whole (the scanner's path) or in pieces (inflated chunk by chunk).
+    params = DeflateParams()
+    client, server = ClientEngine(deflate=params), ServerEngine(max_size=2**20, deflate=params)
+    stream = b"".join(client.send_binary(bytes(10_000_000)))
+    assert len(stream) < 20_000
+    pieces = [stream] if cut is None else [stream[:cut], stream[cut:]]
+    tracemalloc.start()
+    try:
+        events = [event for piece in pieces for event in server.receive_data(piece)]
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert [(type(e), getattr(e, "code", None)) for e in events] == [(ConnectionFailed, 1009)]
+    assert peak < 4 * 2**20  # about the limit, not the 10 MB it would inflate to
+
+
+@pytest.mark.parametrize("cut", [None, 10])
+def test_corrupt_compressed_data_fails_with_1007(backend: ModuleType, cut: int | None) -> None:
+    # The backend raises its own error class (zlib-ng's is not zlib's).
+    params = DeflateParams()
+    client, server = ClientEngine(deflate=params), ServerEngine(deflate=params)
+    client_frames = ClientEngine(deflate=None)  # the same frame, RSV1 set by hand
+    frame = bytearray(b"".join(client_frames.send_binary(b"\xff\xff\xff\xff" * 3)))
+    frame[0] |= 0x40  # RSV1: "compressed", but these bytes are no deflate stream
+    assert server.receive_data(b"".join(client.send_text("fine"))) == [TextMessage("fine")]
+    pieces = [bytes(frame)] if cut is None else [bytes(frame[:cut]), bytes(frame[cut:])]
+    events = [event for piece in pieces for event in server.receive_data(piece)]
+    assert [(type(e), getattr(e, "code", None)) for e in events] == [(ConnectionFailed, 1007)]
+
+
+def test_shared_compressor_messages_stand_alone(backend: ModuleType) -> None:
+    # The hub sends one compressed frame to every connection with the key:
+    # each message must inflate with a fresh window, whatever came before.
+    compressor = shared_compressor((6, 5, 12))
+    texts = [b"all subscribers get this, all subscribers " * 20, b"and this" * 30] * 2
+    for text in texts:
+        alone = zlib.decompressobj(wbits=-12)
+        assert alone.decompress(compressor.compress(text) + b"\x00\x00\xff\xff") == text
+
+
+def test_no_context_takeover_resets_the_compressor(backend: ModuleType) -> None:
     text = b"some repeated words, some repeated words " * 10
     reset = MessageDeflate(DeflateParams(server_no_context_takeover=True), is_server=True)
     keep = MessageDeflate(DeflateParams(), is_server=True)
@@ -332,7 +438,7 @@ client_factories = [
     ],
 )
 def test_websockets_client_against_our_server(
-    factory_kwargs: dict[str, Any], options: DeflateOptions
+    backend: ModuleType, factory_kwargs: dict[str, Any], options: DeflateOptions
 ) -> None:
     peer = ClientProtocol(
         parse_uri("ws://example.com/ws"),
@@ -384,7 +490,7 @@ server_factories = [
     ],
 )
 def test_our_client_against_websockets_server(
-    factory_kwargs: dict[str, Any], options: DeflateOptions
+    backend: ModuleType, factory_kwargs: dict[str, Any], options: DeflateOptions
 ) -> None:
     peer = ServerProtocol(extensions=[ServerPerMessageDeflateFactory(**factory_kwargs)])
     key = generate_key()
@@ -454,14 +560,15 @@ def test_extension_factories_refuse_what_they_cannot_accept() -> None:
         ServerPerMessageDeflateFactory(window=9)
 
 
-def test_extension_encode_and_decode_frames_match_the_engine() -> None:
+def test_extension_encode_and_decode_frames_match_the_engine(backend: ModuleType) -> None:
     from asgiws.exceptions import PayloadTooBig
     from asgiws.extensions import Frame, PerMessageDeflate
     from asgiws.websocket.deflate import DeflateParams
 
     params = DeflateParams(server_max_window_bits=12)
-    server, client = PerMessageDeflate(params, is_server=True), PerMessageDeflate(
-        params, is_server=False
+    server, client = (
+        PerMessageDeflate(params, is_server=True),
+        PerMessageDeflate(params, is_server=False),
     )
     text = b"hello hello hello hello"
     # The engine's compressed message and the extension's frame agree.
