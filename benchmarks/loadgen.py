@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import json
 import os
@@ -28,10 +29,10 @@ import struct
 import sys
 import time
 import zlib
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import uvloop
 from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
@@ -69,25 +70,47 @@ class Window:
     count: int = 0
     measuring: bool = False
     running: bool = True
+    # Paced (--rate): a Pacer decides when to send; a completed unit does not
+    # send the next one by itself.
+    paced: bool = False
     latencies_ns: list[int] = field(default_factory=list)
 
 
 def server_cpu_seconds(pid: int | None) -> float:
-    """utime+stime of the server's process tree (0 when no pid was given)."""
+    """On-CPU time of the server's process tree (0 when no pid was given).
+
+    Summed per thread from /proc/PID/task/TID/schedstat (nanoseconds) where the
+    kernel has it: /proc/PID/stat counts in clock ticks (10 ms), too coarse for
+    a server that is 5 % busy over a 2 s window (the cost pass).
+    """
     if pid is None:
         return 0.0
     from benchmarks.servers import tree_pids  # lazy: see rss_kib
 
-    ticks = 0
+    seconds = 0.0
     for member in tree_pids(pid):
-        try:
-            stat = Path(f"/proc/{member}/stat").read_text()
-        except OSError:
-            continue
-        # Fields after the parenthesised command name; utime and stime are 14 and 15.
-        fields = stat[stat.rindex(")") + 2 :].split()
-        ticks += int(fields[11]) + int(fields[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
+        seconds += process_cpu_seconds(member)
+    return seconds
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """One process, all its live threads; 0 when it is gone."""
+    try:
+        if SCHEDSTAT:
+            total = 0
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                with contextlib.suppress(OSError):  # a thread that just ended
+                    total += int((task / "schedstat").read_text().split()[0])
+            return total / 1e9
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    # Fields after the parenthesised command name; utime and stime are 14 and 15.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+SCHEDSTAT = Path("/proc/self/schedstat").exists()
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +146,104 @@ async def measure(window: Window, warmup: float, duration: float) -> Sample:
     server1 = server_cpu_seconds(SERVER_PID)
     window.measuring = False
     return Sample(count1 - count0, time1 - time0, cpu1 - cpu0, server1 - server0)
+
+
+# ---------------------------------------------------------------- paced mode
+
+
+PACE_TICK = 0.001  # seconds between the pacer's looks at the clock
+# Below this share of the offered rate, a level is "saturated": the server did
+# not keep up, and its CPU per unit would describe an overloaded server.
+SATURATION = 0.95
+# Paced in-flight bound per slot, as a multiple of the throughput scenario's:
+# arrivals are not synchronised with replies, so a slot needs some headroom
+# below saturation; still bounded, so an overloaded server cannot be buried.
+PACED_HEADROOM = 2
+
+
+class Slot(Protocol):
+    """Something the pacer can hand a unit of work to (a connection, a loop)."""
+
+    def has_room(self) -> bool: ...
+
+    def fire(self) -> None: ...
+
+
+class Pacer:
+    """Open-loop schedule: `rate` fires per second, round-robin over `slots`.
+
+    Every PACE_TICK the pacer fires whatever the clock says is due since it
+    started, to the next slots with room.  A unit due while every slot is at its
+    in-flight bound is missed, not queued: a server that falls behind shows as
+    an achieved rate below the offered one, never as a growing backlog.
+    """
+
+    def __init__(self, rate: float, slots: list[Slot]) -> None:
+        self.rate = rate
+        self.slots = slots
+        self.running = True
+        self.missed = 0
+
+    async def run(self) -> None:
+        slots, count = self.slots, len(self.slots)
+        started, issued, index = time.monotonic(), 0, 0
+        while self.running:
+            await asyncio.sleep(PACE_TICK)
+            due = int((time.monotonic() - started) * self.rate) - issued
+            issued += due
+            for done in range(due):
+                for _ in range(count):
+                    slot = slots[index]
+                    index = index + 1 if index + 1 < count else 0
+                    if slot.has_room():
+                        slot.fire()
+                        break
+                else:  # every slot is full: the rest of this tick is missed
+                    self.missed += due - done
+                    break
+
+
+async def run_levels(
+    window: Window,
+    slots: list[Slot],
+    args: argparse.Namespace,
+    settle: Callable[[], Awaitable[None]],
+    *,
+    units_per_fire: int = 1,
+) -> list[dict[str, Any]]:
+    """One measurement per offered rate in `args.rate` (units/s), in order,
+    on the same connections; `settle` waits until nothing is in flight."""
+    window.paced = True
+    levels = []
+    for rate in args.rate:
+        pacer = Pacer(rate / units_per_fire, slots)
+        window.latencies_ns.clear()
+        task = asyncio.ensure_future(pacer.run())
+        try:
+            sample = await measure(window, args.warmup, args.duration)
+        finally:
+            pacer.running = False
+            await task
+        await settle()
+        levels.append(level_result(rate, sample, pacer.missed * units_per_fire))
+        if window.latencies_ns:
+            latencies = sorted(window.latencies_ns)
+            levels[-1]["p99_ms"] = percentile(latencies, 99) / 1e6
+    return levels
+
+
+def level_result(offered: float, sample: Sample, missed: int) -> dict[str, Any]:
+    """A paced level: achieved rate and server CPU microseconds per unit."""
+    return {
+        "offered": offered,
+        "achieved": sample.rate,
+        "units": sample.count,
+        "missed": missed,
+        "saturated": sample.rate < SATURATION * offered,
+        "server_cpu_s": sample.server_cpu,
+        "server_us_per_unit": sample.server_cpu * 1e6 / sample.count if sample.count else None,
+        **sample.shares(),
+    }
 
 
 class Connector:
@@ -218,7 +339,11 @@ class Client(WSListener):
 
 
 class EchoClient(Client):
-    """Keeps `in_flight` copies of one message bouncing off the echo route."""
+    """Keeps `in_flight` copies of one message bouncing off the echo route.
+
+    Paced (window.paced), it sends only when the Pacer fires it, with at most
+    PACED_HEADROOM * in_flight echoes outstanding.
+    """
 
     def __init__(self, window: Window, kind: WSMsgType, payload: bytes, in_flight: int):
         super().__init__()
@@ -228,10 +353,21 @@ class EchoClient(Client):
         self.in_flight = in_flight
         self.outstanding = 0
         self.wrong = 0
+        self.transport: WSTransport | None = None
 
     def start(self, transport: WSTransport) -> None:
+        self.transport = transport
+        if self.window.paced:
+            return
         for _ in range(self.in_flight):
             self.send(transport)
+
+    def has_room(self) -> bool:
+        return self.outstanding < self.in_flight * PACED_HEADROOM
+
+    def fire(self) -> None:
+        assert self.transport is not None
+        self.send(self.transport)
 
     def send(self, transport: WSTransport) -> None:
         self.outstanding += 1
@@ -252,16 +388,21 @@ class EchoClient(Client):
         self.outstanding -= 1
         if size != len(self.payload):
             self.wrong += 1
-        self.window.count += 1
-        if self.window.running:
+        window = self.window
+        window.count += 1
+        if window.running and not window.paced:
             self.send(transport)
 
 
-async def drain(clients: list[EchoClient]) -> None:
+class Outstanding(Protocol):
+    outstanding: int  # units sent and not answered yet
+
+
+async def drain(clients: Sequence[Outstanding], what: str = "echoes") -> None:
     deadline = time.monotonic() + DRAIN_TIMEOUT
     while any(c.outstanding > 0 for c in clients):
         if time.monotonic() > deadline:
-            raise ScenarioError("echoes still missing after the run stopped")
+            raise ScenarioError(f"{what} still missing after the run stopped")
         await asyncio.sleep(0.05)
 
 
@@ -275,8 +416,15 @@ async def run_echo(
     payload: bytes,
     client_type: type[EchoClient] = EchoClient,
     extensions: str | None = None,
-) -> tuple[Sample, list[EchoClient], list[WSTransport]]:
-    window = Window()
+    unit: str = "msg/s",
+    bytes_per_unit: int | None = None,
+) -> dict[str, Any]:
+    """Echo traffic: closed loop (throughput), or paced levels with --rate.
+
+    With `bytes_per_unit` the throughput value is MB/s (10^6 bytes) and the
+    message rate is kept as `msg_per_s`; paced levels always count messages.
+    """
+    window = Window(paced=args.rate is not None)
     pairs = await connector.open_many(
         connections,
         lambda: connector.open(
@@ -290,43 +438,57 @@ async def run_echo(
     try:
         for transport, client in zip(transports, clients, strict=True):
             client.start(transport)
-        sample = await measure(window, args.warmup, args.duration)
+        if window.paced:
+            levels = await run_levels(window, list(clients), args, lambda: drain(clients))
+        else:
+            sample = await measure(window, args.warmup, args.duration)
         window.running = False
         await drain(clients)
     finally:
         await close_all(transports)
     if any(c.wrong for c in clients):
         raise ScenarioError("echo payload size mismatch")
-    return sample, clients, transports
+    if window.paced:
+        return {"levels": levels, "unit": "msg/s"}
+    if bytes_per_unit is None:
+        return {"value": sample.rate, "unit": unit, **sample.shares()}
+    return {
+        "value": sample.rate * bytes_per_unit / 1e6,
+        "unit": unit,
+        "msg_per_s": sample.rate,
+        **sample.shares(),
+    }
 
 
 async def ws_echo_small(connector: Connector, args: argparse.Namespace) -> dict[str, Any]:
-    sample, _, _ = await run_echo(
+    return await run_echo(
         connector, args, connections=64, in_flight=8, kind=WSMsgType.TEXT, payload=b"x" * 32
     )
-    return {"value": sample.rate, "unit": "msg/s", **sample.shares()}
 
 
 async def ws_echo_1k(connector: Connector, args: argparse.Namespace) -> dict[str, Any]:
-    sample, _, _ = await run_echo(
-        connector, args, connections=64, in_flight=1, kind=WSMsgType.BINARY,
+    return await run_echo(
+        connector,
+        args,
+        connections=64,
+        in_flight=1,
+        kind=WSMsgType.BINARY,
         payload=os.urandom(1024),
     )
-    return {"value": sample.rate, "unit": "msg/s", **sample.shares()}
 
 
 async def ws_echo_1m(connector: Connector, args: argparse.Namespace) -> dict[str, Any]:
     size = 1024 * 1024
-    sample, _, _ = await run_echo(
-        connector, args, connections=4, in_flight=1, kind=WSMsgType.BINARY,
+    return await run_echo(
+        connector,
+        args,
+        connections=4,
+        in_flight=1,
+        kind=WSMsgType.BINARY,
         payload=os.urandom(size),
+        unit="MB/s",
+        bytes_per_unit=size,
     )
-    return {
-        "value": sample.rate * size / 1e6,
-        "unit": "MB/s",
-        "msg_per_s": sample.rate,
-        **sample.shares(),
-    }
 
 
 # ---------------------------------------------------------------- deflate
@@ -405,10 +567,9 @@ async def ws_deflate(
 ) -> dict[str, Any]:
     payload = COMPRESSIBLE_TEXT.encode()
     if not enabled:
-        sample, _, _ = await run_echo(
+        return await run_echo(
             connector, args, connections=64, in_flight=1, kind=WSMsgType.TEXT, payload=payload
         )
-        return {"value": sample.rate, "unit": "msg/s", **sample.shares()}
     probe, _ = await connector.open(
         "/echo", Client, extensions="permessage-deflate; client_max_window_bits"
     )
@@ -416,17 +577,17 @@ async def ws_deflate(
     await close_all([probe])
     if DeflateParams.parse(answer) is None:
         return {"value": None, "unit": "msg/s", "note": "server does not negotiate deflate"}
-    sample, _, _ = await run_echo(
-        connector, args, connections=64, in_flight=1, kind=WSMsgType.TEXT, payload=payload,
+    result = await run_echo(
+        connector,
+        args,
+        connections=64,
+        in_flight=1,
+        kind=WSMsgType.TEXT,
+        payload=payload,
         client_type=ConfiguredDeflateClient,
         extensions="permessage-deflate; client_max_window_bits",
     )
-    return {
-        "value": sample.rate,
-        "unit": "msg/s",
-        "negotiated": answer,
-        **sample.shares(),
-    }
+    return {**result, "negotiated": answer}
 
 
 async def ws_deflate_on(connector: Connector, args: argparse.Namespace) -> dict[str, Any]:
@@ -491,52 +652,88 @@ class HandshakeProtocol(asyncio.Protocol):
             self.done.set_result(False)
 
 
+HANDSHAKE_LOOPS = 16  # concurrent handshakes in the throughput scenario
+
+
+class Handshakes:
+    """Runs handshakes, counts successes in `window`, gives up on many failures."""
+
+    def __init__(self, window: Window, port: int, limit: int) -> None:
+        self.window = window
+        self.port = port
+        self.limit = limit  # paced: most handshakes in flight at once
+        self.in_flight = 0
+        self.failures: list[str] = []
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.sources = itertools.cycle(SOURCE_ADDRESSES)
+        self.request = (
+            f"GET /echo HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {HANDSHAKE_KEY}\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+
+    async def once(self) -> None:
+        """One handshake, counted or recorded as a failure."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[bool] = loop.create_future()
+        self.in_flight += 1
+        try:
+            await asyncio.wait_for(
+                loop.create_connection(
+                    lambda: HandshakeProtocol(self.request, done),
+                    "127.0.0.1",
+                    self.port,
+                    local_addr=(next(self.sources), 0),
+                ),
+                CONNECT_TIMEOUT,
+            )
+            ok = await asyncio.wait_for(done, CONNECT_TIMEOUT)
+            reason = "no 101 or no close frame"
+        except (OSError, asyncio.TimeoutError) as exc:
+            ok, reason = False, repr(exc)
+        finally:
+            self.in_flight -= 1
+        if ok:
+            self.window.count += 1
+            return
+        self.failures.append(reason)
+        if len(self.failures) > 100:
+            raise ScenarioError(f"handshakes failing: {reason}")
+
+    async def loop(self) -> None:
+        """Closed loop: the next handshake as soon as one ends."""
+        while self.window.running:
+            await self.once()
+
+    def has_room(self) -> bool:
+        return self.in_flight < self.limit
+
+    def fire(self) -> None:
+        task = asyncio.ensure_future(self.once())
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def settle(self) -> None:
+        if self.tasks:
+            await asyncio.gather(*self.tasks)
+
+
 async def ws_handshake(connector: Connector, args: argparse.Namespace) -> dict[str, Any]:
-    window = Window()
-    failures: list[str] = []
-    loop_ = asyncio.get_running_loop()
-    sources = itertools.cycle(SOURCE_ADDRESSES)
-    request = (
-        f"GET /echo HTTP/1.1\r\nHost: 127.0.0.1:{args.port}\r\nUpgrade: websocket\r\n"
-        f"Connection: Upgrade\r\nSec-WebSocket-Key: {HANDSHAKE_KEY}\r\n"
-        "Sec-WebSocket-Version: 13\r\n\r\n"
-    ).encode()
-
-    async def once() -> bool:
-        done: asyncio.Future[bool] = loop_.create_future()
-        await loop_.create_connection(
-            lambda: HandshakeProtocol(request, done),
-            "127.0.0.1",
-            args.port,
-            local_addr=(next(sources), 0),
-        )
-        return await done
-
-    async def loop() -> None:
-        while window.running:
-            try:
-                ok = await asyncio.wait_for(once(), CONNECT_TIMEOUT)
-            except (OSError, asyncio.TimeoutError) as exc:
-                ok, reason = False, repr(exc)
-            else:
-                reason = "no 101 or no close frame"
-            if ok:
-                window.count += 1
-                continue
-            failures.append(reason)
-            if len(failures) > 100:
-                raise ScenarioError(f"handshakes failing: {reason}")
-
-    loops = [asyncio.ensure_future(loop()) for _ in range(16)]
+    window = Window(paced=args.rate is not None)
+    handshakes = Handshakes(window, args.port, HANDSHAKE_LOOPS * PACED_HEADROOM * 2)
+    if window.paced:
+        levels = await run_levels(window, [handshakes], args, handshakes.settle)
+        return {"levels": levels, "unit": "handshakes/s", "failures": len(handshakes.failures)}
+    loops = [asyncio.ensure_future(handshakes.loop()) for _ in range(HANDSHAKE_LOOPS)]
     try:
         sample = await measure(window, args.warmup, args.duration)
     finally:
         window.running = False
-        await asyncio.wait_for(asyncio.gather(*loops), CONNECT_TIMEOUT + 1)
+        await asyncio.wait_for(asyncio.gather(*loops), 2 * CONNECT_TIMEOUT + 1)
     return {
         "value": sample.rate,
         "unit": "handshakes/s",
-        "failures": len(failures),
+        "failures": len(handshakes.failures),
         **sample.shares(),
     }
 
@@ -673,14 +870,28 @@ class BroadcastHub:
         # A whole fan-out arrived: that is the progress the stall check needs.
         self.last_progress = time.monotonic()
         del pending[seq]
-        if window.running:
+        if window.running and not window.paced:
             self.trigger()
+
+    def has_room(self) -> bool:
+        return len(self.pending) < TRIGGERS_IN_FLIGHT * PACED_HEADROOM
+
+    def fire(self) -> None:
+        if not self.pending:  # idle between paced triggers is not a stall
+            self.last_progress = time.monotonic()
+        self.trigger()
+
+    async def settle(self) -> None:
+        deadline = time.monotonic() + DRAIN_TIMEOUT
+        while self.pending and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
 
 
 async def ws_broadcast(connector: Connector, args: argparse.Namespace) -> dict[str, Any]:
     count = 200 if args.quick else 1000
     group = f"g{os.getpid()}-{time.monotonic_ns()}"
     hub = BroadcastHub(count)
+    hub.window.paced = args.rate is not None
     pairs = await connector.open_many(
         count,
         lambda: connector.open(
@@ -702,15 +913,16 @@ async def ws_broadcast(connector: Connector, args: argparse.Namespace) -> dict[s
             if time.monotonic() > deadline:
                 raise ScenarioError(f"only {registered}/{count} subscribers registered")
             await asyncio.sleep(0.05)
-        for _ in range(TRIGGERS_IN_FLIGHT):
-            hub.trigger()
         watchdog = asyncio.ensure_future(stall_watch(hub))
         try:
-            sample = await measure(hub.window, args.warmup, args.duration)
+            if hub.window.paced:
+                levels = await run_levels(hub.window, [hub], args, hub.settle, units_per_fire=count)
+            else:
+                for _ in range(TRIGGERS_IN_FLIGHT):
+                    hub.trigger()
+                sample = await measure(hub.window, args.warmup, args.duration)
             hub.window.running = False
-            deadline = time.monotonic() + DRAIN_TIMEOUT
-            while hub.pending and time.monotonic() < deadline:
-                await asyncio.sleep(0.05)
+            await hub.settle()
         finally:
             watchdog.cancel()
         if watchdog.done() and not watchdog.cancelled() and watchdog.exception():
@@ -719,6 +931,8 @@ async def ws_broadcast(connector: Connector, args: argparse.Namespace) -> dict[s
             raise ScenarioError(f"{len(hub.pending)} fan-outs never completed")
     finally:
         await close_all(transports)
+    if hub.window.paced:
+        return {"levels": levels, "unit": "deliveries/s", "subscribers": count}
     latencies = sorted(hub.window.latencies_ns)
     return {
         "value": sample.rate,
@@ -733,7 +947,7 @@ async def ws_broadcast(connector: Connector, args: argparse.Namespace) -> dict[s
 async def stall_watch(hub: BroadcastHub) -> None:
     while hub.window.running:
         await asyncio.sleep(0.5)
-        if time.monotonic() - hub.last_progress > 5.0:
+        if hub.pending and time.monotonic() - hub.last_progress > 5.0:
             raise ScenarioError("no broadcast fan-out completed for 5 s")
 
 
@@ -742,6 +956,119 @@ def percentile(sorted_values: list[int], pct: float) -> float:
         return float("nan")
     index = min(len(sorted_values) - 1, round(pct / 100 * (len(sorted_values) - 1)))
     return float(sorted_values[index])
+
+
+# ---------------------------------------------------------------- HTTP keep-alive
+
+
+HTTP_CONNECTIONS = 64  # as wrk -c64 in the throughput row
+
+
+class HttpClient(asyncio.Protocol):
+    """One keep-alive connection sending `GET /`, one request in flight (no
+    pipelining, like wrk); responses are framed by their Content-Length."""
+
+    def __init__(self, window: Window, request: bytes) -> None:
+        self.window = window
+        self.request = request
+        self.transport: asyncio.Transport | None = None
+        self.buffer = b""
+        self.outstanding = 0
+        self.wrong = 0  # not 200, no Content-Length, or never answered
+        self.closed = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transport is not an asyncio.Transport subclass, only alike.
+        self.transport = cast(asyncio.Transport, transport)
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self.outstanding:  # the server closed with a request unanswered
+            self.wrong += self.outstanding
+            self.outstanding = 0
+
+    def has_room(self) -> bool:
+        return self.outstanding == 0 and not self.closed
+
+    def fire(self) -> None:
+        assert self.transport is not None
+        self.outstanding += 1
+        self.transport.write(self.request)
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self.buffer + data if self.buffer else data
+        while (end := buffer.find(b"\r\n\r\n")) >= 0:
+            head = buffer[:end].lower()
+            at = head.find(b"\r\ncontent-length:")
+            if at < 0 or not head.startswith(b"http/1.1 200"):
+                self.wrong += 1
+                if at < 0:  # no way to find the next response: give up on this one
+                    assert self.transport is not None
+                    self.transport.close()
+                    return
+            stop = head.find(b"\r\n", at + 2)
+            length = int(head[at + 17 : stop if stop >= 0 else end])
+            if len(buffer) < end + 4 + length:
+                break
+            buffer = buffer[end + 4 + length :]
+            self.arrived()
+        self.buffer = buffer
+
+    def arrived(self) -> None:
+        self.outstanding -= 1
+        window = self.window
+        window.count += 1
+        if window.running and not window.paced:
+            self.fire()
+
+
+async def http_hello(connector: Connector, args: argparse.Namespace) -> dict[str, Any]:
+    """GET / on HTTP_CONNECTIONS keep-alive connections: closed loop, or paced
+    with --rate (wrk, which run.py uses for the throughput row, cannot pace)."""
+    window = Window(paced=args.rate is not None)
+    request = f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{args.port}\r\n\r\n".encode()
+    loop = asyncio.get_running_loop()
+    sources = itertools.cycle(SOURCE_ADDRESSES)
+
+    async def connect() -> HttpClient:
+        _, client = await asyncio.wait_for(
+            loop.create_connection(
+                lambda: HttpClient(window, request),
+                "127.0.0.1",
+                args.port,
+                local_addr=(next(sources), 0),
+            ),
+            CONNECT_TIMEOUT,
+        )
+        return client
+
+    # Paced: twice wrk's connections, one request in flight on each, give the
+    # schedule the same headroom as PACED_HEADROOM gives the WebSocket slots.
+    connections = HTTP_CONNECTIONS * (PACED_HEADROOM if window.paced else 1)
+    clients = list(await asyncio.gather(*(connect() for _ in range(connections))))
+    try:
+        if window.paced:
+            levels = await run_levels(
+                window, list(clients), args, lambda: drain(clients, "responses")
+            )
+        else:
+            for client in clients:
+                client.fire()
+            sample = await measure(window, args.warmup, args.duration)
+        window.running = False
+        await drain(clients, "responses")
+    finally:
+        for client in clients:
+            if client.transport is not None:
+                client.transport.close()
+    if any(c.wrong for c in clients):
+        raise ScenarioError("a response was missing, not 200, or without Content-Length")
+    if window.paced:
+        return {"levels": levels, "unit": "req/s"}
+    return {"value": sample.rate, "unit": "req/s", **sample.shares()}
 
 
 # ---------------------------------------------------------------- entry point
@@ -757,7 +1084,10 @@ SCENARIOS: dict[str, Scenario] = {
     "ws_broadcast": ws_broadcast,
     "ws_deflate_on": ws_deflate_on,
     "ws_deflate_off": ws_deflate_off,
+    "http_hello": http_hello,
 }
+# Scenarios with a paced mode (--rate); ws_idle_rss measures memory, not rate.
+PACED_SCENARIOS = frozenset(SCENARIOS) - {"ws_idle_rss"}
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -770,7 +1100,21 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--server-pid", type=int, help="server process: its CPU share, and RSS for ws_idle_rss"
     )
     parser.add_argument("--quick", action="store_true", help="smaller connection counts")
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--rate",
+        type=float,
+        nargs="+",
+        metavar="R",
+        help="paced mode: offer R units/s in total over all connections (messages, "
+        "requests, handshakes or deliveries) instead of running flat out; several "
+        "rates are measured one after another on the same connections",
+    )
+    args = parser.parse_args(argv)
+    if args.rate is not None and args.scenario not in PACED_SCENARIOS:
+        parser.error(f"{args.scenario} has no paced mode")
+    if args.rate is not None and min(args.rate) <= 0:
+        parser.error("--rate must be positive")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -792,7 +1136,8 @@ def main(argv: list[str] | None = None) -> int:
     result["scenario"] = args.scenario
     result["wall_s"] = time.monotonic() - started
     print(json.dumps(result))
-    return 0 if result.get("value") is not None or "note" in result else 1
+    ok = result.get("value") is not None or "note" in result or "levels" in result
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -30,12 +30,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks import cost
 from benchmarks.baseline import BaselineError, BaselineTree, stale_extensions
 from benchmarks.loadgen import server_cpu_seconds
 from benchmarks.servers import (
@@ -105,19 +107,47 @@ class Settings:
     warmup: float
     wrk_seconds: int
     quick: bool
+    # The cost pass: seconds measured and warmed up per offered rate.
+    cost_duration: float = 2.0
+    cost_warmup: float = 0.5
+
+
+Rounds = list[dict[str, dict[str, Any]]]
 
 
 # ---------------------------------------------------------------- measuring
 
 
-def run_loadgen(scenario: str, server: RunningServer, settings: Settings) -> dict[str, Any]:
+def run_loadgen(
+    scenario: str,
+    server: RunningServer,
+    settings: Settings,
+    rates: Sequence[float] | None = None,
+) -> dict[str, Any]:
+    """One loadgen.py process: flat out, or paced at `rates` (units/s, the cost pass)."""
+    duration, warmup = settings.duration, settings.warmup
+    if rates is not None:
+        duration, warmup = settings.cost_duration, settings.cost_warmup
     command = [
-        "taskset", "-c", LOADGEN_CPU, sys.executable, str(HERE / "loadgen.py"), scenario,
-        "--port", str(server.port), "--server-pid", str(server.pid),
-        "--duration", str(settings.duration), "--warmup", str(settings.warmup),
+        "taskset",
+        "-c",
+        LOADGEN_CPU,
+        sys.executable,
+        str(HERE / "loadgen.py"),
+        scenario,
+        "--port",
+        str(server.port),
+        "--server-pid",
+        str(server.pid),
+        "--duration",
+        str(duration),
+        "--warmup",
+        str(warmup),
     ]
     if settings.quick:
         command.append("--quick")
+    if rates is not None:
+        command += ["--rate", *(f"{rate:.3f}" for rate in rates)]
     try:
         done = subprocess.run(
             command, capture_output=True, text=True, timeout=SCENARIO_TIMEOUT, check=False
@@ -144,7 +174,14 @@ def run_wrk(server: RunningServer, settings: Settings) -> dict[str, Any]:
     """`wrk -t1 -c64 -dNs --latency` -> req/s and p99; its CPU via RUSAGE_CHILDREN."""
     seconds = settings.wrk_seconds
     command = [
-        "taskset", "-c", LOADGEN_CPU, "wrk", "-t1", "-c64", f"-d{seconds}s", "--latency",
+        "taskset",
+        "-c",
+        LOADGEN_CPU,
+        "wrk",
+        "-t1",
+        "-c64",
+        f"-d{seconds}s",
+        "--latency",
         f"http://127.0.0.1:{server.port}/",
     ]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -185,9 +222,11 @@ def run_autobahn(spec: ServerSpec, logs: Path) -> dict[str, Any]:
         server.wait_ready()
         started = time.monotonic()
         done = subprocess.run(
-            [kosoku, "-p", "2", "-i", "12.*", "-i", "13.*", "-o", str(outdir),
-             f"127.0.0.1:{port}"],
-            capture_output=True, text=True, timeout=AUTOBAHN_TIMEOUT, check=False,
+            [kosoku, "-p", "2", "-i", "12.*", "-i", "13.*", "-o", str(outdir), f"127.0.0.1:{port}"],
+            capture_output=True,
+            text=True,
+            timeout=AUTOBAHN_TIMEOUT,
+            check=False,
         )
         seconds = time.monotonic() - started
     except (RuntimeError, subprocess.TimeoutExpired) as exc:
@@ -199,9 +238,35 @@ def run_autobahn(spec: ServerSpec, logs: Path) -> dict[str, Any]:
     return result
 
 
+Measure = Callable[[str, RunningServer], dict[str, Any]]
+
+
+def throughput(settings: Settings) -> Measure:
+    """A scenario flat out: wrk for http_hello, loadgen.py for the rest."""
+
+    def measure(name: str, server: RunningServer) -> dict[str, Any]:
+        if name == "http_hello":
+            if not server.spec.http:
+                return {"value": None, "note": "not an HTTP server"}
+            return run_wrk(server, settings)
+        return run_loadgen(name, server, settings)
+
+    return measure
+
+
+def paced(settings: Settings, plans: dict[str, cost.RatePlan]) -> Measure:
+    """A scenario at its plan's offered rates (the cost pass), loadgen.py only."""
+
+    def measure(name: str, server: RunningServer) -> dict[str, Any]:
+        return run_loadgen(name, server, settings, plans[name].rates)
+
+    return measure
+
+
 def run_server_round(
-    spec: ServerSpec, scenarios: list[str], settings: Settings, logs: Path, progress: Progress
+    spec: ServerSpec, scenarios: list[str], measure: Measure, logs: Path, progress: Progress
 ) -> dict[str, dict[str, Any]]:
+    """Start `spec` afresh, `measure` each scenario on it in order, stop it."""
     results: dict[str, dict[str, Any]] = {}
     port = free_port()
     server = RunningServer(spec, port, logs / f"{spec.name}-{int(time.time())}.log")
@@ -217,10 +282,7 @@ def run_server_round(
             if server.process.poll() is not None:
                 results[name] = {"value": None, "error": "server exited"}
                 continue
-            if name == "http_hello":
-                results[name] = run_wrk(server, settings)
-            else:
-                results[name] = run_loadgen(name, server, settings)
+            results[name] = measure(name, server)
             progress.step(spec.name, name, results[name])
     finally:
         server.stop()
@@ -238,9 +300,16 @@ class Progress:
         elapsed = time.monotonic() - self.started
         eta = elapsed / self.done * (self.total - self.done)
         value = result.get("value")
-        shown = f"{value:,.1f} {result.get('unit', '')}" if value is not None else (
-            result.get("error") or result.get("note") or "n/a"
+        shown = (
+            f"{value:,.1f} {result.get('unit', '')}"
+            if value is not None
+            else (result.get("error") or result.get("note") or "n/a")
         )
+        if "levels" in result:
+            shown = "µs/unit " + " / ".join(
+                "saturated" if lv["saturated"] else f"{lv['server_us_per_unit']:,.1f}"
+                for lv in result["levels"]
+            )
         cpu = ""
         if "loadgen_cpu" in result:
             server_cpu, loadgen_cpu = result.get("server_cpu", 0.0), result["loadgen_cpu"]
@@ -308,9 +377,14 @@ def against_baseline(
     now_spread, then_spread = spread_of(current, metric), spread_of(baseline, metric)
     r = ratio(metric, now, then)
     entry: dict[str, Any] = {
-        "current": now, "current_spread": now_spread,
-        "baseline": then, "baseline_spread": then_spread,
-        "ratio": r, "ratio_range": None, "limit": None, "worse": False,
+        "current": now,
+        "current_spread": now_spread,
+        "baseline": then,
+        "baseline_spread": then_spread,
+        "ratio": r,
+        "ratio_range": None,
+        "limit": None,
+        "worse": False,
     }
     if r is None or now is None or then is None or now_spread is None or then_spread is None:
         return entry
@@ -331,8 +405,20 @@ def machine() -> dict[str, Any]:
             model = line.split(":", 1)[1].strip()
             break
     versions = {}
-    for package in ("asgiws", "uvicorn", "hypercorn", "daphne", "granian", "websockets",
-                    "wsproto", "httptools", "uvloop", "h11", "picows", "kosoku"):
+    for package in (
+        "asgiws",
+        "uvicorn",
+        "hypercorn",
+        "daphne",
+        "granian",
+        "websockets",
+        "wsproto",
+        "httptools",
+        "uvloop",
+        "h11",
+        "picows",
+        "kosoku",
+    ):
         try:
             versions[package] = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:
@@ -402,6 +488,8 @@ def markdown(report: dict[str, Any]) -> str:
             s, g = cpu.get("server_cpu"), cpu.get("loadgen_cpu")
             cells.append(f"{s:.2f} / {g:.2f}" if s is not None and g is not None else "—")
         lines.append(f"| {scenario} | " + " | ".join(cells) + " |")
+    if report.get("cost") and report["cost"]["plans"]:
+        lines += cost.markdown(report)
     if report.get("baseline_rev"):
         lines += baseline_markdown(report)
     errors = report.get("errors", [])
@@ -420,7 +508,7 @@ def baseline_markdown(report: dict[str, Any]) -> list[str]:
     percent = f"{REGRESSION_TOLERANCE:.0%}"
     lines = [
         "",
-        f"## Against baseline {rev['rev']} ({rev['short']}, \"{rev['subject']}\")",
+        f'## Against baseline {rev["rev"]} ({rev["short"]}, "{rev["subject"]}")',
         "",
         f"NAME@{rev['short']} is NAME running the asgiws of commit {rev['commit']} "
         "(a git worktree, C extension built in place), in the same rounds, interleaved "
@@ -433,8 +521,11 @@ def baseline_markdown(report: dict[str, Any]) -> list[str]:
         "sides; **worse** where the ratio is below it.",
     ]
     if report["rounds"] < 2:
-        lines += ["", f"With {report['rounds']} round there is no spread: the limit is "
-                  f"{percent} alone.  Use 3 rounds or more for a verdict."]
+        lines += [
+            "",
+            f"With {report['rounds']} round there is no spread: the limit is "
+            f"{percent} alone.  Use 3 rounds or more for a verdict.",
+        ]
     flagged = []
     for current, compared in report["against_baseline"].items():
         lines += [
@@ -449,8 +540,11 @@ def baseline_markdown(report: dict[str, Any]) -> list[str]:
             if e["current"] is None and e["baseline"] is None:
                 continue
             r, span, limit = e["ratio"], e["ratio_range"], e["limit"]
-            shown = "—" if r is None else f"{r:.3f}" + (
-                f" ({span[0]:.3f}-{span[1]:.3f})" if span else "")
+            shown = (
+                "—"
+                if r is None
+                else f"{r:.3f}" + (f" ({span[0]:.3f}-{span[1]:.3f})" if span else "")
+            )
             arrow = "" if metric.higher_is_better else " (lower is better)"
             flag = ""
             if e["worse"]:
@@ -464,11 +558,16 @@ def baseline_markdown(report: dict[str, Any]) -> list[str]:
             )
     lines.append("")
     if flagged:
-        lines.append(f"**{len(flagged)} worse than baseline beyond {percent} + spread:** "
-                     + ", ".join(flagged) + ".")
+        lines.append(
+            f"**{len(flagged)} worse than baseline beyond {percent} + spread:** "
+            + ", ".join(flagged)
+            + "."
+        )
     else:
-        lines.append(f"No metric is worse than baseline by more than {percent} beyond its "
-                     "round-to-round spread.")
+        lines.append(
+            f"No metric is worse than baseline by more than {percent} beyond its "
+            "round-to-round spread."
+        )
     return lines
 
 
@@ -480,20 +579,21 @@ def chart(report: dict[str, Any], path: Path) -> None:
 
     servers = [s for s in report["servers"] if s != BASELINE]
     metrics = [
-        m.key for m in METRICS
+        m.key
+        for m in METRICS
         if any(report["ratios"][s].get(m.key) is not None for s in report["servers"])
     ]
     against: dict[str, Any] = report.get("against_baseline") or {}
     rev_metrics = [
-        m.key for m in METRICS
+        m.key
+        for m in METRICS
         if any(c["metrics"][m.key]["ratio"] is not None for c in against.values())
     ]
     panels = int(bool(metrics and servers)) + int(bool(rev_metrics))
     if not panels:
         return
     wide = max(len(metrics), len(rev_metrics))
-    fig, axes = plt.subplots(panels, 1, figsize=(max(8, wide * 1.2), 5 * panels),
-                             squeeze=False)
+    fig, axes = plt.subplots(panels, 1, figsize=(max(8, wide * 1.2), 5 * panels), squeeze=False)
     if metrics and servers:
         ax = axes[0][0]
         width = 0.8 / len(servers)
@@ -501,8 +601,9 @@ def chart(report: dict[str, Any], path: Path) -> None:
             heights = [report["ratios"][server].get(m) or 0.0 for m in metrics]
             ax.bar([x + i * width for x in range(len(metrics))], heights, width, label=server)
         ax.axhline(1.0, color="black", linewidth=0.8)
-        ax.set_xticks([x + 0.4 - width / 2 for x in range(len(metrics))], metrics,
-                      rotation=30, ha="right")
+        ax.set_xticks(
+            [x + 0.4 - width / 2 for x in range(len(metrics))], metrics, rotation=30, ha="right"
+        )
         ax.set_ylabel(f"ratio vs {BASELINE} (> 1 is better)")
         ax.set_title(f"asgiws benchmarks {report['date']}")
         ax.legend(fontsize="small")
@@ -516,17 +617,29 @@ def chart(report: dict[str, Any], path: Path) -> None:
             spans = [e["ratio_range"] or (h, h) for e, h in zip(entries, heights, strict=True)]
             low = [max(h - s[0], 0.0) for h, s in zip(heights, spans, strict=True)]
             high = [max(s[1] - h, 0.0) for h, s in zip(heights, spans, strict=True)]
-            bars = ax.bar([x + i * width for x in range(len(rev_metrics))], heights, width,
-                          yerr=[low, high], capsize=3, label=current)
+            bars = ax.bar(
+                [x + i * width for x in range(len(rev_metrics))],
+                heights,
+                width,
+                yerr=[low, high],
+                capsize=3,
+                label=current,
+            )
             flagged += [bar for bar, e in zip(bars, entries, strict=True) if e["worse"]]
         ax.axhline(1.0, color="black", linewidth=0.8)
         ax.axhline(1.0 - REGRESSION_TOLERANCE, color="red", linewidth=0.8, linestyle="--")
-        ax.set_xticks([x + 0.4 - width / 2 for x in range(len(rev_metrics))], rev_metrics,
-                      rotation=30, ha="right")
+        ax.set_xticks(
+            [x + 0.4 - width / 2 for x in range(len(rev_metrics))],
+            rev_metrics,
+            rotation=30,
+            ha="right",
+        )
         rev = report["baseline_rev"]
         ax.set_ylabel(f"current / {rev['short']} (> 1 is better)")
-        ax.set_title(f"against baseline {rev['rev']} ({rev['short']}): error bars = extreme "
-                     f"rounds, red edge = worse beyond {REGRESSION_TOLERANCE:.0%} + spread")
+        ax.set_title(
+            f"against baseline {rev['rev']} ({rev['short']}): error bars = extreme "
+            f"rounds, red edge = worse beyond {REGRESSION_TOLERANCE:.0%} + spread"
+        )
         ax.legend(fontsize="small")
         for bar in flagged:  # after the legend, whose patches copy the first bar
             bar.set_edgecolor("red")
@@ -541,19 +654,36 @@ def chart(report: dict[str, Any], path: Path) -> None:
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="1 round, short measurements, fewer connections (smoke test)")
-    parser.add_argument("--only", nargs="+", metavar="SERVER",
-                        choices=[s.name for s in SERVERS], help="servers to run")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="1 round, short measurements, fewer connections (smoke test)",
+    )
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        metavar="SERVER",
+        choices=[s.name for s in SERVERS],
+        help="servers to run",
+    )
     parser.add_argument("--scenarios", nargs="+", choices=SCENARIOS, help="scenarios to run")
     parser.add_argument("--rounds", type=int, help="rounds per server (default 3, quick 1)")
-    parser.add_argument("--autobahn", action="store_true",
-                        help="also time Autobahn 12.x/13.x per server (slow)")
+    parser.add_argument(
+        "--autobahn", action="store_true", help="also time Autobahn 12.x/13.x per server (slow)"
+    )
     parser.add_argument("--out", type=Path, default=HERE / "results", help="report directory")
     parser.add_argument(
-        "--baseline-rev", metavar="REV",
+        "--cost",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="after the throughput rounds, measure server CPU µs per unit of work at "
+        "25/50/75 %% of the slowest server's capacity (default: on)",
+    )
+    parser.add_argument(
+        "--baseline-rev",
+        metavar="REV",
         help="also run asgiws-fast/asgiws-pure (those chosen) from git revision REV, "
-             "checked out into a temporary worktree, as NAME@SHORT rows, and compare",
+        "checked out into a temporary worktree, as NAME@SHORT rows, and compare",
     )
     return parser.parse_args(argv)
 
@@ -571,7 +701,14 @@ def main(argv: list[str] | None = None) -> int:
         print("wrk not found: apt-get install -y wrk", file=sys.stderr)
         return 2
     settings = (
-        Settings(duration=1.5, warmup=0.3, wrk_seconds=2, quick=True)
+        Settings(
+            duration=1.5,
+            warmup=0.3,
+            wrk_seconds=2,
+            quick=True,
+            cost_duration=1.0,
+            cost_warmup=0.3,
+        )
         if args.quick
         else Settings(duration=4.0, warmup=0.5, wrk_seconds=10, quick=False)
     )
@@ -583,8 +720,10 @@ def main(argv: list[str] | None = None) -> int:
     pairs: dict[str, str] = {}
     if args.baseline_rev is not None:
         if not any(s.name in BASELINE_REV_SERVERS for s in specs):
-            print(f"--baseline-rev needs one of {', '.join(BASELINE_REV_SERVERS)} in --only",
-                  file=sys.stderr)
+            print(
+                f"--baseline-rev needs one of {', '.join(BASELINE_REV_SERVERS)} in --only",
+                file=sys.stderr,
+            )
             return 2
         print(f"checking out and building {args.baseline_rev} ...", flush=True)
         try:
@@ -592,18 +731,31 @@ def main(argv: list[str] | None = None) -> int:
         except BaselineError as exc:
             print(f"--baseline-rev: {exc}", file=sys.stderr)
             return 2
-        print(f"baseline {tree.short} ({tree.subject}) in {tree.root}; {tree.app_note}",
-              flush=True)
+        print(f"baseline {tree.short} ({tree.subject}) in {tree.root}; {tree.app_note}", flush=True)
         for stale in stale_extensions():
-            print(f"warning: {stale}: the current rows may not run the current C code "
-                  "(python setup.py build_ext --inplace, or pip install -e .)", flush=True)
+            print(
+                f"warning: {stale}: the current rows may not run the current C code "
+                "(python setup.py build_ext --inplace, or pip install -e .)",
+                flush=True,
+            )
         specs, pairs = with_baseline_rows(specs, tree)
         # A plain `kill` must not leave the worktree behind: SystemExit runs `finally`.
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
-        raw = run_rounds(specs, pairs, scenarios, rounds, settings, args.autobahn)
-        report = build_report(raw, specs, scenarios, rounds, settings, pairs,
-                              None if tree is None else tree.describe())
+        raw, cost_raw, plans = run_rounds(
+            specs, pairs, scenarios, rounds, settings, args.autobahn, args.cost
+        )
+        report = build_report(
+            raw,
+            specs,
+            scenarios,
+            rounds,
+            settings,
+            pairs,
+            None if tree is None else tree.describe(),
+            cost_raw if args.cost else None,
+            plans,
+        )
     finally:
         if tree is not None:
             tree.close()
@@ -644,16 +796,36 @@ def run_rounds(
     rounds: int,
     settings: Settings,
     autobahn: bool,
-) -> dict[str, list[dict[str, dict[str, Any]]]]:
+    with_cost: bool = False,
+) -> tuple[dict[str, Rounds], dict[str, Rounds], dict[str, cost.RatePlan]]:
+    """The throughput rounds, then (`with_cost`) the cost rounds, whose rates come
+    from the throughput medians; both interleave servers the same way."""
     logs = Path(tempfile.mkdtemp(prefix="asgiws-bench-"))
-    print(f"{len(specs)} servers x {len(scenarios)} scenarios x {rounds} rounds; "
-          f"server logs in {logs}", flush=True)
+    costed = [m.key for m in cost.COST_METRICS if m.key in scenarios] if with_cost else []
+    print(
+        f"{len(specs)} servers x {len(scenarios)} scenarios x {rounds} rounds"
+        + (f", then {len(costed)} cost scenarios x {rounds} rounds" if costed else "")
+        + f"; server logs in {logs}",
+        flush=True,
+    )
     progress = Progress(len(specs) * len(scenarios) * rounds)
-    raw: dict[str, list[dict[str, dict[str, Any]]]] = {s.name: [] for s in specs}
+    raw: dict[str, Rounds] = {s.name: [] for s in specs}
+    measure = throughput(settings)
     for round_number in range(1, rounds + 1):
         progress.note(f"--- round {round_number}/{rounds}")
         for spec in round_order(specs, pairs, round_number):
-            raw[spec.name].append(run_server_round(spec, scenarios, settings, logs, progress))
+            raw[spec.name].append(run_server_round(spec, scenarios, measure, logs, progress))
+    cost_raw: dict[str, Rounds] = {s.name: [] for s in specs}
+    plans = cost.plans(raw, costed)
+    progress.total += sum(len(cost.served(raw[s.name], plans)) for s in specs) * rounds
+    for round_number in range(1, rounds + 1) if plans else ():
+        progress.note(f"--- cost round {round_number}/{rounds}")
+        for spec in round_order(specs, pairs, round_number):
+            own = cost.served(raw[spec.name], plans)
+            if own:
+                cost_raw[spec.name].append(
+                    run_server_round(spec, own, paced(settings, plans), logs, progress)
+                )
     if autobahn:
         for spec in specs:
             progress.note(f"autobahn 12.x/13.x against {spec.name} ...")
@@ -661,7 +833,7 @@ def run_rounds(
             progress.note(f"  {outcome}")
             for result in raw[spec.name]:
                 result["autobahn"] = outcome
-    return raw
+    return raw, cost_raw, plans
 
 
 def build_report(
@@ -672,15 +844,17 @@ def build_report(
     settings: Settings,
     pairs: dict[str, str] | None = None,
     baseline_rev: dict[str, Any] | None = None,
+    cost_raw: dict[str, Rounds] | None = None,
+    plans: dict[str, cost.RatePlan] | None = None,
 ) -> dict[str, Any]:
     """Medians, ratios and CPU shares; with `baseline_rev`, each current server of
-    `pairs` (current name -> @REV name) against its @REV row."""
+    `pairs` (current name -> @REV name) against its @REV row; with `cost_raw`,
+    the cost pass (µs per unit at the `plans` rates)."""
     names = [s.name for s in specs]
     medians = {n: {m.key: median_of(raw[n], m) for m in METRICS} for n in names}
     base = medians.get(BASELINE, {})
     ratios = {
-        n: {m.key: ratio(m, medians[n][m.key], base.get(m.key)) for m in METRICS}
-        for n in names
+        n: {m.key: ratio(m, medians[n][m.key], base.get(m.key)) for m in METRICS} for n in names
     }
     cpu = {
         n: {
@@ -689,10 +863,15 @@ def build_report(
         }
         for n in names
     }
-    errors = sorted({
-        f"{n} {sc}: {res.get('error')}"
-        for n in names for r in raw[n] for sc, res in r.items() if res.get("error")
-    })
+    errors = sorted(
+        {
+            f"{n} {sc}: {res.get('error')}"
+            for n in names
+            for r in raw[n] + (cost_raw or {}).get(n, [])
+            for sc, res in r.items()
+            if res.get("error")
+        }
+    )
     compared = {
         current: {
             "baseline": twin,
@@ -704,8 +883,14 @@ def build_report(
         "date": datetime.date.today().isoformat(),
         "machine": machine(),
         "rounds": rounds,
-        "settings": {"duration": settings.duration, "warmup": settings.warmup,
-                     "wrk_seconds": settings.wrk_seconds, "quick": settings.quick},
+        "settings": {
+            "duration": settings.duration,
+            "warmup": settings.warmup,
+            "wrk_seconds": settings.wrk_seconds,
+            "quick": settings.quick,
+            "cost_duration": settings.cost_duration,
+            "cost_warmup": settings.cost_warmup,
+        },
         "baseline": BASELINE,
         "servers": names,
         "scenarios_run": scenarios,
@@ -715,7 +900,16 @@ def build_report(
         "errors": errors,
         "baseline_rev": None if baseline_rev is None else {**baseline_rev, "pairs": pairs},
         "against_baseline": compared,
+        "cost": None
+        if cost_raw is None
+        else {
+            "levels": list(cost.COST_LEVELS),
+            "rule": cost.RULE,
+            "plans": {key: plan.describe() for key, plan in (plans or {}).items()},
+            "cells": cost.cells(cost_raw, BASELINE),
+        },
         "raw": raw,
+        "cost_raw": cost_raw,
     }
 
 
@@ -725,8 +919,12 @@ def write_report(report: dict[str, Any], out: Path, quick: bool) -> None:
     (out / f"{stem}.json").write_text(json.dumps(report, indent=1) + "\n")
     (out / f"{stem}.md").write_text(markdown(report))
     chart(report, out / f"{stem}.png")
+    written = ".json/.md/.png"
+    if report.get("cost") and report["cost"]["plans"]:
+        cost.chart(report, out / f"{stem}-cost.png")
+        written += f" and {stem}-cost.png"
     print(markdown(report))
-    print(f"wrote {out / stem}.json/.md/.png", flush=True)
+    print(f"wrote {out / stem}{written}", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
-"""How to start, probe and stop each benchmarked ASGI server.
+"""How to start, probe and stop each benchmarked server.
 
-Every server runs `benchmarks.apps:app`, one worker, access log off, pinned
-to CPU 0 with `taskset`.  Servers that fork a worker (granian, hypercorn) are
-measured as the whole process tree: `tree_rss_kib` sums it.
+Every ASGI server runs `benchmarks.apps:app`, one worker, access log off,
+pinned to CPU 0 with `taskset`; the two non-ASGI peers (websockets, picows)
+run `benchmarks/peer_servers.py`, which serves the same WebSocket routes.
+Servers that fork a worker (granian, hypercorn) are measured as the whole
+process tree: `tree_rss_kib` sums it.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ class ServerSpec:
     # is sys.path[0], so asgiws and benchmarks.apps are imported from here.
     # run.py --baseline-rev points it at a worktree of an older revision.
     root: Path = REPO
+    # False: a WebSocket-only peer; run.py shows "—" for the HTTP rows.
+    http: bool = True
 
     def command(self, port: int, *, deflate: bool = True) -> list[str]:
         """The argv; `deflate` asks for that mode where the server has a switch."""
@@ -54,33 +58,88 @@ SERVERS: tuple[ServerSpec, ...] = (
     ServerSpec(
         "asgiws-fast",
         "asgiws",
-        ("asgiws", APP, "--host", "127.0.0.1", "--port", "{port}", "--no-access-log",
-         "--http", "httptools", "--loop", "uvloop", "--ws-ping-interval", "0"),
+        (
+            "asgiws",
+            APP,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "{port}",
+            "--no-access-log",
+            "--http",
+            "httptools",
+            "--loop",
+            "uvloop",
+            "--ws-ping-interval",
+            "0",
+        ),
         (),
         ("--no-ws-per-message-deflate",),
     ),
     ServerSpec(
         "asgiws-pure",
         "asgiws",
-        ("asgiws", APP, "--host", "127.0.0.1", "--port", "{port}", "--no-access-log",
-         "--http", "h11", "--loop", "asyncio", "--ws-ping-interval", "0"),
+        (
+            "asgiws",
+            APP,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "{port}",
+            "--no-access-log",
+            "--http",
+            "h11",
+            "--loop",
+            "asyncio",
+            "--ws-ping-interval",
+            "0",
+        ),
         (),
         ("--no-ws-per-message-deflate",),
     ),
     ServerSpec(
         BASELINE,
         "uvicorn",
-        ("uvicorn", APP, "--host", "127.0.0.1", "--port", "{port}", "--no-access-log",
-         "--http", "httptools", "--loop", "uvloop", "--ws", "websockets-sansio",
-         "--log-level", "warning"),
+        (
+            "uvicorn",
+            APP,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "{port}",
+            "--no-access-log",
+            "--http",
+            "httptools",
+            "--loop",
+            "uvloop",
+            "--ws",
+            "websockets-sansio",
+            "--log-level",
+            "warning",
+        ),
         ("--ws-per-message-deflate", "true"),
         ("--ws-per-message-deflate", "false"),
     ),
     ServerSpec(
         "uvicorn-pure",
         "uvicorn",
-        ("uvicorn", APP, "--host", "127.0.0.1", "--port", "{port}", "--no-access-log",
-         "--http", "h11", "--loop", "asyncio", "--ws", "wsproto", "--log-level", "warning"),
+        (
+            "uvicorn",
+            APP,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "{port}",
+            "--no-access-log",
+            "--http",
+            "h11",
+            "--loop",
+            "asyncio",
+            "--ws",
+            "wsproto",
+            "--log-level",
+            "warning",
+        ),
         ("--ws-per-message-deflate", "true"),
         ("--ws-per-message-deflate", "false"),
     ),
@@ -89,8 +148,18 @@ SERVERS: tuple[ServerSpec, ...] = (
     ServerSpec(
         "hypercorn",
         "hypercorn",
-        ("hypercorn", APP, "--bind", "127.0.0.1:{port}", "--workers", "1",
-         "--worker-class", "uvloop", "--log-level", "warning"),
+        (
+            "hypercorn",
+            APP,
+            "--bind",
+            "127.0.0.1:{port}",
+            "--workers",
+            "1",
+            "--worker-class",
+            "uvloop",
+            "--log-level",
+            "warning",
+        ),
         (),
         None,
     ),
@@ -106,10 +175,40 @@ SERVERS: tuple[ServerSpec, ...] = (
     ServerSpec(
         "granian",
         "granian",
-        ("granian", "--interface", "asgi", "--host", "127.0.0.1", "--port", "{port}",
-         "--workers", "1", "--no-access-log", "--log-level", "warning", APP),
+        (
+            "granian",
+            "--interface",
+            "asgi",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "{port}",
+            "--workers",
+            "1",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+            APP,
+        ),
         None,
         (),
+    ),
+    # Non-ASGI peers: the fastest Python WebSocket stacks, as a ceiling.
+    ServerSpec(
+        "websockets",
+        "websockets",
+        ("benchmarks.peer_servers", "websockets", "--port", "{port}"),
+        (),
+        ("--no-deflate",),
+        http=False,
+    ),
+    ServerSpec(
+        "picows",
+        "picows",
+        ("benchmarks.peer_servers", "picows", "--port", "{port}"),
+        None,
+        (),
+        http=False,
     ),
 )
 
