@@ -20,12 +20,12 @@ more; `trailing_data()` then holds every byte received behind that head.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NoReturn, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote_to_bytes
 
 import h11
 
-from asgiws.http.wire import WireCheck, lower_tokens
+from asgiws.http.wire import CheckedHead, WireCheck
 from asgiws.types import Headers as RawHeaders
 from asgiws.types import RequestHead
 from asgiws.websocket.headers import Headers
@@ -114,54 +114,32 @@ def absolute_form_authority(target: bytes) -> bytes | None:
     return rest[:end]
 
 
-def start_request(
-    method: bytes, target: bytes, http_version: str, headers: RawHeaders, max_head: int
-) -> RequestStarted | ParseFailed:
-    """Build the one `RequestStarted` for a parsed head, or refuse the head."""
-    # One pass over the headers for everything policy needs.
-    size = len(method) + len(target) + 14  # " ", " HTTP/1.1", CRLF, final CRLF
-    hosts = 0
-    codings: list[str] = []
-    connection: list[str] = []
-    upgrade_tokens: list[str] = []
-    expect_continue = False
-    # RFC 9112 5: a field value has no leading or trailing whitespace (h11
-    # strips it, llhttp keeps what trails), and h11 lower-cases the codings
-    # of Transfer-Encoding: both parsers hand the app the same values.
-    headers = [
-        (name, value.strip(b" \t").lower() if name == b"transfer-encoding" else value.strip(b" \t"))
-        for name, value in headers
-    ]
-    for name, value in headers:
-        size += len(name) + len(value) + 4  # ": " and CRLF (single spaces assumed)
-        if name == b"host":
-            hosts += 1
-        elif name == b"connection":
-            connection += lower_tokens(value)
-        elif name == b"transfer-encoding":
-            codings += lower_tokens(value)
-        elif name == b"upgrade":
-            upgrade_tokens += lower_tokens(value)
-        elif name == b"expect" and value.lower() == b"100-continue":
-            expect_continue = http_version == "1.1"
-    if size > max_head:
+def start_request(checked: CheckedHead, max_head: int) -> RequestStarted | ParseFailed:
+    """Build the one `RequestStarted` for a head the wire check read, or
+    refuse the head.  The fields were read once, by `WireCheck`; both
+    parsers take the head from there, so they cannot disagree on it."""
+    if checked.size > max_head:
         return ParseFailed(431, "Request header fields too large")
+    http_version = checked.http_version
     # RFC 9112 3.2: "A server MUST respond with a 400 (Bad Request) status
     # code to any HTTP/1.1 request message that lacks a Host header field
     # and to any request message that contains more than one Host header".
+    hosts = checked.hosts
     if hosts > 1 or (http_version == "1.1" and not hosts):
         return ParseFailed(400, "Missing or repeated Host header")
-    if codings and codings != ["chunked"]:
-        # RFC 9112 6.1: "A server that receives a request message with a
-        # transfer coding it does not understand SHOULD respond with 501".
-        return ParseFailed(501, "Only Transfer-Encoding: chunked is supported")
+    # (A transfer coding other than chunked is the wire check's 501.)
+    target = checked.target
+    headers = checked.headers
     raw_path, path, query = split_target(target)
-    authority = absolute_form_authority(target)
-    if authority is not None:
-        # RFC 9112 3.2.2: with an absolute-form target the server "MUST ignore
-        # the received Host header field (if any) and instead use the host
-        # information of the request-target", so the app sees one authority.
-        headers = [(n, authority if n == b"host" else v) for n, v in headers]
+    if not target.startswith(b"/"):
+        authority = absolute_form_authority(target)
+        if authority is not None:
+            # RFC 9112 3.2.2: with an absolute-form target the server "MUST
+            # ignore the received Host header field (if any) and instead use
+            # the host information of the request-target", so the app sees
+            # one authority.
+            headers = [(n, authority if n == b"host" else v) for n, v in headers]
+    connection = checked.connection
     if http_version == "1.1":
         keep_alive = "close" not in connection
     else:
@@ -169,16 +147,16 @@ def start_request(
         keep_alive = "keep-alive" in connection and "close" not in connection
     # RFC 9110 7.8: a sender of Upgrade "MUST also send an 'upgrade' connection
     # option"; llhttp and uvicorn upgrade only then, and so do we.
-    upgrade = "upgrade" in connection and "websocket" in upgrade_tokens
+    upgrade = "upgrade" in connection and "websocket" in checked.upgrade
     head = RequestHead(
-        method=method.decode("ascii", "replace"),
+        method=checked.method.decode("ascii", "replace"),
         raw_path=raw_path,
         path=path,
         query_string=query,
         http_version=http_version,
         headers=headers,
     )
-    return RequestStarted(head, keep_alive, expect_continue, upgrade)
+    return RequestStarted(head, keep_alive, checked.expect_continue, upgrade)
 
 
 class WireChecked:
@@ -242,13 +220,7 @@ class H11Parser(WireChecked):
             if isinstance(event, h11.Data):
                 events.append(BodyChunk(bytes(event.data)))
             elif isinstance(event, h11.Request):
-                started = start_request(
-                    bytes(event.method),
-                    bytes(event.target),
-                    event.http_version.decode("ascii"),
-                    [(bytes(name), bytes(value)) for name, value in event.headers],
-                    self._max_head,
-                )
+                started = start_request(self._wire.heads.popleft(), self._max_head)
                 events.append(started)
                 if isinstance(started, ParseFailed) or started.upgrade:
                     self._stopped = True
@@ -270,17 +242,16 @@ class H11Parser(WireChecked):
 
 
 # --- httptools -----------------------------------------------------------------
-class _HeadTooLarge(Exception):
+class _HeadRefused(Exception):
     """Raised from a callback to stop llhttp; the event is already recorded."""
 
 
 class HttptoolsParser(WireChecked):
     """llhttp through httptools: callbacks collect events, `feed` returns them.
 
-    llhttp has no size limit of its own, so the head is measured here: the
-    exact size once complete, and while incomplete the bytes of every chunk
-    fed entirely inside the head (a lower bound that still grows with each
-    chunk, so an endless head is cut off).
+    llhttp only frames the messages here: the head (request line, fields,
+    its size) comes from the wire check in front, so llhttp is given no
+    per-field or URL callbacks (each is a Python call from C).
     """
 
     def __init__(self, max_head: int) -> None:
@@ -291,61 +262,23 @@ class HttptoolsParser(WireChecked):
         self._max_head = max_head
         self._parser: Any = httptools.HttpRequestParser(self)
         self._events: list[ParserEvent] = []
-        self._url = b""
-        self._headers: RawHeaders = []
-        self._in_head = False
-        self._callback_bytes = 0
-        self._chunk_bytes = 0
+        self._head: CheckedHead | None = None  # of the request being read
         self._upgrading = False
         self._resuming_body = False
         self._stopped = False
         self._trailing = b""
 
     # llhttp callbacks ------------------------------------------------------------
-    def on_message_begin(self) -> None:
-        self._url = b""
-        self._headers = []
-        self._in_head = True
-        self._callback_bytes = 0
-        self._chunk_bytes = 0
-
-    def on_url(self, url: bytes) -> None:
-        self._url += url
-        self._count(len(url))
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        if not self._in_head:
-            # A trailer field of a chunked body: llhttp reports it like a
-            # header, but the head is out already (and its header list with
-            # it); a trailer must not turn up among the request's headers.
-            return
-        self._headers.append((name.lower(), value))
-        self._count(len(name) + len(value) + 4)
-
-    def _count(self, size: int) -> None:
-        self._callback_bytes += size
-        if self._callback_bytes > self._max_head:
-            self._fail(ParseFailed(431, "Request header fields too large"))
-
-    def _fail(self, event: ParseFailed) -> NoReturn:
-        self._events.append(event)
-        self._stopped = True
-        raise _HeadTooLarge
-
     def on_headers_complete(self) -> None:
-        self._in_head = False
         if self._resuming_body:
             self._resuming_body = False
             return
-        started = start_request(
-            self._parser.get_method(),
-            self._url,
-            self._parser.get_http_version(),
-            self._headers,
-            self._max_head,
-        )
+        self._head = head = self._wire.heads.popleft()
+        started = start_request(head, self._max_head)
         if isinstance(started, ParseFailed):
-            self._fail(started)
+            self._events.append(started)
+            self._stopped = True
+            raise _HeadRefused
         self._events.append(started)
         self._upgrading = started.upgrade
 
@@ -362,7 +295,6 @@ class HttptoolsParser(WireChecked):
             return []
         events: list[ParserEvent] = []
         self._events = events
-        head_was_open = self._in_head
         try:
             self._parser.feed_data(data)
         except self._httptools.HttpParserUpgrade as exc:
@@ -376,7 +308,7 @@ class HttptoolsParser(WireChecked):
                 # carries on with the bytes behind it.
                 rest = data[offset:]
                 self._parser = self._httptools.HttpRequestParser(self)
-                body_head = _body_only_head(self._headers)
+                body_head = None if self._head is None else _body_only_head(self._head.headers)
                 if body_head is not None:
                     # llhttp skipped the body of the upgrade request; a
                     # made-up head with the same framing lets the new parser
@@ -398,11 +330,6 @@ class HttptoolsParser(WireChecked):
                 status = 501 if "Invalid `Transfer-Encoding`" in message else 400
                 events.append(ParseFailed(status, message or "Invalid HTTP request"))
             return events
-        if head_was_open and self._in_head:
-            self._chunk_bytes += len(data)
-            if self._chunk_bytes > self._max_head:
-                self._stopped = True
-                events.append(ParseFailed(431, "Request header fields too large"))
         return events
 
     def trailing_data(self) -> bytes:
@@ -415,6 +342,7 @@ class HttptoolsParser(WireChecked):
         self._stopped = True
         self._parser = None
         self._events = []
+        self._head = None
 
 
 def _body_only_head(headers: RawHeaders) -> bytes | None:

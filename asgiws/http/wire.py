@@ -13,13 +13,19 @@ breaks the grammar is refused with 400 (431 for a head over the limit, 501
 for a transfer coding other than chunked) at the first byte that shows it,
 and the parser only ever sees the bytes before that point.
 
-It is a checker, not a second parser: it keeps only the line it is reading
-(bounded by the head limit) and counts body bytes without keeping them.
+It is a checker, not a second parser of bodies: it keeps only the line it
+is reading (bounded by the head limit) and counts body bytes without
+keeping them.  The head it reads anyway, so each complete head leaves a
+`CheckedHead` (request line, header fields with names lower-cased and
+values trimmed, what framing and policy need from them) in `heads`, and
+the parser behind takes its head from there instead of reading the fields
+a second time (`parser.start_request`).
 """
 
 from __future__ import annotations
 
 import re
+from collections import deque
 from dataclasses import dataclass
 
 from asgiws.websocket.headers import split_list
@@ -71,20 +77,74 @@ def _bad(reason: str) -> WireError:
     return WireError(400, reason)
 
 
+class CheckedHead:
+    """One complete request head as the checker read it, in one pass: the
+    request line, the fields (names lower-cased, values without the optional
+    whitespace around them, Transfer-Encoding codings lower-cased, as h11
+    gives them), and what framing and request policy need from the fields."""
+
+    __slots__ = (
+        "connection",
+        "expect_continue",
+        "headers",
+        "hosts",
+        "http_version",
+        "method",
+        "size",
+        "target",
+        "upgrade",
+    )
+
+    def __init__(
+        self,
+        method: bytes,
+        target: bytes,
+        http_version: str,
+        headers: list[tuple[bytes, bytes]],
+        size: int,
+    ) -> None:
+        self.method = method
+        self.target = target
+        self.http_version = http_version
+        self.headers = headers
+        # " ", " HTTP/1.1", CRLF and the final CRLF, plus ": " and CRLF per
+        # field (single spaces assumed): the size the head limit applies to.
+        self.size = size
+        self.hosts = 0
+        self.connection: list[str] = []  # Connection options, lower-cased
+        self.upgrade: list[str] = []  # Upgrade protocols, lower-cased
+        self.expect_continue = False
+
+
 class WireCheck:
     """Feed it every byte the client sends; `check(data)` returns what the
     parser may read and, when the stream breaks the grammar, why the rest
     is refused."""
 
-    __slots__ = ("_carry", "_lines", "_lines_size", "_max_head", "_remaining", "_state")
+    __slots__ = (
+        "_carry",
+        "_fields",
+        "_lines",
+        "_lines_size",
+        "_max_head",
+        "_remaining",
+        "_request_line",
+        "_state",
+        "heads",
+    )
 
     def __init__(self, max_head: int) -> None:
         self._max_head = max_head
         self._state = _HEAD
         self._carry = b""  # the start of a line not complete yet, held back
-        self._lines: list[bytes] = []  # the head's (or trailers') complete lines
+        self._lines = 0  # the head's (or trailers') complete lines so far
         self._lines_size = 0  # their bytes, CRLFs included
         self._remaining = 0  # body or chunk bytes still to come
+        self._request_line: tuple[bytes, bytes, str] | None = None
+        self._fields: list[tuple[bytes, bytes]] = []  # the head's, as they came
+        self.heads: deque[CheckedHead] = deque()
+        """Complete heads in the bytes handed on, oldest first: the parser
+        takes one for each request head it completes."""
 
     def check(self, data: bytes) -> tuple[bytes, WireError | None]:
         """The bytes the parser may have now, and the error that stops the
@@ -167,23 +227,30 @@ class WireCheck:
         if text:
             self._lines_size += len(text) + 2
             if state == _HEAD and not self._lines:
-                self._lines.append(text)
-                return _request_line_error(text)
+                self._lines = 1
+                return self._request_line_done(text)
             # RFC 9112 5.2: "A server that receives an obs-fold in a request
             # message ... MUST either reject the message by sending a 400 (Bad
             # Request) ... or replace each received obs-fold with one or more SP".
             if text[0] in b" \t":
                 return _bad("obs-fold (a header line starting with whitespace)")
-            if _FIELD_LINE.fullmatch(text) is None:
+            match = _FIELD_LINE.fullmatch(text)
+            if match is None:
                 return _bad("invalid header line")
-            if state == _TRAILERS and text.split(b":", 1)[0].lower() in _FRAMING_FIELDS:
-                # RFC 9110 6.5.1: framing fields cannot be trailers; llhttp
-                # refuses them, so both parsers do.
-                return _bad("a framing field in the trailers")
-            self._lines.append(text)
+            name = match[1].lower()
+            if state == _TRAILERS:
+                if name in _FRAMING_FIELDS:
+                    # RFC 9110 6.5.1: framing fields cannot be trailers;
+                    # llhttp refuses them, so both parsers do.
+                    return _bad("a framing field in the trailers")
+            else:
+                # RFC 9112 5: a field value has no leading or trailing
+                # whitespace (the pattern skips what leads).
+                self._fields.append((name, match[2].rstrip(b" \t")))
+            self._lines += 1
             return None
         # The empty line: the head (or the trailers) ends.
-        lines, self._lines = self._lines, []
+        lines, self._lines = self._lines, 0
         self._lines_size = 0
         if state == _TRAILERS:
             self._state = _HEAD
@@ -192,27 +259,45 @@ class WireCheck:
             # RFC 9112 2.2 allows ignoring empty lines before a request; h11
             # refuses them, so both parsers do.
             return _bad("empty line before the request line")
-        return self._framing(lines)
+        fields, self._fields = self._fields, []
+        return self._framing(fields)
 
-    def _framing(self, lines: list[bytes]) -> WireError | None:
-        """RFC 9112 6.3: how the body of the request whose head is `lines` ends."""
-        version = lines[0][-3:]
+    def _request_line_done(self, line: bytes) -> WireError | None:
+        match = _REQUEST_LINE.fullmatch(line)
+        if match is None:
+            return _bad("invalid request line")
+        method, target, major, minor = match.groups()
+        error = _request_line_error(method, target, major, minor)
+        if error is None:
+            self._request_line = (method, target, "1.1" if minor == b"1" else "1.0")
+        return error
+
+    def _framing(self, fields: list[tuple[bytes, bytes]]) -> WireError | None:
+        """RFC 9112 6.3: how the body of the request whose head has `fields`
+        ends; and the head, for the parser (`heads`)."""
+        assert self._request_line is not None
+        method, target, version = self._request_line
         lengths: list[bytes] = []
         codings: list[str] = []
-        connection: list[str] = []
-        upgrade: list[str] = []
-        for field in lines[1:]:
-            name, _, value = field.partition(b":")
-            name = name.lower()
-            value = value.strip(b" \t")
-            if name == b"content-length":
+        size = len(method) + len(target) + 14
+        head = CheckedHead(method, target, version, fields, size)
+        for index, (name, value) in enumerate(fields):
+            size += len(name) + len(value) + 4
+            if name == b"host":
+                head.hosts += 1
+            elif name == b"content-length":
                 lengths.append(value)
             elif name == b"transfer-encoding":
+                value = value.lower()
+                fields[index] = (name, value)
                 codings += lower_tokens(value)
             elif name == b"connection":
-                connection += lower_tokens(value)
+                head.connection += lower_tokens(value)
             elif name == b"upgrade":
-                upgrade += lower_tokens(value)
+                head.upgrade += lower_tokens(value)
+            elif name == b"expect" and value.lower() == b"100-continue":
+                head.expect_continue = version == "1.1"
+        head.size = size
         if codings:
             # 6.1: "A server MAY reject a request that contains both
             # Content-Length and Transfer-Encoding ...", and "A server ... that
@@ -220,7 +305,7 @@ class WireCheck:
             # field MUST treat the message as if the framing is faulty".
             if lengths:
                 return _bad("both Content-Length and Transfer-Encoding")
-            if version == b"1.0":
+            if version == "1.0":
                 return _bad("Transfer-Encoding in an HTTP/1.0 request")
             if codings != ["chunked"]:
                 return WireError(501, "Only Transfer-Encoding: chunked is supported")
@@ -236,8 +321,9 @@ class WireCheck:
             self._state = _BODY if self._remaining else _HEAD
         else:
             self._state = _HEAD
-        if "upgrade" in connection and "websocket" in upgrade:
+        if "upgrade" in head.connection and "websocket" in head.upgrade:
             self._state = _PASS  # WebSocket frames follow: not ours to check
+        self.heads.append(head)
         return None
 
 
@@ -247,11 +333,9 @@ def lower_tokens(value: bytes) -> list[str]:
     return split_list(value.decode("latin-1").lower())
 
 
-def _request_line_error(line: bytes) -> WireError | None:
-    match = _REQUEST_LINE.fullmatch(line)
-    if match is None:
-        return _bad("invalid request line")
-    method, target, major, minor = match.groups()
+def _request_line_error(
+    method: bytes, target: bytes, major: bytes, minor: bytes
+) -> WireError | None:
     if (major, minor) not in ((b"1", b"1"), (b"1", b"0")):
         # RFC 9110 15.6.6: 505 HTTP Version Not Supported.
         return WireError(505, f"HTTP/{major.decode()}.{minor.decode()} is not supported")
