@@ -25,7 +25,7 @@ from asgiws.connection import WebSocketConnection
 from asgiws.datastructures import Headers
 from asgiws.exceptions import ClientDisconnected, ConnectionClosed
 from asgiws.extensions.negotiation import engine_arguments, negotiate_server
-from asgiws.http.framing import BodyEncoder, build_response_head
+from asgiws.http.framing import BodyEncoder, build_response_head, switching_protocols_head
 from asgiws.http.protocol import at_concurrency_limit
 from asgiws.observer import HandshakeRefused
 from asgiws.websocket.connection import ServerEngine
@@ -63,8 +63,11 @@ def upgrade(
     until the app accepts and are then parsed as WebSocket frames.
     """
     config = ctx.config
+    # One index of the request's headers: the handshake reads it, and the
+    # connection keeps it as `request_headers`.
+    request_headers = Headers(head.headers)
     try:
-        handshake = validate_request(head.method, head.http_version, head.headers)
+        handshake = validate_request(head.method, head.http_version, request_headers)
         check_origin(handshake.origin, config.ws_origins)
         if at_concurrency_limit(ctx):
             raise HandshakeError(503, "Service Unavailable")
@@ -96,7 +99,7 @@ def upgrade(
         reported_client=None if observer is None else client_and_secure(head, ctx)[0],
     )
     conn.path = head.path
-    conn.request_headers = Headers(head.headers)
+    conn.request_headers = request_headers
     transport.set_protocol(conn)
     conn.connection_made(transport)
     if trailing:
@@ -401,15 +404,19 @@ class WebSocketSession:
         app_headers = list(message.get("headers") or [])
         if subprotocol is not None:
             app_headers.insert(0, (b"sec-websocket-protocol", subprotocol.encode("latin-1")))
-        response = build_response_head(
-            101,
-            app_headers,
-            method="GET",
-            http_version=self._head.http_version,
-            keep_alive=True,
-            default_headers=self._ctx.server_state.default_headers,
-            own_headers=own,
-        )
+        default_headers = self._ctx.server_state.default_headers
+        if app_headers:
+            head = build_response_head(
+                101,
+                app_headers,
+                method="GET",
+                http_version=self._head.http_version,
+                keep_alive=True,
+                default_headers=default_headers,
+                own_headers=own,
+            ).data
+        else:
+            head = switching_protocols_head(default_headers, own)
         headers = own + app_headers
         engine = ServerEngine(max_size=conn.options.max_size, **engine_extensions)
         self._cancel_handshake_timer()
@@ -418,7 +425,7 @@ class WebSocketSession:
         conn.response_headers = Headers(headers)
         transport = conn.transport
         assert transport is not None
-        transport.write(response.data)
+        transport.write(head)
         conn.attach_engine(engine)
 
     def _respond_plain(self, status: int, text: str, reason: str) -> None:

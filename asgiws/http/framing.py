@@ -191,6 +191,21 @@ def build_response_head(
     )
 
 
+def switching_protocols_head(
+    default_headers: Headers, own_headers: Sequence[tuple[bytes, bytes]]
+) -> bytes:
+    """The head of a 101 that carries only the server's headers (the
+    defaults, then `own_headers`, already valid): what `build_response_head`
+    gives for status 101 without app headers, without planning it (a 101
+    has no body and keeps the connection), as the opening handshake of
+    every WebSocket needs it."""
+    _names, defaults = _encoded_defaults(default_headers)
+    own = b"".join([b"%s: %s\r\n" % (name, value) for name, value in own_headers])
+    return _SWITCHING_PROTOCOLS + defaults + own + b"\r\n"
+
+
+_SWITCHING_PROTOCOLS = status_line(101)
+
 _last_defaults: tuple[Headers | None, frozenset[bytes], bytes] = (None, frozenset(), b"")
 
 

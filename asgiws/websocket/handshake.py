@@ -23,7 +23,8 @@ def accept_key(key: str | bytes) -> str:
     """Sec-WebSocket-Accept for a Sec-WebSocket-Key (4.2.2 step 5.4)."""
     if isinstance(key, str):
         key = key.encode("ascii")
-    return base64.b64encode(hashlib.sha1(key + GUID).digest()).decode("ascii")
+    # binascii directly: base64.b64encode is a Python wrapper around it.
+    return binascii.b2a_base64(hashlib.sha1(key + GUID).digest(), newline=False).decode("ascii")
 
 
 def generate_key() -> str:
@@ -41,8 +42,9 @@ class ClientHandshake:
     origin: str | None
 
 
-def _only(found: Mapping[str, list[str]], name: str) -> str | None:
-    values = found.get(name.lower(), ())
+def _only(found: Mapping[str, list[str]], name: str, key: str) -> str | None:
+    """The one value of header `name` (`key`: the name lower-cased)."""
+    values = found.get(key, ())
     if len(values) > 1:
         raise HandshakeError(400, f"more than one {name} header")
     return values[0] if values else None
@@ -73,12 +75,15 @@ def validate_request(
     # 4.2.1.1: "An HTTP/1.1 or higher GET request"
     if method != "GET":
         raise HandshakeError(400, f"WebSocket upgrade needs GET, not {method}")
-    try:
-        major, _, minor = http_version.partition(".")
-        if (int(major), int(minor or 0)) < (1, 1):
-            raise ValueError
-    except ValueError:
-        raise _bad(f"WebSocket upgrade needs HTTP/1.1 or higher, not HTTP/{http_version}") from None
+    if http_version != "1.1":
+        try:
+            major, _, minor = http_version.partition(".")
+            if (int(major), int(minor or 0)) < (1, 1):
+                raise ValueError
+        except ValueError:
+            raise _bad(
+                f"WebSocket upgrade needs HTTP/1.1 or higher, not HTTP/{http_version}"
+            ) from None
     # 4.2.1.2: "A |Host| header field containing the server's authority."
     # Indexed once, on the first lookup, for every check that follows.
     index = headers if isinstance(headers, Headers) else Headers(headers)
@@ -111,7 +116,7 @@ def validate_request(
         )
     # 4.2.1.5: "A |Sec-WebSocket-Key| header field with a base64-encoded value
     # that, when decoded, is 16 bytes in length."
-    key = _only(found, "Sec-WebSocket-Key")
+    key = _only(found, "Sec-WebSocket-Key", "sec-websocket-key")
     if key is None:
         raise _bad("missing Sec-WebSocket-Key header")
     key = key.strip()
@@ -125,7 +130,7 @@ def validate_request(
         key=key,
         subprotocols=_elements(found.get("sec-websocket-protocol", ())),
         extensions=list(found.get("sec-websocket-extensions", ())),
-        origin=_only(found, "Origin"),
+        origin=_only(found, "Origin", "origin"),
     )
 
 
