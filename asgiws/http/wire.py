@@ -34,11 +34,21 @@ from asgiws.websocket.headers import split_list
 _TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 # RFC 9112 3: request-line = method SP request-target SP HTTP-version, one SP
 # each; the target is visible ASCII (RFC 3986 characters, checked loosely).
-_REQUEST_LINE = re.compile(rb"(" + _TOKEN + rb") ([\x21-\x7e]+) HTTP/([0-9])\.([0-9])")
+_REQUEST_LINE_PATTERN = rb"(" + _TOKEN + rb") ([\x21-\x7e]+) HTTP/([0-9])\.([0-9])"
+_REQUEST_LINE = re.compile(_REQUEST_LINE_PATTERN)
 # RFC 9112 5: field-line = field-name ":" OWS field-value OWS, with no
 # whitespace before the colon (5.1: "MUST ... 400"); RFC 9110 5.5: a value is
 # VCHAR, SP, HTAB and obs-text: no other control character, no DEL.
-_FIELD_LINE = re.compile(rb"(" + _TOKEN + rb"):[ \t]*([^\x00-\x08\x0a-\x1f\x7f]*)")
+_FIELD_LINE_PATTERN = rb"(" + _TOKEN + rb"):[ \t]*([^\x00-\x08\x0a-\x1f\x7f]*)"
+_FIELD_LINE = re.compile(_FIELD_LINE_PATTERN)
+# A whole head in one match (request line, then field lines, each ending in
+# CRLF; no bare CR or LF can match, nor obs-fold): the common case, checked
+# in two C calls instead of a few per line.  The fields of a matched head,
+# each behind the CRLF that ends the line before it, in one findall.
+_CLEAN_HEAD = re.compile(
+    _REQUEST_LINE_PATTERN + rb"\r\n(?:" + _TOKEN + rb":[^\x00-\x08\x0a-\x1f\x7f]*\r\n)*"
+)
+_FIELDS = re.compile(rb"\r\n" + _FIELD_LINE_PATTERN)
 # RFC 9112 7.1: chunk = chunk-size [ chunk-ext ] CRLF; chunk-size = 1*HEXDIG;
 # chunk-ext = *( BWS ";" BWS ext-name [ BWS "=" BWS ext-val ] ),
 # ext-val = token / quoted-string; without the optional whitespace (BWS),
@@ -162,6 +172,30 @@ class WireCheck:
             state = self._state
             if state == _PASS:
                 return buf, None
+            if state == _HEAD and not self._lines:
+                # A head that is all here and keeps to the grammar, within
+                # the limit (its lines and final CRLF at most max_head + 2
+                # bytes, as the line by line check counts): read in one go.
+                # Anything else goes line by line, which finds the fault at
+                # the earliest byte.
+                head_end = buf.find(b"\r\n\r\n", pos)
+                if 0 <= head_end <= pos + self._max_head - 2:
+                    match = _CLEAN_HEAD.fullmatch(buf, pos, head_end + 2)
+                    if match is not None:
+                        method, target, major, minor = match.group(1, 2, 3, 4)
+                        error = _request_line_error(method, target, major, minor)
+                        if error is not None:
+                            return buf[:pos], error
+                        self._request_line = (method, target, "1.1" if minor == b"1" else "1.0")
+                        fields = [
+                            (name.lower(), value.rstrip(b" \t"))
+                            for name, value in _FIELDS.findall(buf, match.end(4), head_end)
+                        ]
+                        error = self._framing(fields)
+                        if error is not None:
+                            return buf[: head_end + 2], error
+                        pos = head_end + 4
+                        continue
             if state in (_BODY, _CHUNK_DATA):
                 take = min(self._remaining, end - pos)
                 pos += take
