@@ -37,6 +37,10 @@ from typing import Any, Protocol, cast
 import uvloop
 from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
+# Run as a script, sys.path[0] is benchmarks/: the repository root goes first
+# so that asgiws and benchmarks.* come from this checkout, as in run.py.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from asgiws.memory import tune_malloc
 
 CONNECT_CONCURRENCY = 128
@@ -73,6 +77,7 @@ class Window:
     # Paced (--rate): a Pacer decides when to send; a completed unit does not
     # send the next one by itself.
     paced: bool = False
+    fired: int = 0  # paced: units the pacer handed out (completed ones are `count`)
     latencies_ns: list[int] = field(default_factory=list)
 
 
@@ -119,6 +124,7 @@ class Sample:
     seconds: float
     cpu: float
     server_cpu: float
+    fired: int = 0
 
     @property
     def rate(self) -> float:
@@ -139,13 +145,13 @@ async def measure(window: Window, warmup: float, duration: float) -> Sample:
     """Let traffic warm up, then count what happens during `duration`."""
     await asyncio.sleep(warmup)
     window.measuring = True
-    count0, time0, cpu0 = window.count, time.monotonic(), cpu_seconds()
+    count0, fired0, time0, cpu0 = window.count, window.fired, time.monotonic(), cpu_seconds()
     server0 = server_cpu_seconds(SERVER_PID)
     await asyncio.sleep(duration)
-    count1, time1, cpu1 = window.count, time.monotonic(), cpu_seconds()
+    count1, fired1, time1, cpu1 = window.count, window.fired, time.monotonic(), cpu_seconds()
     server1 = server_cpu_seconds(SERVER_PID)
     window.measuring = False
-    return Sample(count1 - count0, time1 - time0, cpu1 - cpu0, server1 - server0)
+    return Sample(count1 - count0, time1 - time0, cpu1 - cpu0, server1 - server0, fired1 - fired0)
 
 
 # ---------------------------------------------------------------- paced mode
@@ -178,9 +184,10 @@ class Pacer:
     an achieved rate below the offered one, never as a growing backlog.
     """
 
-    def __init__(self, rate: float, slots: list[Slot]) -> None:
+    def __init__(self, rate: float, slots: list[Slot], window: Window) -> None:
         self.rate = rate
         self.slots = slots
+        self.window = window
         self.running = True
         self.missed = 0
 
@@ -197,6 +204,7 @@ class Pacer:
                     index = index + 1 if index + 1 < count else 0
                     if slot.has_room():
                         slot.fire()
+                        self.window.fired += 1
                         break
                 else:  # every slot is full: the rest of this tick is missed
                     self.missed += due - done
@@ -212,11 +220,12 @@ async def run_levels(
     units_per_fire: int = 1,
 ) -> list[dict[str, Any]]:
     """One measurement per offered rate in `args.rate` (units/s), in order,
-    on the same connections; `settle` waits until nothing is in flight."""
+    on the same connections; `settle` waits until nothing is in flight (and
+    raises if that takes too long: every unit handed out must complete)."""
     window.paced = True
     levels = []
     for rate in args.rate:
-        pacer = Pacer(rate / units_per_fire, slots)
+        pacer = Pacer(rate / units_per_fire, slots, window)
         window.latencies_ns.clear()
         task = asyncio.ensure_future(pacer.run())
         try:
@@ -225,21 +234,33 @@ async def run_levels(
             pacer.running = False
             await task
         await settle()
-        levels.append(level_result(rate, sample, pacer.missed * units_per_fire))
+        levels.append(level_result(rate, sample, pacer.missed, units_per_fire))
         if window.latencies_ns:
             latencies = sorted(window.latencies_ns)
             levels[-1]["p99_ms"] = percentile(latencies, 99) / 1e6
     return levels
 
 
-def level_result(offered: float, sample: Sample, missed: int) -> dict[str, Any]:
-    """A paced level: achieved rate and server CPU microseconds per unit."""
+def level_result(
+    offered: float, sample: Sample, missed: int, units_per_fire: int
+) -> dict[str, Any]:
+    """A paced level: achieved rate and server CPU microseconds per unit.
+
+    `achieved` counts the units handed out during the window (all of them
+    completed: run_levels settles first), so a stall of either process at the
+    window's edge cannot make a server that keeps up look saturated; a server
+    that does not keep up fills its in-flight bounds and the pacer misses
+    units.  The CPU per unit divides the server's CPU time in the window by the
+    units completed in the same window (`completed`).
+    """
+    achieved = sample.fired * units_per_fire / sample.seconds
     return {
         "offered": offered,
-        "achieved": sample.rate,
+        "achieved": achieved,
+        "completed": sample.rate,
         "units": sample.count,
-        "missed": missed,
-        "saturated": sample.rate < SATURATION * offered,
+        "missed": missed * units_per_fire,
+        "saturated": achieved < SATURATION * offered,
         "server_cpu_s": sample.server_cpu,
         "server_us_per_unit": sample.server_cpu * 1e6 / sample.count if sample.count else None,
         **sample.shares(),
@@ -676,7 +697,6 @@ class Handshakes:
         """One handshake, counted or recorded as a failure."""
         loop = asyncio.get_running_loop()
         done: asyncio.Future[bool] = loop.create_future()
-        self.in_flight += 1
         try:
             await asyncio.wait_for(
                 loop.create_connection(
@@ -691,8 +711,6 @@ class Handshakes:
             reason = "no 101 or no close frame"
         except (OSError, asyncio.TimeoutError) as exc:
             ok, reason = False, repr(exc)
-        finally:
-            self.in_flight -= 1
         if ok:
             self.window.count += 1
             return
@@ -709,9 +727,16 @@ class Handshakes:
         return self.in_flight < self.limit
 
     def fire(self) -> None:
+        # Counted here, not when the task first runs: the pacer asks has_room()
+        # again before any task of this tick has started.
+        self.in_flight += 1
         task = asyncio.ensure_future(self.once())
         self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        task.add_done_callback(self.finished)
+
+    def finished(self, task: asyncio.Task[None]) -> None:
+        self.in_flight -= 1
+        self.tasks.discard(task)
 
     async def settle(self) -> None:
         if self.tasks:
@@ -1141,5 +1166,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     raise SystemExit(main())

@@ -1,0 +1,206 @@
+"""The benchmark tooling: the cost pass's rate rule and cells, the paced load
+generator against a real server, and the non-ASGI peer servers.
+
+The load generator runs as its own process against servers started the way
+benchmarks/run.py starts them (benchmarks.servers), with short windows: these
+tests check behaviour (paced rates are met, an impossible rate is reported as
+saturated, the peers serve every WebSocket scenario), not speed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchmarks import cost, loadgen
+from benchmarks.servers import REPO, RunningServer, free_port, http_ok, spec_named
+
+LOADGEN = REPO / "benchmarks" / "loadgen.py"
+SHORT = ("--duration", "0.6", "--warmup", "0.2")
+
+
+def run_loadgen(server: RunningServer, *args: str) -> dict[str, Any]:
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(LOADGEN),
+            *args,
+            "--port",
+            str(server.port),
+            "--server-pid",
+            str(server.pid),
+            *SHORT,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert done.stdout.strip(), done.stderr[-2000:]
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    assert "error" not in result, result
+    return result
+
+
+@pytest.fixture
+def started(tmp_path: Path) -> Iterator[Any]:
+    servers: list[RunningServer] = []
+
+    def start(name: str) -> RunningServer:
+        server = RunningServer(spec_named(name), free_port(), tmp_path / f"{name}.log")
+        servers.append(server)
+        server.wait_ready()
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+# ---------------------------------------------------------------- rate rule
+
+
+def test_rate_base_is_the_slowest_server_within_a_tenth_of_the_fastest() -> None:
+    plan = cost.rate_plan({"fast": 100_000.0, "middle": 30_000.0, "daphne": 4_000.0})
+    assert plan is not None
+    assert plan.base_server == "middle"
+    assert plan.excluded == ("daphne",)
+    assert plan.rates == pytest.approx((7_500.0, 15_000.0, 22_500.0))
+    # At exactly a tenth the server still sets the base.
+    edge = cost.rate_plan({"fast": 100_000.0, "slow": 10_000.0})
+    assert edge is not None and edge.base_server == "slow" and edge.excluded == ()
+    assert cost.rate_plan({}) is None
+
+
+def test_only_servers_with_a_throughput_number_are_paced() -> None:
+    throughput: dict[str, cost.Rounds] = {
+        "picows": [{"ws_deflate_on": {"value": None, "note": "no deflate"}}],
+        "asgiws-fast": [{"ws_deflate_on": {"value": 8_000.0}}],
+    }
+    plans = cost.plans(throughput, ["ws_deflate_on"])
+    assert plans["ws_deflate_on"].base_server == "asgiws-fast"
+    assert cost.served(throughput["picows"], plans) == []
+    assert cost.served(throughput["asgiws-fast"], plans) == ["ws_deflate_on"]
+
+
+def level(us: float, saturated: bool = False) -> dict[str, Any]:
+    return {"saturated": saturated, "server_us_per_unit": us, "achieved": 1000.0}
+
+
+def test_a_cell_is_saturated_when_most_rounds_were_else_the_median_of_the_rest() -> None:
+    rounds = [{"levels": [level(10.0)]}, {"levels": [level(30.0, True)]}, {"levels": [level(12.0)]}]
+    entry = cost.cell(rounds, 0)
+    assert entry is not None
+    assert not entry["saturated"]
+    assert entry["us_per_unit"] == 11.0
+    assert "[1/3 sat.]" in cost.format_cell(entry)
+    mostly = cost.cell(
+        [{"levels": [level(1.0, True)]}, {"levels": [level(2.0, True)]}, {"levels": [level(3.0)]}],
+        0,
+    )
+    assert mostly is not None and mostly["saturated"] and mostly["us_per_unit"] is None
+    assert cost.format_cell(mostly).startswith("saturated")
+
+
+def test_cost_ratios_are_baseline_over_server() -> None:
+    table = cost.cells(
+        {
+            "uvicorn-fast": [{"ws_echo_1k": {"levels": [level(20.0)] * 3}}],
+            "asgiws-fast": [{"ws_echo_1k": {"levels": [level(10.0)] * 3}}],
+        },
+        "uvicorn-fast",
+    )
+    assert table["asgiws-fast"]["ws_echo_1k"][0]["ratio"] == 2.0
+    assert table["asgiws-fast"]["ws_echo_small"] == [None, None, None]
+
+
+# ---------------------------------------------------------------- paced load
+
+
+@pytest.mark.parametrize("scenario", ["ws_echo_1k", "http_hello", "ws_handshake"])
+def test_paced_rate_is_met_and_an_impossible_one_is_saturated(started: Any, scenario: str) -> None:
+    server = started("asgiws-fast")
+    result = run_loadgen(server, scenario, "--rate", "400", "10000000")
+    low, impossible = result["levels"]
+    assert low["offered"] == 400
+    assert not low["saturated"], result
+    assert low["achieved"] == pytest.approx(400, rel=0.1)
+    assert low["server_us_per_unit"] > 0
+    assert impossible["saturated"]
+    assert impossible["missed"] > 0
+
+
+def test_paced_broadcast_counts_deliveries(started: Any) -> None:
+    server = started("asgiws-fast")
+    # --quick: 200 subscribers; 4,000 deliveries/s are 20 fan-outs a second.
+    result = run_loadgen(server, "ws_broadcast", "--quick", "--rate", "4000")
+    (only,) = result["levels"]
+    assert not only["saturated"]
+    assert only["achieved"] == pytest.approx(4000, rel=0.1)
+    assert only["p99_ms"] > 0
+
+
+async def test_the_pacer_keeps_handshakes_within_their_in_flight_bound() -> None:
+    # A listener that accepts and never answers: every handshake stays in flight.
+    silent = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = silent.sockets[0].getsockname()[1]
+    window = loadgen.Window(paced=True)
+    handshakes = loadgen.Handshakes(window, port, limit=3)
+    pacer = loadgen.Pacer(1_000_000.0, [handshakes], window)
+    task = asyncio.ensure_future(pacer.run())
+    deadline = time.monotonic() + 5
+    while pacer.missed == 0 and time.monotonic() < deadline:
+        await asyncio.sleep(0.001)
+    pacer.running = False
+    await task
+    try:
+        assert pacer.missed > 0
+        assert window.fired == 3
+        assert handshakes.in_flight == 3
+    finally:
+        for pending in handshakes.tasks:
+            pending.cancel()
+        await asyncio.gather(*handshakes.tasks, return_exceptions=True)
+        silent.close()
+        await silent.wait_closed()
+
+
+def test_idle_rss_has_no_paced_mode() -> None:
+    done = subprocess.run(
+        [sys.executable, str(LOADGEN), "ws_idle_rss", "--port", "1", "--rate", "10"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "no paced mode" in done.stderr
+
+
+# ---------------------------------------------------------------- peer servers
+
+
+@pytest.mark.parametrize("name", ["websockets", "picows"])
+def test_peer_servers_serve_every_websocket_scenario(started: Any, name: str) -> None:
+    server = started(name)
+    assert not server.spec.http
+    assert http_ok(server.port)  # the readiness probe run.py uses
+    for scenario in ("ws_echo_small", "ws_echo_1m", "ws_handshake", "ws_deflate_off"):
+        assert run_loadgen(server, scenario)["value"] > 0, scenario
+    broadcast = run_loadgen(server, "ws_broadcast", "--quick")
+    assert broadcast["value"] > 0
+    deflate = run_loadgen(server, "ws_deflate_on")
+    if name == "websockets":
+        assert deflate["value"] > 0
+        assert deflate["negotiated"].startswith("permessage-deflate")
+    else:
+        assert deflate["value"] is None
+        assert deflate["note"] == "server does not negotiate deflate"
