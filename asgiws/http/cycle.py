@@ -28,7 +28,7 @@ from typing import Any
 
 from asgiws.exceptions import ClientDisconnected
 from asgiws.http.flow import FlowControl
-from asgiws.http.framing import ResponseHead, build_response_head
+from asgiws.http.framing import Framing, ResponseHead, build_response_head
 from asgiws.observer import HttpRequestDone
 from asgiws.types import ASGIApp, ConnectionContext, Message, Scope
 
@@ -232,11 +232,25 @@ class RequestCycle:
                 raise ClientDisconnected("the HTTP client has disconnected")
         head = self.response_head
         assert head is not None
-        parts = head.encoder.encode(body, more_body)
-        if not self.written:
+        encoder = head.encoder
+        if (
+            not self.written
+            and not more_body
+            and encoder.framing is Framing.LENGTH
+            and len(body) == encoder.remaining
+            and len(body) <= SMALL_WRITE
+        ):
+            # The whole response in one small write (most answers): what
+            # the general path below writes, without building the parts.
             self.written = True
-            parts.insert(0, head.data)
-        self._write(parts)
+            encoder.remaining = 0
+            self.transport.write(head.data + body)
+        else:
+            parts = encoder.encode(body, more_body)
+            if not self.written:
+                self.written = True
+                parts.insert(0, head.data)
+            self._write(parts)
         if not more_body:
             self.state = ResponseState.DONE
             self._wake()  # a receive() waiting for disconnect returns now

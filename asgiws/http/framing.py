@@ -110,7 +110,15 @@ class _HeadPlan:
     app's validated headers plus the framing ones we add, encoded, and how
     the body is framed.  Depends only on the cache key of `_plan_head`."""
 
-    __slots__ = ("body_framing", "content_length", "encoded", "keep_alive", "names")
+    __slots__ = (
+        "body_framing",
+        "content_length",
+        "encoded",
+        "keep_alive",
+        "last_defaults",
+        "last_head",
+        "names",
+    )
 
     def __init__(
         self,
@@ -125,6 +133,11 @@ class _HeadPlan:
         self.body_framing = body_framing
         self.content_length = content_length
         self.keep_alive = keep_alive
+        # The whole head (status line, defaults, `encoded`) for the last
+        # default-header list seen: the server swaps in a new list only when
+        # Date changes, so a planned head is put together once a second.
+        self.last_defaults: Headers | None = None
+        self.last_head = b""
 
 
 _PLAN_CACHE: dict[tuple[Any, ...], _HeadPlan] = {}
@@ -175,20 +188,23 @@ def build_response_head(
             if len(_PLAN_CACHE) >= _PLAN_CACHE_SIZE:
                 _PLAN_CACHE.clear()
             _PLAN_CACHE[key] = plan
-    default_names, defaults = _encoded_defaults(default_headers)
-    if not plan.names.isdisjoint(default_names):  # the app overrides Server, Date...
-        defaults = b"".join(
-            b"%s: %s\r\n" % (name, value)
-            for name, value in default_headers
-            if name not in plan.names
-        )
-    if own_headers:
-        defaults += b"".join(b"%s: %s\r\n" % (name, value) for name, value in own_headers)
-    return ResponseHead(
-        status_line(status) + defaults + plan.encoded,
-        BodyEncoder(plan.body_framing, plan.content_length),
-        plan.keep_alive,
-    )
+    if plan.last_defaults is default_headers and not own_headers:
+        data = plan.last_head
+    else:
+        default_names, defaults = _encoded_defaults(default_headers)
+        if not plan.names.isdisjoint(default_names):  # the app overrides Server, Date...
+            defaults = b"".join(
+                b"%s: %s\r\n" % (name, value)
+                for name, value in default_headers
+                if name not in plan.names
+            )
+        if own_headers:
+            defaults += b"".join(b"%s: %s\r\n" % (name, value) for name, value in own_headers)
+        data = status_line(status) + defaults + plan.encoded
+        if not own_headers:
+            plan.last_defaults = default_headers
+            plan.last_head = data
+    return ResponseHead(data, BodyEncoder(plan.body_framing, plan.content_length), plan.keep_alive)
 
 
 def switching_protocols_head(
