@@ -38,13 +38,13 @@ from urllib.parse import urlsplit
 from asgiws.asgi.websocket import CONNECTION_EXTENSION
 from asgiws.connection import WebSocketConnection
 from asgiws.hub.errors import HubError
+from asgiws.hub.fanout import Fanout
 from asgiws.hub.members import SLOW_CLOSE_CODE, AsgiMember
 from asgiws.hub.memory_backend import MemoryBackend
 from asgiws.hub.redis_backend import RedisBackend
-from asgiws.hub.shared_frames import Compressors, SharedFrames
+from asgiws.hub.shared_frames import Compressors
 from asgiws.hub.subscription import Subscription
 from asgiws.hub.wire import Data, check_message, validate_channel
-from asgiws.observer import BroadcastSkipReason
 
 __all__ = ["Hub", "HubStats"]
 
@@ -58,8 +58,6 @@ default of `ws_write_limit`, which bounds a fast-path member then)."""
 SWEEP_INTERVAL = 2.0
 """Seconds between passes that drop members whose WebSocket has closed."""
 SCHEMES = ("memory", "redis", "rediss", "unix")
-
-_NOT_OPEN = BroadcastSkipReason.NOT_OPEN
 
 
 @dataclass(slots=True)
@@ -76,10 +74,11 @@ class HubStats:
 class _Channel:
     """This process's members of one channel."""
 
-    __slots__ = ("connections", "members", "subscriptions", "watched")
+    __slots__ = ("connections", "fanout", "members", "subscriptions", "watched")
 
-    def __init__(self) -> None:
-        self.connections: dict[WebSocketConnection, None] = {}  # the fast path
+    def __init__(self, fanout: Fanout) -> None:
+        self.fanout = fanout  # the fast path
+        self.connections = fanout.connections
         self.members: dict[int, AsgiMember] = {}  # the plain path, by id(websocket)
         self.subscriptions: set[Subscription] = set()
         # Set once the engine confirmed the subscription (Redis SUBSCRIBE).
@@ -136,8 +135,10 @@ class Hub:
             isinstance(max_queued, bool) or not isinstance(max_queued, int) or max_queued < 0
         ):
             raise ValueError(f"Hub(max_queued=...) must be None or bytes >= 0, not {max_queued!r}")
-        if isinstance(subscription_queue, bool) or not isinstance(subscription_queue, int) or (
-            subscription_queue < 1
+        if (
+            isinstance(subscription_queue, bool)
+            or not isinstance(subscription_queue, int)
+            or (subscription_queue < 1)
         ):
             raise ValueError(
                 f"Hub(subscription_queue=...) must be an int >= 1, not {subscription_queue!r}"
@@ -205,6 +206,7 @@ class Hub:
             self._sweeper = None
         channels, self._channels = self._channels, {}
         for channel in channels.values():
+            channel.fanout.cancel()
             for subscription in channel.subscriptions:
                 subscription.end(StopAsyncIteration())
         plain, self._plain = self._plain, {}
@@ -309,7 +311,9 @@ class Hub:
     async def _enter(self, channel: str) -> _Channel:
         entry = self._channels.get(channel)
         if entry is None:
-            entry = self._channels[channel] = _Channel()
+            close_slow = self._close_slow_connection if self._close_slow else None
+            fanout = Fanout(self._compressors, self.stats, self.max_queued, close_slow)
+            entry = self._channels[channel] = _Channel(fanout)
             task = asyncio.get_running_loop().create_task(self._backend.watch(channel))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -357,36 +361,17 @@ class Hub:
 
     # --- delivery -----------------------------------------------------------------
     def _deliver(self, channel: str, message: Data) -> None:
-        """One message for this process's members of `channel`: framed once
-        (and compressed once per shared compression setting), written to each
-        fast-path connection without awaiting."""
+        """One message for this process's members of `channel`: to the
+        fast-path connections framed once (and compressed once per shared
+        compression setting) and written without awaiting, in passes of at
+        most `fanout.CHUNK` members per loop iteration (`Fanout`); queued for
+        the plain-path members and the subscriptions."""
         entry = self._channels.get(channel)
         if entry is None:
             return
+        entry.fanout.publish(message)
         stats = self.stats
         delivered = dropped = 0
-        connections = entry.connections
-        if connections:
-            frames = SharedFrames(message, self._compressors)
-            frame, compressed = frames.plain, frames.compressed
-            bound = self.max_queued
-            left: list[WebSocketConnection] | None = None
-            for conn in connections:
-                why = conn.write_prepared(message, frame, bound, compressed)
-                if why is None:
-                    delivered += 1
-                    continue
-                if why is _NOT_OPEN:
-                    (left := left or []).append(conn)
-                    continue
-                dropped += 1
-                if self._close_slow:
-                    self._close_slow_connection(conn)
-                    (left := left or []).append(conn)
-            if left:
-                for conn in left:
-                    connections.pop(conn, None)
-            stats.compressed += frames.compressions
         if entry.members:
             size = len(message.encode("utf-8")) if isinstance(message, str) else len(message)
             bound = PLAIN_MAX_QUEUED if self.max_queued is None else self.max_queued

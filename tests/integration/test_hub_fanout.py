@@ -1,0 +1,86 @@
+"""The hub's fan-out in passes of `fanout.CHUNK` members per loop iteration
+(made small here so that a few real clients span several iterations):
+order per member, messages published during a pass, members leaving and
+the hub closing while a pass is under way."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import pytest
+import websockets
+
+import asgiws
+from asgiws.hub import fanout
+
+TIMEOUT = 10.0
+
+
+@contextlib.asynccontextmanager
+async def members(
+    hub: asgiws.Hub, count: int
+) -> AsyncIterator[tuple[list[asgiws.WebSocketConnection], list[websockets.ClientConnection]]]:
+    """`count` clients whose server sides joined "room", in that order."""
+    joined: list[asgiws.WebSocketConnection] = []
+
+    async def handler(websocket: asgiws.WebSocketConnection) -> None:
+        await hub.join("room", websocket)
+        joined.append(websocket)
+        await websocket.send("joined")
+        await websocket.wait_closed()
+
+    async with asgiws.serve(handler, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        async with contextlib.AsyncExitStack() as stack:
+            clients = []
+            for _ in range(count):
+                client = await stack.enter_async_context(
+                    websockets.connect(f"ws://127.0.0.1:{port}/")
+                )
+                assert await asyncio.wait_for(client.recv(), TIMEOUT) == "joined"
+                clients.append(client)
+            yield joined, clients
+
+
+async def test_every_member_gets_every_message_in_order_across_passes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(fanout, "CHUNK", 3)
+    async with asgiws.Hub() as hub, members(hub, 10) as (_, clients):
+        sent = [f"m{i}" for i in range(20)] + [b"\x00binary"]
+        for message in sent:  # all but the first published while a pass is under way
+            await hub.publish("room", message)
+        for client in clients:
+            got = [await asyncio.wait_for(client.recv(), TIMEOUT) for _ in sent]
+            assert got == sent
+        assert hub.stats.delivered == len(sent) * len(clients)
+
+
+async def test_a_member_that_leaves_during_a_pass_gets_no_more_of_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(fanout, "CHUNK", 2)
+    async with asgiws.Hub() as hub, members(hub, 6) as (joined, clients):
+        await hub.publish("room", "news")  # the first chunk went out; four members to go
+        await hub.leave("room", joined[-1])
+        await joined[-1].send("direct")
+        assert await asyncio.wait_for(clients[-1].recv(), TIMEOUT) == "direct"
+        for client in clients[:-1]:
+            assert await asyncio.wait_for(client.recv(), TIMEOUT) == "news"
+        assert hub.stats.delivered == 5
+
+
+async def test_closing_the_hub_during_a_pass_stops_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fanout, "CHUNK", 2)
+    hub = asgiws.Hub()
+    await hub.start()
+    async with members(hub, 4) as (joined, clients):
+        await hub.publish("room", "news")
+        await hub.close()  # members stay open but get no more messages
+        for conn, client in zip(joined, clients, strict=True):
+            await conn.send("direct")
+            expected = ["news", "direct"] if client in clients[:2] else ["direct"]
+            got = [await asyncio.wait_for(client.recv(), TIMEOUT) for _ in expected]
+            assert got == expected
