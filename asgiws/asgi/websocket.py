@@ -105,10 +105,12 @@ def upgrade(
     if trailing:
         conn.data_received(trailing)
 
-    session = WebSocketSession(conn, head, handshake, deflate, ctx)
+    # (Looked up once: asyncio.get_running_loop() is a getpid() system call.)
+    loop = asyncio.get_running_loop()
+    session = WebSocketSession(conn, head, handshake, deflate, ctx, loop)
     if isinstance(conn, AsgiWebSocketConnection):
         conn.session = weakref.ref(session)
-    task = asyncio.get_running_loop().create_task(session.run())
+    task = loop.create_task(session.run())
     tasks = ctx.server_state.tasks
     tasks.add(task)
     task.add_done_callback(tasks.discard)
@@ -202,6 +204,7 @@ class WebSocketSession:
         handshake: ClientHandshake,
         deflate: tuple[str, dict[str, Any]] | None,
         ctx: ConnectionContext,
+        loop: asyncio.AbstractEventLoop,
     ) -> None:
         self.conn = conn
         self._head = head
@@ -215,7 +218,7 @@ class WebSocketSession:
         self._encoder: BodyEncoder | None = None
         # The app must answer websocket.connect in time; else the connection
         # is dropped (it holds a socket and a task).
-        self._handshake_timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(
+        self._handshake_timer: asyncio.TimerHandle | None = loop.call_later(
             ctx.config.ws_handshake_timeout, self._handshake_timed_out
         )
         self.scope: Scope = websocket_scope(

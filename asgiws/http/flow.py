@@ -22,8 +22,9 @@ class FlowControl:
 
     def __init__(self, transport: asyncio.Transport) -> None:
         self._transport = transport
-        self._writable = asyncio.Event()
-        self._writable.set()
+        # Made only when a writer has to wait: most connections never do,
+        # and every WebSocket handshake starts as one of these.
+        self._writable: asyncio.Event | None = None
         self.read_paused = False
         self.write_paused = False
 
@@ -40,17 +41,20 @@ class FlowControl:
 
     def pause_writing(self) -> None:
         self.write_paused = True
-        self._writable.clear()
+        if self._writable is not None:
+            self._writable.clear()
 
     def resume_writing(self) -> None:
         self.write_paused = False
-        self._writable.set()
+        if self._writable is not None:
+            self._writable.set()
 
     def connection_lost(self) -> None:
         """Wake every writer: there is nothing left to wait for."""
-        self.write_paused = False
-        self._writable.set()
+        self.resume_writing()
 
     async def drain(self) -> None:
         if self.write_paused:
+            if self._writable is None:
+                self._writable = asyncio.Event()
             await self._writable.wait()

@@ -48,6 +48,7 @@ def at_concurrency_limit(ctx: ConnectionContext) -> bool:
     state = ctx.server_state
     return limit is not None and (len(state.connections) > limit or len(state.tasks) >= limit)
 
+
 UpgradeHandler = Callable[[asyncio.Transport, RequestHead, bytes, ConnectionContext], None]
 """Takes over a transport for a WebSocket: (transport, request head, bytes
 received behind the head, context).  Reading is resumed when it is called."""
@@ -186,7 +187,7 @@ class HttpProtocol(asyncio.Protocol):
             return
         app = self.app
         state = self.server_state
-        if at_concurrency_limit(self.ctx):
+        if self.config.limit_concurrency is not None and at_concurrency_limit(self.ctx):
             app = service_unavailable
         cycle = RequestCycle(
             http_scope(event.head, self.ctx),

@@ -375,7 +375,7 @@ def _request_line_error(
         return WireError(505, f"HTTP/{major.decode()}.{minor.decode()} is not supported")
     # RFC 9112 3.2: origin-form, absolute-form, authority-form (CONNECT only)
     # and asterisk-form (OPTIONS only).
-    if target.startswith(b"/") or _ABSOLUTE_FORM.match(target):
+    if target[:1] == b"/" or _ABSOLUTE_FORM.match(target):
         return None
     if target == b"*":
         return None if method == b"OPTIONS" else _bad("'*' is only a target for OPTIONS")
