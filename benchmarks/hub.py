@@ -12,13 +12,22 @@ Rows (every server one process pinned to CPU 0, the load generator on CPU 1):
   (all three on CPU 0); the subscribers are split over both processes, the
   messages are published in the first: every delivery crossed Redis.
 
-For each row and subscriber count, two phases on the same connections,
-64-byte binary messages carrying their send time:
+For each row and subscriber count, three phases on the same connections,
+64-byte binary messages carrying a sequence number and their send time:
 - saturate: 4 fan-outs in flight, a new one as soon as one completes:
-  deliveries/s, deliveries per server CPU second (server processes plus
+  deliveries/s, server CPU µs per delivery (server processes plus
   redis-server), p50/p99 delivery latency under full load;
+- rate: a fixed rate below every row's saturation (--rate deliveries/s,
+  50,000 by default): server CPU µs per delivery, a ratio that does not
+  depend on how fast the load generator is;
 - paced: one message every 100 ms: p50/p99 delivery latency (the target:
-  p99 under 50 ms at 10,000 subscribers).
+  p99 under 50 ms at 10,000 subscribers), and server CPU µs per delivery.
+
+The subscribers (benchmarks/hub_client.py) check and count frames by bytes,
+one Python call per read; --sampled of them (200) parse every frame for its
+send time and sequence number.  A malformed or missing frame fails the run.
+The load generator's CPU share is reported beside every phase: a row
+whose load generator is near 1.00 measured the client, not the server.
 
 Writes benchmarks/results/hub-YYYY-MM-DD.{json,md,png}.  Not a test.
 """

@@ -10,10 +10,11 @@
 A joined WebSocket costs no task.  Under asgiws the hub reaches the
 connection object through the scope's `asgiws.connection` extension (or is
 given it by `serve(handler)`): a message for N local members is framed once
-and written N times without awaiting (`WebSocketConnection.write_prepared`);
-members whose server side negotiated permessage-deflate with
-no_context_takeover share one compressed frame per compression setting
-(`SharedFrames`), the others get the uncompressed frame.
+and written N times without awaiting (`WebSocketConnection.write_prepared`),
+at most `fanout.CHUNK` members per loop iteration (`Fanout`); members whose
+server side negotiated permessage-deflate with no_context_takeover share one
+compressed frame per compression setting (`SharedFrames`), the others get
+the uncompressed frame.
 Under any other ASGI server it sends through the app's WebSocket object
 (`send(message)`), each member with a bounded outbox and a sender task that
 only exists while there is something to send.

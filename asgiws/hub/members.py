@@ -30,7 +30,14 @@ class AsgiMember:
     """One plain-path WebSocket, in however many channels it joined."""
 
     __slots__ = (
-        "_forget", "channels", "close_reason", "closing", "outbox", "queued", "task", "websocket",
+        "_forget",
+        "channels",
+        "close_reason",
+        "closing",
+        "outbox",
+        "queued",
+        "task",
+        "websocket",
     )
 
     def __init__(self, websocket: Any, forget: Callable[[AsgiMember], None]) -> None:
@@ -84,8 +91,11 @@ class AsgiMember:
                     await websocket.send({"type": "websocket.send", "bytes": message})
             if self.closing:
                 await websocket.send(
-                    {"type": "websocket.close", "code": SLOW_CLOSE_CODE,
-                     "reason": self.close_reason}
+                    {
+                        "type": "websocket.close",
+                        "code": SLOW_CLOSE_CODE,
+                        "reason": self.close_reason,
+                    }
                 )
         except Exception as exc:  # the client left: not the hub's error
             logger.debug("hub member left while sending: %r", exc)

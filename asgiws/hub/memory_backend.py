@@ -12,8 +12,9 @@ Deliver = Callable[[str, Data], None]
 
 
 class MemoryBackend:
-    """A publish is delivered to this process's subscribers before
-    `publish()` returns; nothing can be down."""
+    """A publish reaches the hub's delivery before `publish()` returns
+    (members of a channel bigger than one fan-out pass get it over the next
+    loop iterations, `fanout.py`); nothing can be down."""
 
     connected = True
 

@@ -66,7 +66,9 @@ class RedisBackend:
                 "a redis:// hub needs redis-py: pip install 'asgiws[redis]'"
             ) from None
         self._errors: tuple[type[BaseException], ...] = (
-            aioredis.RedisError, OSError, asyncio.TimeoutError,
+            aioredis.RedisError,
+            OSError,
+            asyncio.TimeoutError,
         )
         self._where = redacted(url)
         # No retries inside redis-py: a lost connection must surface here, so
@@ -261,7 +263,8 @@ class RedisBackend:
         if self._ready.is_set():  # not the first connection
             logger.info(
                 "hub reconnected to Redis at %s; %d channel(s) resubscribed",
-                self._where, len(self._subscribed),
+                self._where,
+                len(self._subscribed),
             )
         self.connected = True
         self._ready.set()

@@ -19,8 +19,15 @@ class Subscription:
     with `SlowSubscriber` (policy `close`).  The iteration ends when the hub
     closes."""
 
-    __slots__ = ("_close_on_overflow", "_ended", "_max_queue", "_messages", "_waiter", "channel",
-                 "dropped")
+    __slots__ = (
+        "_close_on_overflow",
+        "_ended",
+        "_max_queue",
+        "_messages",
+        "_waiter",
+        "channel",
+        "dropped",
+    )
 
     def __init__(self, channel: str, max_queue: int, close_on_overflow: bool) -> None:
         self.channel = channel
@@ -38,9 +45,11 @@ class Subscription:
         if len(self._messages) >= self._max_queue:
             self.dropped += 1
             if self._close_on_overflow:
-                self.end(SlowSubscriber(
-                    f"subscription to {self.channel!r} fell {self._max_queue} messages behind"
-                ))
+                self.end(
+                    SlowSubscriber(
+                        f"subscription to {self.channel!r} fell {self._max_queue} messages behind"
+                    )
+                )
             return False
         self._messages.append(message)
         self._wake()

@@ -38,9 +38,7 @@ def validate_channel(channel: object) -> str:
             f"channel name too long: {size} bytes in UTF-8, at most {MAX_CHANNEL_BYTES}"
         )
     if not channel.isprintable() or any(c.isspace() for c in channel):
-        raise ValueError(
-            f"channel name {channel!r} contains whitespace or control characters"
-        )
+        raise ValueError(f"channel name {channel!r} contains whitespace or control characters")
     return channel
 
 
