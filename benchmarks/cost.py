@@ -184,6 +184,29 @@ def format_cell(entry: dict[str, Any] | None) -> str:
     return shown
 
 
+def header(report: dict[str, Any]) -> list[str]:
+    """Lines for the top of the report: that the cost pass ran, its rate rule,
+    and which servers were left out of which rate base."""
+    cost = report.get("cost")
+    if not cost or not cost["plans"]:
+        return []
+    left_out: dict[str, list[str]] = {}
+    for key, plan in cost["plans"].items():
+        for server in plan["excluded"]:
+            left_out.setdefault(server, []).append(key)
+    excluded = "; ".join(f"{server} ({', '.join(keys)})" for server, keys in left_out.items())
+    return [
+        "Server CPU per unit of work: see the section of that name below; "
+        f"{cost['rule']}.  "
+        + (
+            f"Left out of the rate base (below {RATE_BASE_FLOOR:.0%} of the fastest): {excluded}."
+            if excluded
+            else "No server was left out of a rate base."
+        ),
+        "",
+    ]
+
+
 def markdown(report: dict[str, Any]) -> list[str]:
     """The report section: rate bases, then µs per unit per metric and level."""
     cost = report["cost"]

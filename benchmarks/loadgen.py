@@ -1,12 +1,19 @@
 """WebSocket load generator, run as its own process (pinned by run.py).
 
     python benchmarks/loadgen.py SCENARIO --port PORT [--duration S] [--warmup S]
-                                 [--server-pid PID] [--quick]
+                                 [--server-pid PID] [--quick] [--rate R [R ...]]
 
 Prints one JSON object on stdout: the scenario's numbers plus `loadgen_cpu`,
 this process's own CPU time (user+system, from getrusage) divided by the
 measured wall time.  A value near 1.0 would mean the client, not the server,
 is the limit; run.py reports it beside every result.
+
+Flat out by default.  With --rate (the cost pass) a Pacer offers R units per
+second in total, open-loop and bounded, and the output is `levels`: per rate
+the achieved rate, whether it was saturated (below 95 % of R) and
+`server_us_per_unit`, the server's CPU microseconds per completed unit.
+http_hello is here for the paced mode (run.py uses wrk flat out): GET / on
+keep-alive connections, responses framed by Content-Length.
 
 The client is picows (C frame parser and masking) on uvloop.  picows has no
 permessage-deflate, so ws_deflate_* do RFC 7692 themselves here with zlib on

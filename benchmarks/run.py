@@ -1,12 +1,18 @@
 """Run every scenario against every server, several rounds; write the report.
 
     python benchmarks/run.py [--quick] [--only SERVER ...] [--scenarios NAME ...]
-                             [--rounds 3] [--autobahn] [--out DIR] [--baseline-rev REV]
+                             [--rounds 3] [--no-cost] [--autobahn] [--out DIR]
+                             [--baseline-rev REV]
 
 Servers are pinned to CPU 0, load generators (benchmarks/loadgen.py, wrk) to
 CPU 1.  Each round starts every server afresh and runs all scenarios on it;
 rounds interleave servers so slow drift of the machine hits all of them alike.
 Writes DIR/YYYY-MM-DD.json, .md and .png (ratios against uvicorn-fast).
+
+The cost pass (on unless --no-cost; benchmarks/cost.py) follows the throughput
+rounds with rounds of its own: every server offered 25/50/75 % of the slowest
+server's capacity per metric, reporting server CPU microseconds per unit of
+work (DIR/YYYY-MM-DD-cost.png, and a section of the .md/.json).
 
 --baseline-rev REV adds the rows asgiws-fast@SHORT and asgiws-pure@SHORT: the
 same servers running the asgiws of git revision REV (benchmarks/baseline.py),
@@ -460,6 +466,7 @@ def markdown(report: dict[str, Any]) -> str:
         f"Cells: median (ratio against {BASELINE}; > 1 is better, also for the "
         "lower-is-better rows ms, KiB/conn and s).",
         "",
+        *cost.header(report),
         "| metric | unit | " + " | ".join(servers) + " |",
         "|---|---|" + "---:|" * len(servers),
     ]
