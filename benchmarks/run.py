@@ -100,6 +100,19 @@ METRICS = (
     Metric("ws_deflate_off", "ws_deflate_off", "value", "msg/s"),
     Metric("autobahn_12_13", "autobahn", "seconds", "s", higher_is_better=False),
 )
+# The cost pass as rows of the "against baseline" section: server µs per unit
+# at each rate level, from cost_rounds(); lower is better.
+COST_ROWS = tuple(
+    Metric(
+        f"{m.key}_us@{level:.0%}",
+        f"cost:{m.key}",
+        f"us@{level:.0%}",
+        f"µs/{m.unit}",
+        higher_is_better=False,
+    )
+    for m in cost.COST_METRICS
+    for level in cost.COST_LEVELS
+)
 # --baseline-rev: the servers that get an @REV row, and the allowed drop of a
 # metric beyond its round-to-round spread.
 BASELINE_REV_SERVERS = ("asgiws-fast", "asgiws-pure")
@@ -404,6 +417,21 @@ def against_baseline(
     return entry
 
 
+def cost_rounds(rounds: Rounds) -> Rounds:
+    """Cost-pass rounds reshaped for against_baseline and COST_ROWS: per round,
+    {"cost:METRIC": {"us@25%": µs per unit, ...}}, None for a saturated level."""
+    shaped: Rounds = []
+    for r in rounds:
+        row: dict[str, dict[str, Any]] = {}
+        for key, result in r.items():
+            row[f"cost:{key}"] = {
+                f"us@{level:.0%}": None if lv["saturated"] else lv["server_us_per_unit"]
+                for level, lv in zip(cost.COST_LEVELS, result.get("levels", ()), strict=False)
+            }
+        shaped.append(row)
+    return shaped
+
+
 def machine() -> dict[str, Any]:
     model = "unknown"
     for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -542,9 +570,9 @@ def baseline_markdown(report: dict[str, Any]) -> list[str]:
             "| metric | unit | current | baseline | ratio | limit | |",
             "|---|---|---:|---:|---:|---:|---|",
         ]
-        for metric in METRICS:
-            e = compared["metrics"][metric.key]
-            if e["current"] is None and e["baseline"] is None:
+        for metric in METRICS + COST_ROWS:
+            e = compared["metrics"].get(metric.key)
+            if e is None or (e["current"] is None and e["baseline"] is None):
                 continue
             r, span, limit = e["ratio"], e["ratio_range"], e["limit"]
             shown = (
@@ -593,8 +621,8 @@ def chart(report: dict[str, Any], path: Path) -> None:
     against: dict[str, Any] = report.get("against_baseline") or {}
     rev_metrics = [
         m.key
-        for m in METRICS
-        if any(c["metrics"][m.key]["ratio"] is not None for c in against.values())
+        for m in METRICS + COST_ROWS
+        if any((c["metrics"].get(m.key) or {}).get("ratio") is not None for c in against.values())
     ]
     panels = int(bool(metrics and servers)) + int(bool(rev_metrics))
     if not panels:
@@ -882,7 +910,16 @@ def build_report(
     compared = {
         current: {
             "baseline": twin,
-            "metrics": {m.key: against_baseline(m, raw[current], raw[twin]) for m in METRICS},
+            "metrics": {
+                **{m.key: against_baseline(m, raw[current], raw[twin]) for m in METRICS},
+                **{
+                    m.key: against_baseline(
+                        m, cost_rounds(cost_raw[current]), cost_rounds(cost_raw[twin])
+                    )
+                    for m in COST_ROWS
+                    if cost_raw is not None
+                },
+            },
         }
         for current, twin in (pairs or {}).items()
     }
