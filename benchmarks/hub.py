@@ -329,8 +329,11 @@ def run_row(name: str, subscribers: int, args: argparse.Namespace, logs: Path) -
         for i in range(processes):
             server = RunningServer(spec, free_port(), logs / f"{name}-{subscribers}-{i}.log")
             servers.append(server)
-        for server in servers:
-            server.wait_ready()
+        try:
+            for server in servers:
+                server.wait_ready()
+        except RuntimeError as exc:  # a server that does not start: this row failed
+            return {"error": str(exc).splitlines()[-6:]}
         pids = [s.pid for s in servers] + ([redis.process.pid] if redis else [])
         command = [
             "taskset",

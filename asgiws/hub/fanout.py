@@ -22,6 +22,7 @@ pass before `publish()` returns, as with a plain loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from typing import Protocol
 
@@ -88,6 +89,17 @@ class Fanout:
         elif self.connections:
             self._start([message])
 
+    def discard(self, conn: WebSocketConnection) -> None:
+        """`conn` leaves: out of the channel, and out of the pass under way
+        (rare next to deliveries: a search here, no check per member)."""
+        if conn not in self.connections:
+            return
+        del self.connections[conn]
+        members = self._members
+        if members is not None:
+            with contextlib.suppress(ValueError):  # not found: already written to
+                del members[members.index(conn, self._cursor)]
+
     def cancel(self) -> None:
         """The hub closes: what has not gone out stays unsent."""
         if self._handle is not None:
@@ -102,7 +114,7 @@ class Fanout:
         self._batch = [(message, SharedFrames(message, compressors)) for message in messages]
         self._members = list(self.connections)
         self._cursor = 0
-        self._write_chunk(check=False)
+        self._write_chunk()
 
     def _next_pass(self) -> None:
         self._handle = None
@@ -112,14 +124,14 @@ class Fanout:
 
     def _resume(self) -> None:
         self._handle = None
-        self._write_chunk(check=True)  # some may have left since the pass started
+        self._write_chunk()
 
-    def _write_chunk(self, check: bool) -> None:
+    def _write_chunk(self) -> None:
         members = self._members
         if members is None:
             return
         end = self._cursor + CHUNK
-        self._write(members[self._cursor : end], self._batch, check)
+        self._write(members[self._cursor : end], self._batch)
         self._cursor = end
         loop = asyncio.get_running_loop()
         if end < len(members):
@@ -136,10 +148,8 @@ class Fanout:
         self,
         members: list[WebSocketConnection],
         batch: list[tuple[Data, SharedFrames]],
-        check: bool,
     ) -> None:
-        """Each message of `batch` to each of `members`, in order; `check`:
-        skip those no longer in the channel."""
+        """Each message of `batch` to each of `members`, in order."""
         connections = self.connections
         bound = self._max_queued
         delivered = dropped = 0
@@ -148,8 +158,6 @@ class Fanout:
             message, frames = batch[0]
             frame, compressed = frames.plain, frames.compressed
             for conn in members:
-                if check and conn not in connections:
-                    continue
                 why = conn.write_prepared(message, frame, bound, compressed)
                 if why is None:
                     delivered += 1
@@ -161,11 +169,10 @@ class Fanout:
                     self._close_slow(conn)
                 (left := left or []).append(conn)
         else:
+            writes = [(message, frames.plain, frames.compressed) for message, frames in batch]
             for conn in members:
-                if check and conn not in connections:
-                    continue
-                for message, frames in batch:
-                    why = conn.write_prepared(message, frames.plain, bound, frames.compressed)
+                for message, frame, compressed in writes:
+                    why = conn.write_prepared(message, frame, bound, compressed)
                     if why is None:
                         delivered += 1
                         continue

@@ -279,7 +279,7 @@ class Hub:
             return
         conn = _connection_of(websocket)
         if conn is not None:
-            entry.connections.pop(conn, None)
+            entry.fanout.discard(conn)
         else:
             member = entry.members.pop(id(websocket), None)
             if member is not None:
