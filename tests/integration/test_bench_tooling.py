@@ -122,6 +122,26 @@ def test_cost_ratios_are_baseline_over_server() -> None:
     assert table["asgiws-fast"]["ws_echo_small"] == [None, None, None]
 
 
+def test_baseline_rev_compares_cost_per_unit_with_saturated_rounds_left_out() -> None:
+    from benchmarks import run
+
+    def rounds(*us: float | None) -> cost.Rounds:
+        # A saturated round's µs (an overloaded server) must not count.
+        return [
+            {"ws_echo_1k": {"levels": [level(u or 1000.0, saturated=u is None)] * 3}} for u in us
+        ]
+
+    row = next(m for m in run.COST_ROWS if m.key == "ws_echo_1k_us@50%")
+    cheaper = run.against_baseline(
+        row, run.cost_rounds(rounds(10.0, None)), run.cost_rounds(rounds(20.0, 20.0))
+    )
+    assert cheaper["ratio"] == 2.0 and not cheaper["worse"]
+    dearer = run.against_baseline(
+        row, run.cost_rounds(rounds(12.0, 12.0)), run.cost_rounds(rounds(10.0, 10.0))
+    )
+    assert dearer["worse"]
+
+
 # ---------------------------------------------------------------- paced load
 
 
