@@ -68,14 +68,14 @@ def started(tmp_path: Path) -> Iterator[Any]:
 # ---------------------------------------------------------------- rate rule
 
 
-def test_rate_base_is_the_slowest_server_within_a_tenth_of_the_fastest() -> None:
-    plan = cost.rate_plan({"fast": 100_000.0, "middle": 30_000.0, "daphne": 4_000.0})
+def test_rate_base_is_the_slowest_server_within_a_third_of_the_fastest() -> None:
+    plan = cost.rate_plan({"fast": 100_000.0, "middle": 40_000.0, "daphne": 20_000.0})
     assert plan is not None
     assert plan.base_server == "middle"
     assert plan.excluded == ("daphne",)
-    assert plan.rates == pytest.approx((7_500.0, 15_000.0, 22_500.0))
-    # At exactly a tenth the server still sets the base.
-    edge = cost.rate_plan({"fast": 100_000.0, "slow": 10_000.0})
+    assert plan.rates == pytest.approx((10_000.0, 20_000.0, 30_000.0))
+    # At exactly the floor the server still sets the base.
+    edge = cost.rate_plan({"fast": 90_000.0, "slow": 30_000.0})
     assert edge is not None and edge.base_server == "slow" and edge.excluded == ()
     assert cost.rate_plan({}) is None
 
