@@ -20,6 +20,7 @@ more; `trailing_data()` then holds every byte received behind that head.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote_to_bytes
 
@@ -257,9 +258,8 @@ class HttptoolsParser(WireChecked):
     """
 
     def __init__(self, max_head: int) -> None:
-        import httptools
-
         super().__init__(max_head)
+        httptools = _httptools()
         self._httptools: Any = httptools
         self._max_head = max_head
         self._parser: Any = httptools.HttpRequestParser(self)
@@ -359,9 +359,18 @@ def _body_only_head(headers: RawHeaders) -> bytes | None:
     return None
 
 
+@cache
+def _httptools() -> Any:
+    """The httptools module, imported on first use (an import statement per
+    connection would cost an import-system lookup each time)."""
+    import httptools
+
+    return httptools
+
+
 def httptools_available() -> bool:
     try:
-        import httptools  # noqa: F401
+        _httptools()
     except ImportError:
         return False
     return True

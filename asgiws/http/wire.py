@@ -39,16 +39,13 @@ _REQUEST_LINE = re.compile(_REQUEST_LINE_PATTERN)
 # RFC 9112 5: field-line = field-name ":" OWS field-value OWS, with no
 # whitespace before the colon (5.1: "MUST ... 400"); RFC 9110 5.5: a value is
 # VCHAR, SP, HTAB and obs-text: no other control character, no DEL.
-_FIELD_LINE_PATTERN = rb"(" + _TOKEN + rb"):[ \t]*([^\x00-\x08\x0a-\x1f\x7f]*)"
-_FIELD_LINE = re.compile(_FIELD_LINE_PATTERN)
+_FIELD_LINE = re.compile(rb"(" + _TOKEN + rb"):[ \t]*([^\x00-\x08\x0a-\x1f\x7f]*)")
 # A whole head in one match (request line, then field lines, each ending in
 # CRLF; no bare CR or LF can match, nor obs-fold): the common case, checked
-# in two C calls instead of a few per line.  The fields of a matched head,
-# each behind the CRLF that ends the line before it, in one findall.
+# in one C call instead of a few per line.
 _CLEAN_HEAD = re.compile(
     _REQUEST_LINE_PATTERN + rb"\r\n(?:" + _TOKEN + rb":[^\x00-\x08\x0a-\x1f\x7f]*\r\n)*"
 )
-_FIELDS = re.compile(rb"\r\n" + _FIELD_LINE_PATTERN)
 # RFC 9112 7.1: chunk = chunk-size [ chunk-ext ] CRLF; chunk-size = 1*HEXDIG;
 # chunk-ext = *( BWS ";" BWS ext-name [ BWS "=" BWS ext-val ] ),
 # ext-val = token / quoted-string; without the optional whitespace (BWS),
@@ -187,10 +184,15 @@ class WireCheck:
                         if error is not None:
                             return buf[:pos], error
                         self._request_line = (method, target, "1.1" if minor == b"1" else "1.0")
-                        fields = [
-                            (name.lower(), value.rstrip(b" \t"))
-                            for name, value in _FIELDS.findall(buf, match.end(4), head_end)
-                        ]
+                        fields = []
+                        # Matched: each line is `token ":" value`, so the
+                        # first colon ends the name.  (Splitting is cheaper
+                        # than a findall that captures the same pairs.)
+                        first_field = match.end(4) + 2
+                        if first_field < head_end:  # (a head may have no fields)
+                            for line in buf[first_field:head_end].split(b"\r\n"):
+                                name, _, value = line.partition(b":")
+                                fields.append((name.lower(), value.strip(b" \t")))
                         error = self._framing(fields)
                         if error is not None:
                             return buf[: head_end + 2], error
