@@ -44,6 +44,8 @@ class ServerSpec:
     root: Path = REPO
     # False: a WebSocket-only peer; run.py shows "—" for the HTTP rows.
     http: bool = True
+    # Environment variables the server runs with (e.g. the pure-Python path).
+    env: tuple[tuple[str, str], ...] = ()
 
     def command(self, port: int, *, deflate: bool = True) -> list[str]:
         """The argv; `deflate` asks for that mode where the server has a switch."""
@@ -96,6 +98,9 @@ SERVERS: tuple[ServerSpec, ...] = (
         ),
         (),
         ("--no-ws-per-message-deflate",),
+        # No C of ours (frame scanner, masking) and the standard zlib: the
+        # path every platform gets.
+        env=(("ASGIWS_NO_EXTENSIONS", "1"), ("ASGIWS_ZLIB", "stdlib")),
     ),
     ServerSpec(
         BASELINE,
@@ -242,6 +247,7 @@ class RunningServer:
         self.log_path = log_path
         self._log: IO[bytes] = log_path.open("wb")
         env = dict(os.environ, PYTHONPATH=str(spec.root), PYTHONUNBUFFERED="1")
+        env.update(spec.env)
         # A new session: SIGTERM/SIGKILL reach the server and any worker it forks,
         # and nothing else.
         self.process = subprocess.Popen(
