@@ -14,6 +14,7 @@ import websockets
 
 import asgiws
 from asgiws.hub import fanout
+from tests.integration.test_hub_compression import MESSAGES, Member
 
 TIMEOUT = 10.0
 
@@ -84,3 +85,35 @@ async def test_closing_the_hub_during_a_pass_stops_it(monkeypatch: pytest.Monkey
             expected = ["news", "direct"] if client in clients[:2] else ["direct"]
             got = [await asyncio.wait_for(client.recv(), TIMEOUT) for _ in expected]
             assert got == expected
+
+
+async def test_passes_keep_shared_compression_and_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Messages published while a pass is under way go out in the next pass:
+    still compressed once per setting, RSV1 where the member shares it."""
+    monkeypatch.setattr(fanout, "CHUNK", 2)
+    shared = [Member(server_no_context_takeover=True) for _ in range(3)]
+    others = [Member(), Member(off=True)]
+    async with asgiws.Hub() as hub:
+
+        async def handler(websocket: asgiws.WebSocketConnection) -> None:
+            await hub.join("room", websocket)
+            await websocket.send("joined")
+            await websocket.wait_closed()
+
+        async with asgiws.serve(handler, "127.0.0.1", 0) as server:
+            port = server.sockets[0].getsockname()[1]
+            for member in shared + others:
+                client = await member.connect(f"ws://127.0.0.1:{port}/")
+                assert await asyncio.wait_for(client.recv(), TIMEOUT) == "joined"
+            for message in MESSAGES:
+                await hub.publish("room", message)
+            for member in shared + others:
+                assert await member.receive(len(MESSAGES)) == MESSAGES
+                assert member.client is not None
+                await member.client.close()
+    # (rsv1[0]: "joined", the connection's own send)
+    for member in shared:
+        assert member.rsv1[1:] == [True] * len(MESSAGES)
+    assert others[0].rsv1[1:] == [False] * len(MESSAGES)  # context takeover: not shared
+    assert hub.stats.compressed == len(MESSAGES)  # one setting in use
+    assert hub.stats.delivered == len(MESSAGES) * 5
