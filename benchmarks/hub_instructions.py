@@ -107,7 +107,7 @@ def measure(row: str, args: argparse.Namespace, burst: int, valgrind: bool) -> f
                 time.sleep(0.5)
             import uvloop
 
-            writes = uvloop.run(
+            writes: int = uvloop.run(
                 publish_rounds(port, args.subscribers, args.messages, burst, server.pid, valgrind)
             )
             if valgrind:
@@ -115,7 +115,7 @@ def measure(row: str, args: argparse.Namespace, burst: int, valgrind: bool) -> f
         finally:
             server.terminate()
             server.wait(60)
-        deliveries = args.messages * burst * args.subscribers
+        deliveries: int = args.messages * burst * args.subscribers
         if not valgrind:
             return writes / deliveries
         total = 0
