@@ -63,11 +63,11 @@ def upgrade(
     until the app accepts and are then parsed as WebSocket frames.
     """
     config = ctx.config
-    # One index of the request's headers: the handshake reads it, and the
-    # connection keeps it as `request_headers`.
-    request_headers = Headers(head.headers)
     try:
-        handshake = validate_request(head.method, head.http_version, request_headers)
+        # (The handshake indexes the headers for itself; the connection
+        # keeps them unindexed in `request_headers` below, so that an idle
+        # connection does not carry the index.)
+        handshake = validate_request(head.method, head.http_version, head.headers)
         check_origin(handshake.origin, config.ws_origins)
         if at_concurrency_limit(ctx):
             raise HandshakeError(503, "Service Unavailable")
@@ -99,7 +99,7 @@ def upgrade(
         reported_client=None if observer is None else client_and_secure(head, ctx)[0],
     )
     conn.path = head.path
-    conn.request_headers = request_headers
+    conn.request_headers = Headers(head.headers)
     transport.set_protocol(conn)
     conn.connection_made(transport)
     if trailing:
