@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
+import functools
 import importlib
 import inspect
 import logging
@@ -205,18 +206,21 @@ class Server:
             return
         self.started = True
 
-    def _protocol_factory(self) -> asyncio.Protocol:
+    def _protocol_factory(self) -> Callable[[], asyncio.Protocol]:
+        """What the listening sockets call per accepted connection: built once
+        (an import statement per connection costs ~7k instructions).  The
+        context is a placeholder: `connection_made` builds the real one."""
         from asgiws.asgi.websocket import upgrade
         from asgiws.http.protocol import HttpProtocol
 
         ctx = ConnectionContext(self.config, self.server_state, ConnectionInfo(None, None, False))
-        return HttpProtocol(ctx, upgrade)
+        return functools.partial(HttpProtocol, ctx, upgrade)
 
     async def _listen(self, sockets: Sequence[socket.socket] | None) -> None:
         config = self.config
         ssl_context = self.ssl_context
         loop = asyncio.get_running_loop()
-        factory: Callable[[], asyncio.Protocol] = self._protocol_factory
+        factory = self._protocol_factory()
         if sockets:
             for sock in sockets:
                 self._servers.append(

