@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from asgiws.connection.closing import Closing
 from asgiws.connection.describe import describe, hex_dump
-from asgiws.connection.inbox import Data, Inbox
+from asgiws.connection.inbox import IDLE, Data, Inbox
 from asgiws.connection.keepalive import Keepalive
 from asgiws.connection.options import ConnectionLoggerLike, ConnectionOptions
 from asgiws.connection.reporting import Reporter
@@ -466,11 +466,12 @@ class WebSocketConnection(asyncio.Protocol):
         elif event.code != ABNORMAL_CLOSURE:  # a peer that just hangs up is no news
             self.logger.info("WebSocket failed: %d %s", event.code, event.reason)
         inbox = self._inbox
-        if inbox.messages:
+        undelivered = inbox.undelivered()
+        if undelivered:
             # Messages that arrived before the error go first, and so do the
             # app's replies to them: the close frame waits until recv() has
             # delivered them (bounded by the close timeout).
-            inbox.owed_close_after = len(inbox.messages)
+            inbox.owed_close_after = undelivered
             self._closing.defer_owed_close(self.options.close_timeout, self._send_owed_close)
         else:
             self._send_owed_close()
@@ -523,12 +524,25 @@ class WebSocketConnection(asyncio.Protocol):
                 raise self._closed_exception()
             if inbox.waiter is not None:
                 raise RuntimeError("another coroutine is already waiting in recv()")
+            if messages is not IDLE:
+                # A burst is over: no deque held while waiting (nor by this frame).
+                inbox.messages = messages = IDLE
             # Awaited here rather than in an Inbox coroutine: one frame less per wait.
-            waiter = inbox.waiter = asyncio.get_running_loop().create_future()
+            waiter: asyncio.Future[Data | None] = asyncio.get_running_loop().create_future()
+            inbox.waiter = waiter
             try:
-                await waiter
+                handed = await waiter
+            except asyncio.CancelledError:
+                inbox.handed_back(waiter)
+                raise
             finally:
                 inbox.waiter = None
+            if handed is not None:  # put() handed it over: it was never queued
+                if inbox.owed_close_after is not None or inbox.paused:
+                    inbox.delivered()
+                    if self._pending is not None and not inbox.paused:
+                        self._resume_reading()
+                return handed
 
     def __aiter__(self) -> WebSocketConnection:
         return self
