@@ -192,9 +192,7 @@ class Config:
         8000, "Bind socket to this port. 0 picks a free port.", allowed=Interval(0, 65535)
     )
     uds: str | None = option(None, "Bind to a UNIX domain socket.", metavar="PATH")
-    fd: int | None = option(
-        None, "Bind to socket from this file descriptor.", allowed=NON_NEGATIVE
-    )
+    fd: int | None = option(None, "Bind to socket from this file descriptor.", allowed=NON_NEGATIVE)
     backlog: int = option(
         2048, "Maximum number of connections to hold in backlog.", allowed=POSITIVE
     )
@@ -209,9 +207,7 @@ class Config:
     root_path: str = option(
         "", "Set the ASGI 'root_path' for applications submounted below a given URL path."
     )
-    lifespan: str = option(
-        "auto", "Lifespan implementation.", allowed=OneOf(("auto", "on", "off"))
-    )
+    lifespan: str = option("auto", "Lifespan implementation.", allowed=OneOf(("auto", "on", "off")))
 
     # --- event loop and HTTP parser -----------------------------------------
     loop: str = option(
@@ -443,7 +439,12 @@ class Config:
     )
     ws_per_message_deflate: bool = option(True, "Negotiate permessage-deflate (RFC 7692).")
     ws_deflate_level: int = option(
-        DEFAULT_LEVEL, "zlib compression level for permessage-deflate.", allowed=ZLIB_LEVEL
+        DEFAULT_LEVEL,
+        (
+            "zlib compression level for permessage-deflate (zlib-ng when installed;"
+            " ASGIWS_ZLIB=stdlib forces Python's zlib)."
+        ),
+        allowed=ZLIB_LEVEL,
     )
     ws_deflate_mem_level: int = option(
         DEFAULT_MEM_LEVEL, "zlib memLevel for permessage-deflate.", allowed=ZLIB_LEVEL
@@ -465,7 +466,8 @@ class Config:
         False, "Ask clients to reset their compression context after every message."
     )
     ws_logger: WebSocketLogger | None = option(
-        None, "Logger for WebSocket frames and state changes (default 'asgiws.websocket').",
+        None,
+        "Logger for WebSocket frames and state changes (default 'asgiws.websocket').",
         cli=False,
     )
     ws_shutdown_close_code: int = option(

@@ -38,6 +38,7 @@ from asgiws.observer import HttpRequestDone, Observer, combine
 from asgiws.options import connection_options
 from asgiws.proxy_headers import TrustedProxies, forwarded_allow_ips
 from asgiws.types import ASGIApp, ConnectionContext, ConnectionInfo, Headers, ServerState
+from asgiws.websocket import zlib_backend
 
 if TYPE_CHECKING:
     from asgiws.metrics import Metrics
@@ -119,6 +120,8 @@ class Server:
     async def serve(self, sockets: Sequence[socket.socket] | None = None) -> int:
         """Start, wait for SIGINT/SIGTERM or `should_exit`, shut down; return the exit code."""
         logger.info("Started server process [%d]", os.getpid())
+        if self.config.ws_per_message_deflate:
+            logger.debug("permessage-deflate runs on %s", zlib_backend.NAME)
         with self._capture_signals():
             await self.startup(sockets)
             if self.started and self.on_started is not None:
@@ -408,9 +411,7 @@ def load_app(app: ASGIApp | str | None, *, factory: bool, app_dir: str) -> ASGIA
             for attr in attrs.split("."):
                 obj = getattr(obj, attr)
         except AttributeError as exc:
-            raise ConfigError(
-                f"attribute {attrs!r} not found in module {module_name!r}"
-            ) from exc
+            raise ConfigError(f"attribute {attrs!r} not found in module {module_name!r}") from exc
     else:
         obj = app
     if not factory and takes_no_arguments(obj):
@@ -513,9 +514,7 @@ def ssl_context_from_files(config: Config) -> ssl.SSLContext | None:
         try:
             context.load_verify_locations(config.ssl_ca_certs)
         except (OSError, ssl.SSLError) as exc:
-            raise ConfigError(
-                f"--ssl-ca-certs {config.ssl_ca_certs}: cannot load: {exc}"
-            ) from exc
+            raise ConfigError(f"--ssl-ca-certs {config.ssl_ca_certs}: cannot load: {exc}") from exc
     return context
 
 

@@ -147,3 +147,14 @@ def test_no_access_log_option_silences_it(run_server: StartServer) -> None:
         assert response.status == 200
     assert server.stop() == 0
     assert '"GET /first' not in server.logs()
+
+
+@pytest.mark.parametrize(("choice", "logged"), [("stdlib", r"zlib \d"), (None, r"zlib-ng \d")])
+def test_debug_log_names_the_zlib_permessage_deflate_runs_on(
+    run_server: StartServer, choice: str | None, logged: str
+) -> None:
+    """An operator can tell which zlib compresses: zlib-ng (the `standard`
+    extra) unless ASGIWS_ZLIB=stdlib picks Python's own."""
+    env = {"ASGIWS_ZLIB": choice} if choice else {}
+    server = run_server("tests.apps:echo", "--log-level", "debug", env=env)
+    server.wait_for_log(rf"permessage-deflate runs on {logged}")
