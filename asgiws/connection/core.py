@@ -181,8 +181,10 @@ class WebSocketConnection(asyncio.Protocol):
         self._fragmented_send: asyncio.Future[None] | None = None
         self._inbox = Inbox(options.max_queue)
         self._writer = Writer()
-        self._keepalive = Keepalive()
-        self._closing = Closing()
+        # Made on first use: most connections never ping (ping_interval None)
+        # and never close while their peer idles.
+        self._keepalive: Keepalive | None = None
+        self._closing: Closing | None = None
         # `reported_client`: who the observer hears about, when that is not
         # the transport's peer (a client named by a trusted proxy's headers).
         self._reporter = None if observer is None else Reporter(observer, reported_client)
@@ -399,8 +401,11 @@ class WebSocketConnection(asyncio.Protocol):
         self._lost = True
         self._writer.connection_lost()
         self._inbox.connection_lost()
-        self._closing.stop()
-        self._keepalive.stop(self._closed_exception)
+        closing, keepalive = self._closing, self._keepalive
+        if closing is not None:
+            closing.stop()
+        if keepalive is not None:
+            keepalive.stop(self._closed_exception)
         waiter = self._closed_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -472,7 +477,7 @@ class WebSocketConnection(asyncio.Protocol):
             # app's replies to them: the close frame waits until recv() has
             # delivered them (bounded by the close timeout).
             inbox.owed_close_after = undelivered
-            self._closing.defer_owed_close(self.options.close_timeout, self._send_owed_close)
+            self._closing_part().defer_owed_close(self.options.close_timeout, self._send_owed_close)
         else:
             self._send_owed_close()
         self._resume_reading()
@@ -481,7 +486,9 @@ class WebSocketConnection(asyncio.Protocol):
     def _send_owed_close(self) -> None:
         """Send the close frame a protocol error calls for, then wait for the
         peer's close frame (or the close timeout) before closing TCP."""
-        self._closing.owed_close_sent()
+        closing = self._closing
+        if closing is not None:
+            closing.owed_close_sent()
         self._inbox.owed_close_after = None
         engine = self._engine
         if engine is None or self._lost:
@@ -704,7 +711,7 @@ class WebSocketConnection(asyncio.Protocol):
         """Send a ping; the returned future resolves to the latency in seconds
         when the matching pong (or a pong for a later ping) arrives."""
         engine = await self._open_engine()
-        keepalive = self._keepalive
+        keepalive = self._keepalive_part()
         if data is None:
             payload = keepalive.new_payload()
         else:
@@ -732,7 +739,10 @@ class WebSocketConnection(asyncio.Protocol):
     def _pong_received(self, payload: bytes) -> None:
         if self.debug:
             self.logger.debug("< PONG %s", hex_dump(payload))
-        latency, keepalive_latency = self._keepalive.acknowledge(payload)
+        keepalive = self._keepalive
+        if keepalive is None:
+            return  # no ping of ours in flight: an unsolicited pong
+        latency, keepalive_latency = keepalive.acknowledge(payload)
         if keepalive_latency is not None:
             self._keepalive_answered(keepalive_latency)
         if latency is not None:
@@ -815,10 +825,10 @@ class WebSocketConnection(asyncio.Protocol):
 
     def _arm_close_timer(self) -> None:
         if not self._lost:
-            self._closing.arm(self.options.close_timeout, self._close_timed_out)
+            self._closing_part().arm(self.options.close_timeout, self._close_timed_out)
 
     def _close_timed_out(self) -> None:
-        self._closing.timer = None
+        self._closing_part().timer = None
         if not self._lost:
             self.logger.info("WebSocket closing handshake timed out; dropping the connection")
             self.abort()
@@ -846,13 +856,27 @@ class WebSocketConnection(asyncio.Protocol):
     # ------------------------------------------------------------------
     # keepalive
 
+    def _keepalive_part(self) -> Keepalive:
+        keepalive = self._keepalive
+        if keepalive is None:
+            keepalive = self._keepalive = Keepalive()
+        return keepalive
+
+    def _closing_part(self) -> Closing:
+        closing = self._closing
+        if closing is None:
+            closing = self._closing = Closing()
+        return closing
+
     def _start_keepalive(self) -> None:
         interval = self.options.ping_interval
-        if interval is not None and self._keepalive.timer is None:
-            self._keepalive.schedule(interval, self._keepalive_ping)
+        if interval is not None:
+            keepalive = self._keepalive_part()
+            if keepalive.timer is None:
+                keepalive.schedule(interval, self._keepalive_ping)
 
     def _keepalive_ping(self) -> None:
-        keepalive = self._keepalive
+        keepalive = self._keepalive_part()
         keepalive.timer = None
         engine = self._engine
         if engine is None or not self.open:
@@ -871,11 +895,12 @@ class WebSocketConnection(asyncio.Protocol):
 
     def _keepalive_answered(self, latency: float) -> None:
         interval = self.options.ping_interval
-        if self._keepalive.pong_arrived() and interval is not None:
-            self._keepalive.schedule(max(0.0, interval - latency), self._keepalive_ping)
+        keepalive = self._keepalive_part()
+        if keepalive.pong_arrived() and interval is not None:
+            keepalive.schedule(max(0.0, interval - latency), self._keepalive_ping)
 
     def _keepalive_timed_out(self) -> None:
-        self._keepalive.timeout = None
+        self._keepalive_part().timeout = None
         engine = self._engine
         if engine is None or self._lost:
             return
