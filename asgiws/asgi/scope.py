@@ -72,18 +72,30 @@ _SCHEMES = {"http": ("http", "https"), "websocket": ("ws", "wss")}
 
 
 def _scope(kind: str, head: RequestHead, ctx: ConnectionContext) -> dict[str, Any]:
+    # client_and_secure() and request_path() written out: this runs per
+    # request, and a Python call costs more than the test it would save.
+    info = ctx.info
+    if info.trusted_proxy:
+        client, secure = client_and_secure(head, ctx)
+    else:
+        client, secure = info.client, info.is_tls
     root_path = ctx.config.root_path
-    client, secure = client_and_secure(head, ctx)
+    if root_path:
+        path = root_path + head.path
+        raw_path = _raw_root_path(root_path) + head.raw_path
+    else:
+        path = head.path
+        raw_path = head.raw_path
     return {
         "type": kind,
         "asgi": {"version": "3.0", "spec_version": SPEC_VERSION},
         "http_version": head.http_version,
         "scheme": _SCHEMES[kind][secure],
-        "server": ctx.info.server,
+        "server": info.server,
         "client": client,
         "root_path": root_path,
-        "path": request_path(head, ctx),
-        "raw_path": _raw_root_path(root_path) + head.raw_path if root_path else head.raw_path,
+        "path": path,
+        "raw_path": raw_path,
         "query_string": head.query_string,
         "headers": head.headers,
         "state": ctx.server_state.lifespan_state.copy(),

@@ -47,6 +47,13 @@ class ResponseState(enum.Enum):
     DONE = "done"
 
 
+# Module constants: a global load where ResponseState.X would add an attribute
+# lookup on the enum class, in the per-request path.
+_START = ResponseState.START
+_BODY = ResponseState.BODY
+_LENGTH = Framing.LENGTH
+
+
 class RequestCycle:
     def __init__(
         self,
@@ -187,31 +194,60 @@ class RequestCycle:
 
     # --- send ------------------------------------------------------------------
     async def send(self, message: Message) -> None:
-        message_type = message.get("type")
         if self.disconnected:
             raise ClientDisconnected("the HTTP client has disconnected")
         state = self.state
-        if state is ResponseState.START:
+        if state is _BODY:
+            if message.get("type") != "http.response.body":
+                raise RuntimeError(
+                    f"Expected ASGI message 'http.response.body', but got {message.get('type')!r}."
+                )
+            body = message.get("body", b"")
+            if body.__class__ is not bytes:
+                if not isinstance(body, bytes | bytearray | memoryview):
+                    raise RuntimeError(f"'body' must be bytes, not {type(body).__name__}")
+                body = bytes(body)
+            more_body = bool(message.get("more_body", False))
+            head = self.response_head
+            assert head is not None
+            encoder = head.encoder
+            if (
+                not more_body
+                and not self.written
+                and not self.flow.write_paused
+                and encoder.framing is _LENGTH
+                and len(body) == encoder.remaining
+                and len(body) <= SMALL_WRITE
+            ):
+                # The whole response in one small write (most answers): what
+                # _send_body writes, without its coroutine or the parts list.
+                self.written = True
+                encoder.remaining = 0
+                self.transport.write(head.data + body)
+                self._done()
+            else:
+                await self._send_body(body, more_body)
+        elif state is _START:
+            message_type = message.get("type")
             if message_type != "http.response.start":
                 raise RuntimeError(
                     f"Expected ASGI message 'http.response.start', but got {message_type!r}."
                 )
-            status = message.get("status")
-            self.response_head = self._build_head(status, message.get("headers", ()))
-            self.state = ResponseState.BODY
+            status: Any = message.get("status")
+            self.response_head = build_response_head(
+                status,
+                message.get("headers", ()),
+                method=self.scope["method"],
+                http_version=self.scope["http_version"],
+                keep_alive=self.keep_alive,
+                default_headers=self.ctx.server_state.default_headers,
+            )
+            self.state = _BODY
             self._status = status
-        elif state is ResponseState.BODY:
-            if message_type != "http.response.body":
-                raise RuntimeError(
-                    f"Expected ASGI message 'http.response.body', but got {message_type!r}."
-                )
-            body = message.get("body", b"")
-            if not isinstance(body, bytes | bytearray | memoryview):
-                raise RuntimeError(f"'body' must be bytes, not {type(body).__name__}")
-            await self._send_body(bytes(body), bool(message.get("more_body", False)))
         else:
             raise RuntimeError(
-                f"Unexpected ASGI message {message_type!r} sent, after response already completed."
+                f"Unexpected ASGI message {message.get('type')!r} sent, "
+                "after response already completed."
             )
 
     def _build_head(self, status: Any, headers: Any) -> ResponseHead:
@@ -232,31 +268,21 @@ class RequestCycle:
                 raise ClientDisconnected("the HTTP client has disconnected")
         head = self.response_head
         assert head is not None
-        encoder = head.encoder
-        if (
-            not self.written
-            and not more_body
-            and encoder.framing is Framing.LENGTH
-            and len(body) == encoder.remaining
-            and len(body) <= SMALL_WRITE
-        ):
-            # The whole response in one small write (most answers): what
-            # the general path below writes, without building the parts.
+        parts = head.encoder.encode(body, more_body)
+        if not self.written:
             self.written = True
-            encoder.remaining = 0
-            self.transport.write(head.data + body)
-        else:
-            parts = encoder.encode(body, more_body)
-            if not self.written:
-                self.written = True
-                parts.insert(0, head.data)
-            self._write(parts)
+            parts.insert(0, head.data)
+        self._write(parts)
         if not more_body:
-            self.state = ResponseState.DONE
-            self._wake()  # a receive() waiting for disconnect returns now
-            if self._observer is not None:
-                self._report()
-            self._on_complete(self)
+            self._done()
+
+    def _done(self) -> None:
+        """The last body byte is written."""
+        self.state = ResponseState.DONE
+        self._wake()  # a receive() waiting for disconnect returns now
+        if self._observer is not None:
+            self._report()
+        self._on_complete(self)
 
     def _write(self, parts: list[bytes]) -> None:
         if len(parts) == 1:

@@ -142,14 +142,16 @@ class HttpProtocol(asyncio.Protocol):
                 self._pending_upgrade[1] += data
             return
         for event in self.parser.feed(data):
-            if isinstance(event, BodyChunk):
+            # Most likely first: a GET is RequestStarted, RequestEnded.
+            # (type() is: no subclass walk, and mypy narrows on it.)
+            if type(event) is RequestStarted:
+                self._on_request(event)
+            elif type(event) is RequestEnded:
+                self._on_request_ended()
+            elif type(event) is BodyChunk:
                 if self._parsing is not None:
                     self._parsing.feed_body(event.data)
-            elif isinstance(event, RequestStarted):
-                self._on_request(event)
-            elif isinstance(event, RequestEnded):
-                self._on_request_ended()
-            else:
+            elif type(event) is ParseFailed:
                 self._on_parse_failed(event)
             if not self._reading_requests:
                 break
