@@ -171,7 +171,10 @@ def build_response_head(
     # RFC 9110 15: "Values outside the range 100..599 are invalid."  The app
     # that sends one fails like any app error: a 500 goes out instead while
     # nothing was written yet (uvicorn does the same).
-    if not isinstance(status, int) or isinstance(status, bool) or not 100 <= status <= 599:
+    # (A plain int, the common case, is told apart with one type() test.)
+    if (
+        type(status) is not int and (not isinstance(status, int) or isinstance(status, bool))
+    ) or not 100 <= status <= 599:
         raise RuntimeError(f"Invalid HTTP status code {status!r}")
     try:
         items = tuple(app_headers)

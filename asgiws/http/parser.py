@@ -68,6 +68,7 @@ class ParseFailed:
 ParserEvent = RequestStarted | BodyChunk | RequestEnded | ParseFailed
 
 _REQUEST_ENDED = RequestEnded()
+_new_tuple = tuple.__new__
 
 
 class RequestParser(Protocol):
@@ -152,15 +153,20 @@ def start_request(checked: CheckedHead, max_head: int) -> RequestStarted | Parse
     # RFC 9110 7.8: a sender of Upgrade "MUST also send an 'upgrade' connection
     # option"; llhttp and uvicorn upgrade only then, and so do we.
     upgrade = "upgrade" in connection and "websocket" in checked.upgrade
-    head = RequestHead(
-        method=checked.method.decode("ascii", "replace"),
-        raw_path=raw_path,
-        path=path,
-        query_string=query,
-        http_version=http_version,
-        headers=headers,
+    # tuple.__new__ straight: a named tuple's own __new__ is a Python
+    # function that only forwards to it (one frame per request each).
+    head = _new_tuple(
+        RequestHead,
+        (
+            checked.method.decode("ascii", "replace"),  # method
+            raw_path,
+            path,
+            query,  # query_string
+            http_version,
+            headers,
+        ),
     )
-    return RequestStarted(head, keep_alive, checked.expect_continue, upgrade)
+    return _new_tuple(RequestStarted, (head, keep_alive, checked.expect_continue, upgrade))
 
 
 class WireChecked:

@@ -261,7 +261,14 @@ class HttpProtocol(asyncio.Protocol):
 
     # --- running requests ----------------------------------------------------------
     def _run(self, cycle: RequestCycle) -> None:
-        task = self.loop.create_task(cycle.run_asgi())
+        loop = self.loop
+        if loop.get_task_factory() is None:
+            # The Task made here, named: what loop.create_task() does, without
+            # uvloop's wrapper around it and CPython formatting "Task-N"
+            # (~1.8k instructions per request).
+            task: asyncio.Task[None] = asyncio.Task(cycle.run_asgi(), loop=loop, name="asgiws-http")
+        else:
+            task = loop.create_task(cycle.run_asgi())
         tasks = self.server_state.tasks
         tasks.add(task)
         task.add_done_callback(tasks.discard)
@@ -307,7 +314,7 @@ class HttpProtocol(asyncio.Protocol):
             or (parsing is not None and parsing.buffered > BODY_HIGH_WATER)
         ):
             self.flow.pause_reading()
-        else:
+        elif self.flow.read_paused:  # (tested here: this runs twice per request)
             self.flow.resume_reading()
 
     # --- WebSocket hand-off ------------------------------------------------------

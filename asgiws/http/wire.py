@@ -180,9 +180,12 @@ class WireCheck:
                     match = _CLEAN_HEAD.fullmatch(buf, pos, head_end + 2)
                     if match is not None:
                         method, target, major, minor = match.group(1, 2, 3, 4)
-                        error = _request_line_error(method, target, major, minor)
-                        if error is not None:
-                            return buf[:pos], error
+                        # HTTP/1.1 in origin form, most requests, needs no
+                        # further look at the request line.
+                        if minor != b"1" or major != b"1" or target[:1] != b"/":
+                            error = _request_line_error(method, target, major, minor)
+                            if error is not None:
+                                return buf[:pos], error
                         self._request_line = (method, target, "1.1" if minor == b"1" else "1.0")
                         fields = []
                         # Matched: each line is `token ":" value`, so the
