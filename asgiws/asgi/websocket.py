@@ -26,7 +26,7 @@ from asgiws.datastructures import Headers
 from asgiws.exceptions import ClientDisconnected, ConnectionClosed
 from asgiws.extensions.negotiation import engine_arguments, negotiate_server
 from asgiws.http.framing import BodyEncoder, build_response_head, switching_protocols_head
-from asgiws.http.protocol import at_concurrency_limit
+from asgiws.http.protocol import at_concurrency_limit, start_app_task
 from asgiws.observer import HandshakeRefused
 from asgiws.websocket.connection import ServerEngine
 from asgiws.websocket.deflate import negotiate
@@ -68,8 +68,9 @@ def upgrade(
         # keeps them unindexed in `request_headers` below, so that an idle
         # connection does not carry the index.)
         handshake = validate_request(head.method, head.http_version, head.headers)
-        check_origin(handshake.origin, config.ws_origins)
-        if at_concurrency_limit(ctx):
+        if config.ws_origins:
+            check_origin(handshake.origin, config.ws_origins)
+        if config.limit_concurrency is not None and at_concurrency_limit(ctx):
             raise HandshakeError(503, "Service Unavailable")
         options = ctx.server_state.ws_options
         assert options is not None, "Server.load() builds the connection options"
@@ -110,10 +111,7 @@ def upgrade(
     session = WebSocketSession(conn, head, handshake, deflate, ctx, loop)
     if isinstance(conn, AsgiWebSocketConnection):
         conn.session = weakref.ref(session)
-    task = loop.create_task(session.run())
-    tasks = ctx.server_state.tasks
-    tasks.add(task)
-    task.add_done_callback(tasks.discard)
+    start_app_task(loop, session.run(), ctx, "asgiws-websocket")
 
 
 class AsgiWebSocketConnection(WebSocketConnection):
@@ -169,6 +167,10 @@ def _write_plain_response(
         default_headers=ctx.server_state.default_headers,
     )
     transport.writelines([response.data, body])
+
+
+_NO_EXTENSIONS: tuple[None, dict[str, Any]] = (None, {})
+"""No extension negotiated: no Sec-WebSocket-Extensions, no engine arguments."""
 
 
 class _Phase(enum.Enum):
@@ -400,7 +402,7 @@ class WebSocketSession:
             raise ClientDisconnected("the client disconnected before websocket.accept")
         subprotocol: str | None = message.get("subprotocol")
         # (the Sec-WebSocket-Extensions value, the engine's deflate= or extensions=)
-        extensions_value, engine_extensions = self._deflate or (None, {})
+        extensions_value, engine_extensions = self._deflate or _NO_EXTENSIONS
         # Ours (Accept, the extension we negotiated) need no checking; the
         # subprotocol and extra headers come from the app and are validated.
         own = accept_headers(self._handshake.key, None, extensions_value)
@@ -421,7 +423,10 @@ class WebSocketSession:
         else:
             head = switching_protocols_head(default_headers, own)
         headers = own + app_headers
-        engine = ServerEngine(max_size=conn.options.max_size, **engine_extensions)
+        if engine_extensions:
+            engine = ServerEngine(max_size=conn.options.max_size, **engine_extensions)
+        else:
+            engine = ServerEngine(max_size=conn.options.max_size)
         self._cancel_handshake_timer()
         self._phase = _Phase.ACCEPTED
         conn.subprotocol = subprotocol

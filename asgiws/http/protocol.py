@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from http import HTTPStatus
 from typing import Any, cast
 
@@ -47,6 +47,27 @@ def at_concurrency_limit(ctx: ConnectionContext) -> bool:
     limit = ctx.config.limit_concurrency
     state = ctx.server_state
     return limit is not None and (len(state.connections) > limit or len(state.tasks) >= limit)
+
+
+def start_app_task(
+    loop: asyncio.AbstractEventLoop,
+    coro: Coroutine[Any, Any, None],
+    ctx: ConnectionContext,
+    name: str,
+) -> None:
+    """Run one app call (an HTTP request, a WebSocket session) in its own
+    task, kept in the server's task set until it ends (graceful shutdown
+    waits for them)."""
+    if loop.get_task_factory() is None:
+        # The Task made here, named: what loop.create_task() does, without
+        # uvloop's wrapper around it and CPython formatting "Task-N"
+        # (~1.8k instructions per task).
+        task: asyncio.Task[None] = asyncio.Task(coro, loop=loop, name=name)
+    else:
+        task = loop.create_task(coro)
+    tasks = ctx.server_state.tasks
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
 
 
 UpgradeHandler = Callable[[asyncio.Transport, RequestHead, bytes, ConnectionContext], None]
@@ -207,7 +228,7 @@ class HttpProtocol(asyncio.Protocol):
         self._parsing = cycle
         self._cycles.append(cycle)
         if len(self._cycles) == 1:
-            self._run(cycle)
+            start_app_task(self.loop, cycle.run_asgi(), self.ctx, "asgiws-http")
 
     def _on_request_ended(self) -> None:
         cycle = self._parsing
@@ -260,19 +281,6 @@ class HttpProtocol(asyncio.Protocol):
         self.transport.write(head.data + body)
 
     # --- running requests ----------------------------------------------------------
-    def _run(self, cycle: RequestCycle) -> None:
-        loop = self.loop
-        if loop.get_task_factory() is None:
-            # The Task made here, named: what loop.create_task() does, without
-            # uvloop's wrapper around it and CPython formatting "Task-N"
-            # (~1.8k instructions per request).
-            task: asyncio.Task[None] = asyncio.Task(cycle.run_asgi(), loop=loop, name="asgiws-http")
-        else:
-            task = loop.create_task(cycle.run_asgi())
-        tasks = self.server_state.tasks
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
-
     def _on_response_complete(self, cycle: RequestCycle) -> None:
         self.server_state.total_requests += 1
         self._answered = True
@@ -292,7 +300,7 @@ class HttpProtocol(asyncio.Protocol):
             self.transport.close()
             return
         if self._cycles:
-            self._run(self._cycles[0])
+            start_app_task(self.loop, self._cycles[0].run_asgi(), self.ctx, "asgiws-http")
         elif self._pending_upgrade is not None:
             self._hand_off()
             return
