@@ -42,6 +42,37 @@ class ClientHandshake:
     origin: str | None
 
 
+_HANDSHAKE_FIELDS = {
+    name.encode(): name
+    for name in (
+        "host",
+        "upgrade",
+        "connection",
+        "sec-websocket-version",
+        "sec-websocket-key",
+        "sec-websocket-protocol",
+        "sec-websocket-extensions",
+        "origin",
+    )
+}
+
+
+def _handshake_fields(headers: Iterable[tuple[bytes, bytes]]) -> dict[str, list[str]]:
+    """The values of the fields the opening handshake reads, by lower-case
+    name, as `Headers.by_name()` gives them: one pass that decodes only
+    those (the request's other fields are left as bytes)."""
+    found: dict[str, list[str]] = {}
+    for name, value in headers:
+        key = _HANDSHAKE_FIELDS.get(name.lower())
+        if key is not None:
+            values = found.get(key)
+            if values is None:
+                found[key] = [value.decode("latin-1")]
+            else:
+                values.append(value.decode("latin-1"))
+    return found
+
+
 def _only(found: Mapping[str, list[str]], name: str, key: str) -> str | None:
     """The one value of header `name` (`key`: the name lower-cased)."""
     values = found.get(key, ())
@@ -85,9 +116,7 @@ def validate_request(
                 f"WebSocket upgrade needs HTTP/1.1 or higher, not HTTP/{http_version}"
             ) from None
     # 4.2.1.2: "A |Host| header field containing the server's authority."
-    # Indexed once, on the first lookup, for every check that follows.
-    index = headers if isinstance(headers, Headers) else Headers(headers)
-    found = index.by_name()
+    found = headers.by_name() if isinstance(headers, Headers) else _handshake_fields(headers)
     hosts = found.get("host", ())
     if len(hosts) != 1:
         raise _bad("exactly one Host header is required")
