@@ -210,19 +210,18 @@ class RequestCycle:
             more_body = bool(message.get("more_body", False))
             head = self.response_head
             assert head is not None
-            encoder = head.encoder
             if (
                 not more_body
                 and not self.written
                 and not self.flow.write_paused
-                and encoder.framing is _LENGTH
-                and len(body) == encoder.remaining
+                and head.framing is _LENGTH  # (the head is its body's encoder)
+                and len(body) == head.remaining
                 and len(body) <= SMALL_WRITE
             ):
                 # The whole response in one small write (most answers): what
                 # _send_body writes, without its coroutine or the parts list.
                 self.written = True
-                encoder.remaining = 0
+                head.remaining = 0
                 self.transport.write(head.data + body)
                 self._done()
             else:
@@ -268,7 +267,7 @@ class RequestCycle:
                 raise ClientDisconnected("the HTTP client has disconnected")
         head = self.response_head
         assert head is not None
-        parts = head.encoder.encode(body, more_body)
+        parts = head.encode(body, more_body)
         if not self.written:
             self.written = True
             parts.insert(0, head.data)

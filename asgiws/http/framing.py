@@ -76,16 +76,23 @@ class BodyEncoder:
         return []
 
 
-class ResponseHead:
-    """The encoded head of one response, its body encoder, and whether the
-    connection stays open after it."""
+class ResponseHead(BodyEncoder):
+    """The encoded head of one response, whether the connection stays open
+    after it, and the encoder of its body: the head is that encoder itself
+    (one object per response, not two)."""
 
-    __slots__ = ("data", "encoder", "keep_alive")
+    __slots__ = ("data", "keep_alive")
 
-    def __init__(self, data: bytes, encoder: BodyEncoder, keep_alive: bool) -> None:
+    def __init__(self, data: bytes, framing: Framing, length: int, keep_alive: bool) -> None:
+        self.framing = framing
+        self.remaining = length
         self.data = data
-        self.encoder = encoder
         self.keep_alive = keep_alive
+
+    @property
+    def encoder(self) -> BodyEncoder:
+        """Frames this response's body (the head itself)."""
+        return self
 
 
 def _validated(headers: Any) -> list[tuple[bytes, bytes]]:
@@ -207,7 +214,7 @@ def build_response_head(
         if not own_headers:
             plan.last_defaults = default_headers
             plan.last_head = data
-    return ResponseHead(data, BodyEncoder(plan.body_framing, plan.content_length), plan.keep_alive)
+    return ResponseHead(data, plan.body_framing, plan.content_length, plan.keep_alive)
 
 
 def switching_protocols_head(
