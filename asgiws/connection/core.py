@@ -633,7 +633,11 @@ class WebSocketConnection(asyncio.Protocol):
                 key = engine.shared_compression_key
                 if key is not None:
                     frame = compressed(key)
-            writer.write(frame)
+            transport = writer.transport
+            if writer.corked is None and transport is not None and len(frame) == 1:
+                transport.write(frame[0])  # Writer.write's common case, inline
+            else:
+                writer.write(frame)
         elif isinstance(message, str):
             writer.write(engine.send_text(message))
         else:
@@ -645,10 +649,55 @@ class WebSocketConnection(asyncio.Protocol):
             reporter.sent(message)
         return None
 
-    def _broadcast_skipped(self, reason: BroadcastSkipReason) -> BroadcastSkipReason:
+    def write_prepared_many(
+        self,
+        messages: list[Data],
+        server_frames: list[bytes],
+        max_queued: int | None = None,
+        compressed: Callable[[SharedCompressionKey], list[bytes]] | None = None,
+    ) -> BroadcastSkipReason | None:
+        """`write_prepared` for several messages in one transport write (one
+        system call): `server_frames` are their frames, encoded once;
+        `compressed(key)` their shared compressed frames.  All or none: a
+        skip skips every message (reported once per message)."""
+        engine = self._engine
+        if engine is None or engine.state is not _OPEN or self._lost:
+            return self._broadcast_skipped(BroadcastSkipReason.NOT_OPEN, len(messages))
+        if self._fragmented_send is not None:
+            return self._broadcast_skipped(BroadcastSkipReason.FRAGMENTED_SEND, len(messages))
+        writer = self._writer
+        if writer.paused if max_queued is None else writer.queued() > max_queued:
+            return self._broadcast_skipped(BroadcastSkipReason.SLOW_READER, len(messages))
+        if engine.sends_plain_frames:  # a server without an extension chain
+            frames = server_frames
+            if compressed is not None:
+                key = engine.shared_compression_key
+                if key is not None:
+                    frames = compressed(key)
+            writer.write(frames)
+        else:
+            chunks: list[bytes] = []
+            for message in messages:
+                if isinstance(message, str):
+                    chunks += engine.send_text(message)
+                else:
+                    chunks += engine.send_binary(message)
+            writer.write(chunks)
+        debug, reporter = self.debug, self._reporter
+        for message in messages:
+            if debug:
+                self.logger.debug("> %s (broadcast)", describe(message))
+            if reporter is not None:
+                reporter.sent(message)
+        return None
+
+    def _broadcast_skipped(
+        self, reason: BroadcastSkipReason, messages: int = 1
+    ) -> BroadcastSkipReason:
         reporter = self._reporter
         if reporter is not None:
-            reporter.broadcast_skipped(self.remote_address, reason)
+            for _ in range(messages):
+                reporter.broadcast_skipped(self.remote_address, reason)
         return reason
 
     async def _send_fragments(

@@ -30,6 +30,7 @@ from asgiws.connection import WebSocketConnection
 from asgiws.hub.shared_frames import Compressors, SharedFrames
 from asgiws.hub.wire import Data
 from asgiws.observer import BroadcastSkipReason
+from asgiws.websocket.deflate import SharedCompressionKey
 
 __all__ = ["CHUNK", "Fanout", "FanoutStats"]
 
@@ -168,24 +169,42 @@ class Fanout:
                         continue
                     self._close_slow(conn)
                 (left := left or []).append(conn)
-        else:
-            writes = [(message, frames.plain, frames.compressed) for message, frames in batch]
+        else:  # several messages: one write (one system call) per member
+            messages, joined, joined_compressed = _joined(batch)
+            count = len(batch)
             for conn in members:
-                for message, frame, compressed in writes:
-                    why = conn.write_prepared(message, frame, bound, compressed)
-                    if why is None:
-                        delivered += 1
+                why = conn.write_prepared_many(messages, joined, bound, joined_compressed)
+                if why is None:
+                    delivered += count
+                    continue
+                if why is not _NOT_OPEN:
+                    dropped += count
+                    if self._close_slow is None:
                         continue
-                    if why is not _NOT_OPEN:
-                        dropped += 1
-                        if self._close_slow is None:
-                            continue
-                        self._close_slow(conn)
-                    (left := left or []).append(conn)
-                    break
+                    self._close_slow(conn)
+                (left := left or []).append(conn)
         if left:
             for conn in left:
                 connections.pop(conn, None)
         stats = self._stats
         stats.delivered += delivered
         stats.dropped += dropped
+
+
+def _joined(
+    batch: list[tuple[Data, SharedFrames]],
+) -> tuple[list[Data], list[bytes], Callable[[SharedCompressionKey], list[bytes]]]:
+    """A batch's messages, their frames as one bytes object, and their
+    compressed frames joined per key (on first demand)."""
+    joined: dict[SharedCompressionKey, list[bytes]] = {}
+
+    def compressed(key: SharedCompressionKey) -> list[bytes]:
+        frame = joined.get(key)
+        if frame is None:
+            frame = joined[key] = [
+                b"".join([chunk for _, frames in batch for chunk in frames.compressed(key)])
+            ]
+        return frame
+
+    plain = [b"".join([chunk for _, frames in batch for chunk in frames.plain])]
+    return [message for message, _ in batch], plain, compressed

@@ -233,14 +233,15 @@ class Engine:
         "_decoder",
         "_deflate",
         "_failure",
-        "_inline",
         "_messages",
         "_ours",
         "_rcvd_then_sent",
         "_send_opcode",
-        "_state",
         "_theirs",
         "_to_send",
+        "sends_plain_frames",
+        "shared_compression_key",
+        "state",
     )
 
     def __init__(
@@ -265,11 +266,25 @@ class Engine:
             compression=codec is not None,
             extensions=self._chain is not None,
         )
-        # _send_message builds the common frames inline: a server's, without a chain
-        self._inline = self.is_server and self._chain is None
+        # Plain attributes, not properties: a broadcast reads them (and
+        # `state`) once per member per message.
+        # Whether a frame encoded once by `encode_server_frame` (unmasked, no
+        # extension) may be written as is: a server without an extension chain
+        # (permessage-deflate alone allows uncompressed messages); then
+        # _send_message also builds the common frames inline.
+        self.sends_plain_frames = self.is_server and self._chain is None
+        # Server: the key of `encode_compressed_server_frame` frames this
+        # connection may send in place of its own compression (our side
+        # negotiated no_context_takeover); None without permessage-deflate,
+        # with context takeover, and on a client (its frames are masked).
+        self.shared_compression_key: SharedCompressionKey | None = (
+            codec.shared_key if codec is not None and self.is_server else None
+        )
         self._ours = _OPEN
         self._theirs = _MESSAGES
-        self._state = EngineState.OPEN  # coarse_state(_ours, _theirs), kept by _fire
+        # OPEN: we may still send; CLOSING: our close frame is out; CLOSED:
+        # close frames went both ways, or the stream ended.  Kept by _fire.
+        self.state = EngineState.OPEN
         self._to_send: list[bytes] = []
         self._close_sent: Close | None = None
         self._close_received: Close | None = None
@@ -280,34 +295,10 @@ class Engine:
 
     # --- state --------------------------------------------------------------------
     @property
-    def sends_plain_frames(self) -> bool:
-        """Whether a frame encoded once by `encode_server_frame` (unmasked,
-        no extension) may be written as is: a server without an extension
-        chain (permessage-deflate alone allows uncompressed messages)."""
-        return self._inline
-
-    @property
     def extensions(self) -> tuple[Extension, ...]:
         """The extension chain run frame by frame; () on the fast paths."""
         chain = self._chain
         return chain.extensions if chain is not None else ()
-
-    @property
-    def state(self) -> EngineState:
-        """OPEN: we may still send; CLOSING: our close frame is out; CLOSED:
-        close frames went both ways, or the stream ended."""
-        return self._state
-
-    @property
-    def shared_compression_key(self) -> SharedCompressionKey | None:
-        """Server: the key of `encode_compressed_server_frame` frames this
-        connection may send in place of its own compression (our side
-        negotiated no_context_takeover); None without permessage-deflate,
-        with context takeover, and on a client (its frames are masked)."""
-        deflate = self._deflate
-        if deflate is None or not self.is_server:
-            return None
-        return deflate.shared_key
 
     @property
     def our_state(self) -> OurState:
@@ -328,7 +319,7 @@ class Engine:
             )
         self._ours = ours
         self._theirs = theirs
-        self._state = coarse_state(ours, theirs)
+        self.state = coarse_state(ours, theirs)
         if theirs is not _MESSAGES:
             self._messages.reset()  # no message will complete: free its buffers
             if self._chain is not None:
@@ -634,7 +625,7 @@ class Engine:
         if deflate is not None:
             payload = deflate.compress(payload)
             rsv1 = True  # RFC 7692 6.1: the "Per-Message Compressed" bit
-        if self._inline:
+        if self.sends_plain_frames:
             # The common frames, inline: FIN, RSV1, opcode, unmasked, and one
             # bytes object up to SPLIT_THRESHOLD (what encode_frame builds).
             length = len(payload)
