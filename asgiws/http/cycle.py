@@ -105,7 +105,8 @@ class RequestCycle:
 
     def end_body(self) -> None:
         self.more_body = False
-        self._wake()
+        if self._wakeup is not None:  # (_wake, written out: once per request)
+            self._wakeup.set()
 
     def drop_body(self) -> None:
         """The response is complete: the rest of the request body is read and dropped."""
@@ -278,7 +279,8 @@ class RequestCycle:
     def _done(self) -> None:
         """The last body byte is written."""
         self.state = ResponseState.DONE
-        self._wake()  # a receive() waiting for disconnect returns now
+        if self._wakeup is not None:  # a receive() waiting for disconnect returns now
+            self._wakeup.set()
         if self._observer is not None:
             self._report()
         self._on_complete(self)

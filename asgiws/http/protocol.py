@@ -168,7 +168,14 @@ class HttpProtocol(asyncio.Protocol):
             if type(event) is RequestStarted:
                 self._on_request(event)
             elif type(event) is RequestEnded:
-                self._on_request_ended()
+                # (The request's end, written out here: once per request.)
+                cycle = self._parsing
+                if cycle is not None:
+                    self._parsing = None
+                    cycle.end_body()
+                    if not cycle.keep_alive:
+                        # Nothing after a "Connection: close" request is read as a request.
+                        self._reading_requests = False
             elif type(event) is BodyChunk:
                 if self._parsing is not None:
                     self._parsing.feed_body(event.data)
@@ -229,16 +236,6 @@ class HttpProtocol(asyncio.Protocol):
         self._cycles.append(cycle)
         if len(self._cycles) == 1:
             start_app_task(self.loop, cycle.run_asgi(), self.ctx, "asgiws-http")
-
-    def _on_request_ended(self) -> None:
-        cycle = self._parsing
-        if cycle is None:
-            return
-        self._parsing = None
-        cycle.end_body()
-        if not cycle.keep_alive:
-            # Nothing after a "Connection: close" request is read as a request.
-            self._reading_requests = False
 
     def _on_parse_failed(self, event: ParseFailed) -> None:
         self._reading_requests = False
@@ -309,7 +306,10 @@ class HttpProtocol(asyncio.Protocol):
             self.transport.close()
             return
         else:
-            self._start_idle_clock()
+            # The idle clock starts (_start_idle_clock, written out: once per request).
+            self._idle_since = self.loop.time()
+            if self._keep_alive_timer is None:
+                self._start_idle_clock()
         self._update_reading()
 
     def _update_reading(self) -> None:
