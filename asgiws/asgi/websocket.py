@@ -108,10 +108,14 @@ def upgrade(
 
     # (Looked up once: asyncio.get_running_loop() is a getpid() system call.)
     loop = asyncio.get_running_loop()
-    session = WebSocketSession(conn, head, handshake, deflate, ctx, loop)
+    session = WebSocketSession(conn, head, handshake, deflate, ctx)
     if isinstance(conn, AsgiWebSocketConnection):
         conn.session = weakref.ref(session)
     start_app_task(loop, session.run(), ctx, "asgiws-websocket")
+    # Queued behind the task's first step: most apps answer websocket.connect
+    # in it, and then need no handshake timer (a timer costs ~6k
+    # instructions per handshake with uvloop, this callback a fraction).
+    loop.call_soon(session.arm_handshake_timer, loop)
 
 
 class AsgiWebSocketConnection(WebSocketConnection):
@@ -206,7 +210,6 @@ class WebSocketSession:
         handshake: ClientHandshake,
         deflate: tuple[str, dict[str, Any]] | None,
         ctx: ConnectionContext,
-        loop: asyncio.AbstractEventLoop,
     ) -> None:
         self.conn = conn
         self._head = head
@@ -218,11 +221,9 @@ class WebSocketSession:
         self._answered: asyncio.Future[None] | None = None  # see receive()
         self._disconnect: Message | None = None
         self._encoder: BodyEncoder | None = None
-        # The app must answer websocket.connect in time; else the connection
-        # is dropped (it holds a socket and a task).
-        self._handshake_timer: asyncio.TimerHandle | None = loop.call_later(
-            ctx.config.ws_handshake_timeout, self._handshake_timed_out
-        )
+        # Armed by arm_handshake_timer() if the app's first step leaves
+        # websocket.connect unanswered.
+        self._handshake_timer: asyncio.TimerHandle | None = None
         self.scope: Scope = websocket_scope(
             head,
             ctx,
@@ -282,6 +283,16 @@ class WebSocketSession:
         self._cancel_handshake_timer()
         self._respond_plain(503, "Service Unavailable", "server shutting down")
         return True
+
+    def arm_handshake_timer(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Run right after the app's first step (`upgrade` queues it behind
+        the task's): the app must answer websocket.connect in time, else the
+        connection is dropped (it holds a socket and a task).  The timeout
+        counts from here, a loop turn after the handshake arrived."""
+        if self._phase is _Phase.CONNECTING and not self.conn.closed:
+            self._handshake_timer = loop.call_later(
+                self._ctx.config.ws_handshake_timeout, self._handshake_timed_out
+            )
 
     def _handshake_timed_out(self) -> None:
         self._handshake_timer = None
