@@ -124,7 +124,12 @@ class ConnectionClosed(WebSocketException):
         self.rcvd = rcvd
         self.sent = sent
         self.rcvd_then_sent = rcvd_then_sent
-        super().__init__(self._describe())
+        # The text is made when asked for (__str__), as in websockets: the
+        # ASGI face turns most of these into websocket.disconnect unread.
+        super().__init__()
+
+    def __str__(self) -> str:
+        return self._describe()
 
     def _describe(self) -> str:
         rcvd, sent = self.rcvd, self.sent

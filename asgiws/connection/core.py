@@ -83,6 +83,11 @@ SMALL_SLICE = 8 * 1024
 pings, a few milliseconds, so that a turn ends close to EVENTS_PER_TURN."""
 
 
+# One empty Headers for every connection until the handshake sets its own
+# (the ASGI face and the client replace both at once).  Read-only.
+_NO_HEADERS = Headers()
+
+
 class ConnectionLogger(logging.LoggerAdapter[logging.Logger]):
     """Log records carry `extra={"websocket": connection}`, as in the
     websockets library (the logger it wraps may itself be the user's
@@ -165,8 +170,8 @@ class WebSocketConnection(asyncio.Protocol):
 
         # Set by the face that performs the opening handshake.
         self.path = ""
-        self.request_headers = Headers()
-        self.response_headers = Headers()
+        self.request_headers = _NO_HEADERS
+        self.response_headers = _NO_HEADERS
         self.subprotocol: str | None = None
         self.latency = 0.0
 
