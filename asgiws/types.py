@@ -96,12 +96,17 @@ class ServerState:
     """The ASGI callable that `Server.load()` resolved from `Config.app`."""
     connections: ConnectionRegistry = field(default_factory=ConnectionRegistry)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    task_done: Callable[[asyncio.Task[None]], None] = field(init=False, repr=False)
+    """`tasks.discard`, bound once: every app task's done callback (a bound
+    method made per task would live as long as the task, 80 bytes each)."""
     lifespan_state: dict[str, Any] = field(default_factory=dict)
     total_requests: int = 0
     default_headers: Headers = field(default_factory=list)
     """Server/Date/custom headers for responses; the server refreshes Date every second."""
     shutting_down: bool = False
     observer: Observer | None = None
+    """Who hears what connections report (`asgiws.observer.combine`); None
+    when nobody subscribed, so a report costs one test."""
     trusted_proxies: TrustedProxies | None = None
     """Peers whose proxy headers count, built by `Server.load()` from
     `--forwarded-allow-ips`; None with `--no-proxy-headers`."""
@@ -111,8 +116,9 @@ class ServerState:
     ws_protocol: Callable[..., Any] | None = None
     """Makes the server side's connection objects (`serve(create_protocol=...)`);
     None: the ASGI face's own class."""
-    """Who hears what connections report (`asgiws.observer.combine`); None
-    when nobody subscribed, so a report costs one test."""
+
+    def __post_init__(self) -> None:
+        self.task_done = self.tasks.discard
 
 
 @dataclass(slots=True)

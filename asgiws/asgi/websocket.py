@@ -440,6 +440,9 @@ class WebSocketSession:
             engine = ServerEngine(max_size=conn.options.max_size)
         self._cancel_handshake_timer()
         self._phase = _Phase.ACCEPTED
+        # Handshake-time data an open connection never reads again: an idle
+        # connection does not keep it (~0.4 KiB each).
+        del self._head, self._handshake, self._deflate
         conn.subprotocol = subprotocol
         conn.response_headers = Headers(headers)
         transport = conn.transport

@@ -65,9 +65,9 @@ def start_app_task(
         task: asyncio.Task[None] = asyncio.Task(coro, loop=loop, name=name)
     else:
         task = loop.create_task(coro)
-    tasks = ctx.server_state.tasks
-    tasks.add(task)
-    task.add_done_callback(tasks.discard)
+    state = ctx.server_state
+    state.tasks.add(task)
+    task.add_done_callback(state.task_done)
 
 
 UpgradeHandler = Callable[[asyncio.Transport, RequestHead, bytes, ConnectionContext], None]
