@@ -100,7 +100,7 @@ def upgrade(
         reported_client=None if observer is None else client_and_secure(head, ctx)[0],
     )
     conn.path = head.path
-    conn.request_headers = Headers(head.headers)
+    conn.request_headers = Headers.over(head.headers)  # the scope's list, shared
     transport.set_protocol(conn)
     conn.connection_made(transport)
     if trailing:

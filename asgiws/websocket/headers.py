@@ -67,6 +67,15 @@ class Headers(Mapping[str, str]):
         self.raw: list[tuple[bytes, bytes]] = list(raw)
         self._index: dict[str, list[str]] | None = None
 
+    @classmethod
+    def over(cls, raw: list[tuple[bytes, bytes]]) -> Headers:
+        """Headers over `raw` itself, not a copy: the server's connections
+        share the ASGI scope's list (an idle connection keeps one list, not two)."""
+        headers = cls.__new__(cls)
+        headers.raw = raw
+        headers._index = None
+        return headers
+
     def _build(self) -> dict[str, list[str]]:
         # One pass over the pairs, on the first lookup only: most
         # connections never read their headers, and every lookup after it
