@@ -433,7 +433,7 @@ class WebSocketSession:
             ).data
         else:
             head = switching_protocols_head(default_headers, own)
-        headers = own + app_headers
+        headers = own + app_headers if app_headers else own
         if engine_extensions:
             engine = ServerEngine(max_size=conn.options.max_size, **engine_extensions)
         else:
@@ -444,7 +444,7 @@ class WebSocketSession:
         # connection does not keep it (~0.4 KiB each).
         del self._head, self._handshake, self._deflate
         conn.subprotocol = subprotocol
-        conn.response_headers = Headers(headers)
+        conn.response_headers = Headers.over(headers)  # kept while the connection lives
         transport = conn.transport
         assert transport is not None
         transport.write(head)
