@@ -27,6 +27,7 @@ the proxy-header rules.
 
 from __future__ import annotations
 
+import copy
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -36,9 +37,46 @@ from asgiws.proxy_headers import forwarded_client
 if TYPE_CHECKING:
     from asgiws.types import ConnectionContext, RequestHead, Scope
 
-__all__ = ["SPEC_VERSION", "client_and_secure", "http_scope", "request_path", "websocket_scope"]
+__all__ = [
+    "ASGI_VERSIONS",
+    "NO_OPTIONS",
+    "SPEC_VERSION",
+    "SharedDict",
+    "client_and_secure",
+    "http_scope",
+    "request_path",
+    "websocket_scope",
+]
 
 SPEC_VERSION = "2.5"
+
+
+class SharedDict(dict[str, Any]):
+    """A dict every scope shares (one per server, not one per connection:
+    an idle WebSocket keeps its scope), so changing it is refused rather
+    than seen by every other connection."""
+
+    def _refuse(self, *args: object, **kwargs: object) -> Any:
+        raise TypeError("this scope dict is shared by every connection: copy it to change it")
+
+    __setitem__ = __delitem__ = __ior__ = _refuse
+    clear = pop = popitem = setdefault = update = _refuse
+
+    # A copy (copy, deepcopy, pickle) is a plain dict the copier may change.
+    def __copy__(self) -> dict[str, Any]:
+        return dict(self)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> dict[str, Any]:
+        return copy.deepcopy(dict(self), memo)
+
+    def __reduce__(self) -> tuple[type[dict[str, Any]], tuple[dict[str, Any]]]:
+        return dict, (dict(self),)
+
+
+ASGI_VERSIONS = SharedDict(version="3.0", spec_version=SPEC_VERSION)
+"""scope["asgi"]."""
+NO_OPTIONS = SharedDict()
+"""An empty options dict of a scope extension (e.g. "websocket.http.response")."""
 
 
 def client_and_secure(
@@ -88,7 +126,7 @@ def _scope(kind: str, head: RequestHead, ctx: ConnectionContext) -> dict[str, An
         raw_path = head.raw_path
     return {
         "type": kind,
-        "asgi": {"version": "3.0", "spec_version": SPEC_VERSION},
+        "asgi": ASGI_VERSIONS,
         "http_version": head.http_version,
         "scheme": _SCHEMES[kind][secure],
         "server": info.server,

@@ -20,7 +20,7 @@ import logging
 import weakref
 from typing import TYPE_CHECKING, Any
 
-from asgiws.asgi.scope import client_and_secure, request_path, websocket_scope
+from asgiws.asgi.scope import NO_OPTIONS, client_and_secure, request_path, websocket_scope
 from asgiws.connection import WebSocketConnection
 from asgiws.datastructures import Headers
 from asgiws.exceptions import ClientDisconnected, ConnectionClosed
@@ -51,6 +51,31 @@ CONNECTION_EXTENSION = "asgiws.connection"
 NO_RESPONSE = 0
 """`HandshakeRefused.status` when the connection was dropped without any
 HTTP answer (the handshake timeout), as proxies log a response code 0."""
+
+
+# Header names and values most WebSocket handshakes carry, one shared bytes
+# object each: the scope keeps the request's headers for the connection's
+# life, and an idle connection should not hold its own copy of b"upgrade"
+# (~40 bytes per field; done here, not per HTTP request, where the fields
+# are short-lived).
+_SHARED_FIELD_BYTES = {
+    b: b
+    for b in (
+        b"host", b"connection", b"upgrade", b"origin", b"user-agent", b"pragma",
+        b"cache-control", b"accept-encoding", b"accept-language", b"cookie",
+        b"sec-websocket-version", b"sec-websocket-key", b"sec-websocket-extensions",
+        b"sec-websocket-protocol", b"authorization", b"x-forwarded-for",
+        b"x-forwarded-proto", b"forwarded", b"x-real-ip",
+        b"websocket", b"Upgrade", b"13", b"no-cache", b"gzip, deflate, br",
+        b"gzip, deflate, br, zstd", b"gzip, deflate",
+        b"permessage-deflate; client_max_window_bits", b"permessage-deflate",
+    )
+}  # fmt: skip
+
+
+def _share_field_bytes(headers: list[tuple[bytes, bytes]]) -> None:
+    shared = _SHARED_FIELD_BYTES
+    headers[:] = [(shared.get(name, name), shared.get(value, value)) for name, value in headers]
 
 
 def upgrade(
@@ -100,6 +125,7 @@ def upgrade(
         reported_client=None if observer is None else client_and_secure(head, ctx)[0],
     )
     conn.path = head.path
+    _share_field_bytes(head.headers)
     conn.request_headers = Headers.over(head.headers)  # the scope's list, shared
     transport.set_protocol(conn)
     conn.connection_made(transport)
@@ -228,7 +254,7 @@ class WebSocketSession:
             head,
             ctx,
             handshake.subprotocols,
-            {"websocket.http.response": {}, CONNECTION_EXTENSION: conn},
+            {"websocket.http.response": NO_OPTIONS, CONNECTION_EXTENSION: conn},
         )
 
     # ------------------------------------------------------------------

@@ -77,6 +77,10 @@ received behind the head, context).  Reading is resumed when it is called."""
 
 def _address(info: Any) -> tuple[str, int] | None:
     """(host, port) of a peername/sockname; None for UNIX sockets."""
+    if type(info) is tuple and len(info) == 2 and type(info[0]) is str and type(info[1]) is int:
+        # IPv4, the common case: the transport's own tuple (it keeps it
+        # anyway), not a copy held for the connection's life.
+        return info
     if isinstance(info, list | tuple) and len(info) >= 2:
         return str(info[0]), int(info[1])
     return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 from typing import Any
 
@@ -78,6 +79,13 @@ async def test_scope_and_default_headers(http: str) -> None:
     assert scope["client"][0] == "127.0.0.1"
     assert scope["state"] == {"db": "x", "mutated": True}
     assert state.lifespan_state == {"db": "x"}
+    # scope["asgi"] is one dict for every scope: a change is refused with a
+    # clear error instead of reaching every other connection; a copy is free.
+    with pytest.raises(TypeError, match="shared by every connection"):
+        scope["asgi"]["version"] = "2.0"
+    mine = copy.deepcopy(scope["asgi"])
+    mine["version"] = "2.0"
+    assert scope["asgi"]["version"] == "3.0"
     assert state.total_requests == 1
 
 
