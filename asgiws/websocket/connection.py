@@ -285,7 +285,10 @@ class Engine:
         # OPEN: we may still send; CLOSING: our close frame is out; CLOSED:
         # close frames went both ways, or the stream ended.  Kept by _fire.
         self.state = EngineState.OPEN
-        self._to_send: list[bytes] = []
+        # Frames queued by the engine itself (pongs, close frames): made on
+        # first use, as most connections never queue one (an idle one keeps
+        # no list).
+        self._to_send: list[bytes] | None = None
         self._close_sent: Close | None = None
         self._close_received: Close | None = None
         self._rcvd_then_sent: bool | None = None
@@ -420,7 +423,7 @@ class Engine:
             close = owed
         if self._ours is _OPEN or owed is not None:
             payload = encode_close_payload(close.code, close.reason)
-            self._to_send.extend(self._close_frame(close, payload))
+            self._queue(self._close_frame(close, payload))
         self._fire(Trigger.FAIL)
 
     # --- receiving ------------------------------------------------------------------
@@ -514,7 +517,7 @@ class Engine:
                 # frame must have identical "Application data"".  None once
                 # our close is out: the peer is only waiting for its echo.
                 if self._ours is _OPEN:
-                    self._to_send.extend(self._frame(PONG, part.payload))
+                    self._queue(self._frame(PONG, part.payload))
             else:
                 events.append(Pong(part.payload))
         return events
@@ -550,7 +553,7 @@ class Engine:
             # frame in response. (When sending a Close frame in response, the
             # endpoint typically echos the status code it received.)"
             echo = Close(code, "")
-            self._to_send.extend(self._close_frame(echo, encode_close_payload(code, "")))
+            self._queue(self._close_frame(echo, encode_close_payload(code, "")))
         self._fire(Trigger.RECEIVE_CLOSE)
 
     def receive_eof(self) -> list[Event]:
@@ -579,9 +582,17 @@ class Engine:
         fail).  Never the close frame owed after a protocol error (see
         `failure`).  Drain after every receive_data and fail."""
         out = self._to_send
-        if out:
-            self._to_send = []
+        if out is None:
+            return []
+        self._to_send = None
         return out
+
+    def _queue(self, frames: list[bytes]) -> None:
+        queued = self._to_send
+        if queued is None:
+            self._to_send = frames
+        else:
+            queued.extend(frames)
 
     # --- sending --------------------------------------------------------------------
     def _frame(
