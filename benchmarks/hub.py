@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import datetime
 import json
 import os
@@ -57,11 +58,13 @@ from benchmarks import loadgen  # noqa: E402
 from benchmarks.hub_client import BenchmarkError, Subscribers, trigger_payload  # noqa: E402
 from benchmarks.loadgen import Connector, Controller  # noqa: E402
 from benchmarks.servers import (  # noqa: E402
+    BASELINE,
     SERVER_CPU,
     RunningServer,
     ServerSpec,
     free_port,
     raise_nofile_limit,
+    spec_named,
     tree_pids,
 )
 
@@ -93,32 +96,14 @@ def asgiws_spec(name: str, app: str) -> ServerSpec:
     )
 
 
-UVICORN = ServerSpec(
-    "uvicorn-loop",
-    "uvicorn",
-    (
-        "uvicorn",
-        "benchmarks.apps:app",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "{port}",
-        "--no-access-log",
-        "--http",
-        "httptools",
-        "--loop",
-        "uvloop",
-        "--ws",
-        "websockets-sansio",
-        "--ws-per-message-deflate",
-        "false",
-        "--ws-ping-interval",
-        "0",
-        "--log-level",
-        "warning",
-    ),
-    (),
-    (),
+# The benchmark suite's uvicorn-fast (benchmarks/servers.py), without
+# permessage-deflate and keepalive pings, as the asgiws rows run.
+_UVICORN_FAST = spec_named(BASELINE)
+UVICORN = dataclasses.replace(
+    _UVICORN_FAST,
+    name="uvicorn-loop",
+    args=(*_UVICORN_FAST.args, "--ws-ping-interval", "0"),
+    deflate_on=_UVICORN_FAST.deflate_off,
 )
 ROWS: dict[str, tuple[ServerSpec, int]] = {  # name -> (spec, processes)
     "uvicorn-loop": (UVICORN, 1),
