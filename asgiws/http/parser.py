@@ -176,7 +176,10 @@ class WireChecked:
 
     def __init__(self, max_head: int) -> None:
         self._wire = WireCheck(max_head)
+        self._max_head = max_head
         self._refused = False
+        self._stopped = False  # after an upgrade or a refused head: nothing more
+        self._upgrade_trailing: bytes | None = None  # see _whole_request
 
     def _parse(self, data: bytes) -> list[ParserEvent]:
         raise NotImplementedError
@@ -184,7 +187,12 @@ class WireChecked:
     def feed(self, data: bytes) -> list[ParserEvent]:
         if self._refused:
             return []
-        good, error = self._wire.check(data)
+        wire = self._wire
+        good, error = wire.check(data)
+        whole = wire.whole
+        if whole is not None:
+            wire.whole = None
+            return self._whole_request(whole, good)
         events = self._parse(good) if good else []
         if error is None:
             return events
@@ -195,6 +203,23 @@ class WireChecked:
         ):
             events.append(ParseFailed(error.status, error.reason))
         return events
+
+    def _whole_request(self, head: CheckedHead, data: bytes) -> list[ParserEvent]:
+        """`data` is the one request `head` (no body), or the head of a
+        WebSocket upgrade and the frames behind it: the wire check read it
+        all, the parser behind would only say so again (`WireCheck.whole`),
+        so it never sees these bytes and stays at its message boundary."""
+        if self._stopped:
+            return []
+        started = start_request(head, self._max_head)
+        if type(started) is not RequestStarted:
+            self._stopped = True
+            return [started]
+        if started.upgrade:
+            self._stopped = True
+            self._upgrade_trailing = data[data.find(b"\r\n\r\n") + 4 :]
+            return [started]
+        return [started, _REQUEST_ENDED]
 
 
 # --- h11 ---------------------------------------------------------------------------
@@ -208,9 +233,7 @@ class H11Parser(WireChecked):
 
     def __init__(self, max_head: int) -> None:
         super().__init__(max_head)
-        self._max_head = max_head
         self._conn = self._new_connection()
-        self._stopped = False
 
     def _new_connection(self) -> h11.Connection:
         return h11.Connection(h11.SERVER, max_incomplete_event_size=self._max_head)
@@ -245,6 +268,8 @@ class H11Parser(WireChecked):
                 return events
 
     def trailing_data(self) -> bytes:
+        if self._upgrade_trailing is not None:
+            return self._upgrade_trailing
         return bytes(self._conn.trailing_data[0])
 
     def close(self) -> None:
@@ -266,15 +291,15 @@ class HttptoolsParser(WireChecked):
 
     def __init__(self, max_head: int) -> None:
         super().__init__(max_head)
-        httptools = _httptools()
-        self._httptools: Any = httptools
-        self._max_head = max_head
-        self._parser: Any = httptools.HttpRequestParser(self)
+        self._httptools: Any = _httptools()
+        # Made on first use: a connection whose requests are all whole
+        # heads (WireCheck.whole), a WebSocket handshake's for one, never
+        # needs llhttp.
+        self._parser: Any = None
         self._events: list[ParserEvent] = []
         self._head: CheckedHead | None = None  # of the request being read
         self._upgrading = False
         self._resuming_body = False
-        self._stopped = False
         self._trailing = b""
 
     # llhttp callbacks ------------------------------------------------------------
@@ -304,8 +329,11 @@ class HttptoolsParser(WireChecked):
             return []
         events: list[ParserEvent] = []
         self._events = events
+        parser = self._parser
+        if parser is None:
+            parser = self._parser = self._httptools.HttpRequestParser(self)
         try:
-            self._parser.feed_data(data)
+            parser.feed_data(data)
         except self._httptools.HttpParserUpgrade as exc:
             offset = int(exc.args[0])
             if self._upgrading:
@@ -342,6 +370,8 @@ class HttptoolsParser(WireChecked):
         return events
 
     def trailing_data(self) -> bytes:
+        if self._upgrade_trailing is not None:
+            return self._upgrade_trailing
         return self._trailing
 
     def close(self) -> None:

@@ -66,6 +66,10 @@ _ABSOLUTE_FORM = re.compile(rb"[A-Za-z]+://" + _AUTHORITY + rb"(?:[/?]|$)")
 _CONTENT_LENGTH = re.compile(rb"[0-9]{1,18}")
 
 _FRAMING_FIELDS = (b"transfer-encoding", b"content-length")
+# Methods both parsers know (llhttp refuses methods it does not know; h11
+# takes any token): a head with one of these may skip the parser behind
+# (`WireCheck.whole`).
+_KNOWN_METHODS = frozenset((b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"OPTIONS", b"PATCH"))
 
 # What the checker expects next.
 _HEAD, _BODY, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_END, _TRAILERS, _PASS = range(7)
@@ -138,6 +142,7 @@ class WireCheck:
         "_request_line",
         "_state",
         "heads",
+        "whole",
     )
 
     def __init__(self, max_head: int) -> None:
@@ -152,6 +157,13 @@ class WireCheck:
         self.heads: deque[CheckedHead] = deque()
         """Complete heads in the bytes handed on, oldest first: the parser
         takes one for each request head it completes."""
+        self.whole: CheckedHead | None = None
+        """Set by `check()` (not put in `heads`) when the bytes it returned
+        are one whole HTTP/1.1 keep-alive request with no body, one Host and
+        a method both parsers know, from a message boundary on, or such a
+        WebSocket upgrade head and the bytes behind it: every parser reads such a
+        request the way the check did (tests/security/test_smuggling.py), so
+        the parser behind need not read it again.  The reader clears it."""
 
     def check(self, data: bytes) -> tuple[bytes, WireError | None]:
         """The bytes the parser may have now, and the error that stops the
@@ -199,6 +211,21 @@ class WireCheck:
                         error = self._framing(fields)
                         if error is not None:
                             return buf[: head_end + 2], error
+                        if (
+                            not pos  # (the parser behind is at a message boundary)
+                            and minor == b"1"
+                            and method in _KNOWN_METHODS
+                            # (Behind an upgrade head both parsers leave
+                            # every byte, a body too, to the other protocol.)
+                            and (self._state == _PASS or head_end + 4 == end)
+                        ):
+                            head = self.heads[-1]
+                            # (Host missing or repeated: each parser words
+                            # its own refusal, so it reads that head.)
+                            if head.hosts == 1 and "close" not in head.connection:
+                                self.heads.pop()
+                                self.whole = head
+                                return buf, None
                         pos = head_end + 4
                         continue
             if state in (_BODY, _CHUNK_DATA):
