@@ -52,6 +52,9 @@ done:
     return result;
 }
 
+/* What scan_frames appends to a compressed message (RFC 7692 7.2.2). */
+static const char COMPRESSED_TAIL[4] = {0x00, 0x00, (char)0xff, (char)0xff};
+
 /* scan_frames(buffer, pos, expect_masked, max_size, compressed=False)
  *     -> (messages, new_pos)
  *
@@ -60,8 +63,11 @@ done:
  * masked as expected, length within max_size (-1: no limit).  Each becomes
  * bytes (binary) or str (text, strict UTF-8).  With `compressed` (deflate
  * negotiated) a frame with RSV1 set is taken too, as a tuple (is_text,
- * payload) of its unmasked, still compressed bytes: the engine inflates it
- * and checks the result.  Stops, without consuming it, at the first frame
+ * payload) of its unmasked, still compressed bytes followed by
+ * COMPRESSED_TAIL (RFC 7692 7.2.2: "Append 4 octets of 0x00 0x00 0xff 0xff
+ * to the tail end of the payload of the message", done here so that the
+ * engine need not copy the payload again): the engine inflates it and
+ * checks the result.  Stops, without consuming it, at the first frame
  * that is anything else (incomplete, fragmented, RSV1 without `compressed`,
  * control, invalid, bad UTF-8): the Python parser takes it from there and
  * applies every rule, including the errors. */
@@ -124,7 +130,7 @@ scan_frames(PyObject *self, PyObject *args)
                 break;
             payload = buf + pos + header;
             if (deflated) {
-                PyObject *raw = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)length);
+                PyObject *raw = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)length + 4);
                 if (raw == NULL) {
                     Py_CLEAR(messages);
                     goto done;
@@ -134,6 +140,7 @@ scan_frames(PyObject *self, PyObject *args)
                              (Py_ssize_t)length, payload - 4);
                 else
                     memcpy(PyBytes_AS_STRING(raw), payload, (size_t)length);
+                memcpy(PyBytes_AS_STRING(raw) + length, COMPRESSED_TAIL, 4);
                 item = Py_BuildValue("(ON)", opcode == 1 ? Py_True : Py_False, raw);
                 if (item == NULL) {
                     Py_CLEAR(messages);
@@ -331,6 +338,14 @@ PyInit__speedups(void)
         Py_DECREF(&AssemblerType);
         Py_DECREF(m);
         return NULL;
+    }
+    {
+        PyObject *tail = PyBytes_FromStringAndSize(COMPRESSED_TAIL, 4);
+        if (tail == NULL || PyModule_AddObject(m, "COMPRESSED_TAIL", tail) < 0) {
+            Py_XDECREF(tail);
+            Py_DECREF(m);
+            return NULL;
+        }
     }
     return m;
 }

@@ -1,3 +1,5 @@
+COMPRESSED_TAIL: bytes
+
 def apply_mask(data: bytes | bytearray | memoryview, mask: bytes) -> bytes: ...
 def scan_frames(
     buffer: bytes | bytearray | memoryview,

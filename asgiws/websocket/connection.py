@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from enum import Enum
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 from asgiws.websocket.chain import ExtensionChain
 from asgiws.websocket.deflate import DeflateParams, MessageDeflate, SharedCompressionKey
@@ -459,9 +459,12 @@ class Engine:
                                 events.append(TextMessage(item))
                             elif type(item) is bytes:
                                 events.append(BytesMessage(item))
-                            else:  # compressed, still to inflate
-                                is_text, payload = cast("tuple[bool, bytes]", item)
-                                events.append(messages.message(is_text, payload, True))
+                            else:  # compressed: (is_text, payload + tail) to inflate
+                                # (annotated, not cast(): a call per message)
+                                is_text: bool
+                                payload: bytes
+                                is_text, payload = item  # type: ignore[assignment,str-unpack]
+                                events.append(messages.inflated_message(is_text, payload))
                     except ProtocolError as exc:
                         self._receive_error(Trigger.PROTOCOL_ERROR, exc, events)
                         continue

@@ -36,7 +36,8 @@ from asgiws.websocket.headers import ExtensionParams, format_extension, parse_ex
 from asgiws.websocket.zlib_backend import zlib
 
 EXTENSION_NAME = "permessage-deflate"
-_TAIL = b"\x00\x00\xff\xff"
+TAIL = b"\x00\x00\xff\xff"
+"""The 4 octets a compressed message ends with before 7.2.1 strips them."""
 
 # What a server compresses with unless configured otherwise (`Config` takes
 # its ws_deflate_* defaults from here): the websockets library's choice, a
@@ -169,24 +170,28 @@ class MessageDeflate:
         head = c.compress(data)
         tail = c.flush(self._final_flush if fin else zlib.Z_SYNC_FLUSH)
         out: bytes = head + tail if head else tail
-        if fin and out.endswith(_TAIL):
+        if fin and out.endswith(TAIL):
             # 7.2.1: "Remove 4 octets (that are 0x00 0x00 0xff 0xff) from the
             # tail end."  (Both flushes end with that empty stored block.)
             out = out[:-4]
         return out
 
     # --- receiving --------------------------------------------------------------
+    def _new_decompressor(self) -> Any:
+        try:
+            d = zlib.decompressobj(wbits=self._decompress_wbits)
+        except ValueError:  # an old zlib without raw 8-bit inflate
+            d = zlib.decompressobj(wbits=-9)
+        self._decompressor = d
+        return d
+
     def decompress(self, data: bytes, limit: int | None) -> bytes:
         """Inflate the next compressed bytes of a message, producing at most
         `limit` bytes: inflating stops at limit + 1, so a bomb costs no more
         memory than the limit before it is refused with 1009."""
         d = self._decompressor
         if d is None:
-            try:
-                d = zlib.decompressobj(wbits=self._decompress_wbits)
-            except ValueError:  # an old zlib without raw 8-bit inflate
-                d = zlib.decompressobj(wbits=-9)
-            self._decompressor = d
+            d = self._new_decompressor()
         try:
             if limit is None:
                 return d.decompress(data)  # type: ignore[no-any-return]
@@ -202,14 +207,33 @@ class MessageDeflate:
     def decompress_message(self, data: bytes, limit: int | None) -> bytes:
         """A whole compressed message in one piece: `decompress` + `finish`
         in one inflate call (the tail appended to the data)."""
-        out = self.decompress(data + _TAIL, limit)
-        self._end_message()
+        return self.inflate_message(data + TAIL, limit)
+
+    def inflate_message(self, data: bytes, limit: int | None) -> bytes:
+        """`decompress_message` of data that already ends with the 4 octets
+        of 7.2.2 (as the C scanner hands a compressed message out).
+
+        `decompress` and `_end_message` written out: this runs once per
+        received message."""
+        d = self._decompressor
+        if d is None:
+            d = self._new_decompressor()
+        try:
+            out: bytes = d.decompress(data) if limit is None else d.decompress(data, limit + 1)
+        except zlib.error as exc:
+            raise ProtocolError(CloseCode.INVALID_DATA, f"invalid compressed data: {exc}") from None
+        if limit is not None and len(out) > limit:
+            raise ProtocolError(
+                CloseCode.MESSAGE_TOO_BIG, "message exceeds the size limit after decompression"
+            )
+        if self._remote_reset or d.eof:  # see _end_message
+            self._decompressor = None
         return out
 
     def finish(self, limit: int | None) -> bytes:
         """End of a compressed message: 7.2.2 "Append 4 octets of 0x00 0x00
         0xff 0xff to the tail end of the payload of the message" and inflate."""
-        out = self.decompress(_TAIL, limit)
+        out = self.decompress(TAIL, limit)
         self._end_message()
         return out
 

@@ -31,7 +31,8 @@ from asgiws.websocket.mask import (
 
 WholeMessage = str | bytes | tuple[bool, bytes]
 """What the scanner returns per message: text, binary, or (is_text, payload)
-for a compressed message still to be inflated."""
+for a compressed message still to be inflated, its payload followed by the
+4 octets RFC 7692 7.2.2 appends before inflating (`deflate.TAIL`)."""
 ScanFrames = Callable[[BytesLike, int, bool, int, bool], tuple[list[WholeMessage], int]]
 
 c_scan_frames: ScanFrames | None = None
@@ -39,11 +40,13 @@ c_scan_frames: ScanFrames | None = None
 None without the extension or with ASGIWS_NO_EXTENSIONS=1."""
 if extensions_enabled():
     try:
-        from asgiws.websocket._speedups import scan_frames as _c_scan_frames
-    except ImportError:  # not built, or an older build without it
+        from asgiws.websocket import _speedups
+    except ImportError:  # not built
         pass
     else:
-        c_scan_frames = _c_scan_frames
+        # (an older build hands compressed payloads out without the tail)
+        if hasattr(_speedups, "COMPRESSED_TAIL"):
+            c_scan_frames = _speedups.scan_frames
 
 
 class Opcode(IntEnum):
@@ -502,6 +505,4 @@ class FrameDecoder:
             self._compact()
             return None
         self._whole = None
-        return FramePart(
-            self._opcode, self._fin, self._rsv1, whole.take(), True, True, self._rsv
-        )
+        return FramePart(self._opcode, self._fin, self._rsv1, whole.take(), True, True, self._rsv)

@@ -12,7 +12,7 @@ to be inflated (`message`).
 
 from __future__ import annotations
 
-from asgiws.websocket.deflate import MessageDeflate
+from asgiws.websocket.deflate import TAIL, MessageDeflate
 from asgiws.websocket.errors import CloseCode, ProtocolError
 from asgiws.websocket.events import BytesMessage, TextMessage
 from asgiws.websocket.frames import BINARY, CONT, TEXT
@@ -147,10 +147,22 @@ class MessageAssembler:
         """A whole message in one piece: inflated within max_size when
         `compressed`, UTF-8 checked when `is_text`."""
         if compressed:
-            deflate = self._deflate
-            assert deflate is not None  # RSV1 is refused without deflate
-            payload = deflate.decompress_message(payload, self.max_size)
+            return self.inflated_message(is_text, payload + TAIL)
         return TextMessage(decode_text(payload)) if is_text else BytesMessage(payload)
+
+    def inflated_message(self, is_text: bool, data: bytes) -> TextMessage | BytesMessage:
+        """A whole compressed message in one piece, `data` ending with the
+        4 octets of RFC 7692 7.2.2 (as the C scanner hands it out): inflated
+        within max_size, UTF-8 checked when `is_text`."""
+        deflate = self._deflate
+        assert deflate is not None  # RSV1 is refused without deflate
+        payload = deflate.inflate_message(data, self.max_size)
+        if not is_text:
+            return BytesMessage(payload)
+        try:  # (decode_text written out: once per message)
+            return TextMessage(payload.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise ProtocolError(CloseCode.INVALID_DATA, "invalid UTF-8 in text message") from None
 
     def _inflate(self, chunk: bytes, end: bool) -> bytes:
         deflate = self._deflate
