@@ -217,7 +217,10 @@ class WireCheck:
                             and method in _KNOWN_METHODS
                             # (Behind an upgrade head both parsers leave
                             # every byte, a body too, to the other protocol.)
-                            and (self._state == _PASS or head_end + 4 == end)
+                            and (
+                                self._state == _PASS
+                                or (self._state == _HEAD and head_end + 4 == end)
+                            )
                         ):
                             head = self.heads[-1]
                             # (Host missing or repeated: each parser words

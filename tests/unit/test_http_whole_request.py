@@ -8,10 +8,12 @@ from __future__ import annotations
 import pytest
 
 from asgiws.http.parser import (
+    BodyChunk,
     H11Parser,
     HttptoolsParser,
     ParseFailed,
     ParserEvent,
+    RequestEnded,
     RequestParser,
     RequestStarted,
 )
@@ -101,3 +103,12 @@ def test_upgrade_head_read_whole_stops_the_parser() -> None:
         assert isinstance(started, RequestStarted) and started.upgrade
         assert parser.trailing_data() == FRAME
         assert parser.feed(REQUESTS["get"]) == [], kind  # nothing after the upgrade
+
+
+@pytest.mark.parametrize("kind", ["h11", "httptools"])
+def test_a_body_that_comes_later_still_reaches_the_parser(kind: str) -> None:
+    parser = new_parser(kind)
+    head = b"POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\n"
+    (started,) = parser.feed(head)
+    assert isinstance(started, RequestStarted)
+    assert merged(parser.feed(b"abc")) == [BodyChunk(b"abc"), RequestEnded()]
