@@ -86,6 +86,80 @@ def _address(info: Any) -> tuple[str, int] | None:
     return None
 
 
+class FreshConnections:
+    """The connections of one server that have not started a request yet,
+    oldest first, under one loop timer: the keep-alive timeout closes one
+    that stays silent, as it does between requests.  Most connections start
+    their first request a loop turn after they are accepted (a WebSocket
+    handshake is then handed off for good); a timer armed and cancelled for
+    each costs ~6k instructions with uvloop, an entry here a few hundred.
+    Entries go in with the same timeout, in time order, so the oldest is the
+    next to expire and one timer suffices."""
+
+    __slots__ = ("_deadlines", "_timer", "key", "loop", "timeout")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float, key: int) -> None:
+        self.loop = loop
+        self.timeout = timeout
+        self.key = key
+        self._deadlines: dict[HttpProtocol, float] = {}
+        self._timer: asyncio.TimerHandle | None = None
+
+    def add(self, conn: HttpProtocol, now: float) -> None:
+        deadline = self._deadlines[conn] = now + self.timeout
+        if self._timer is None:
+            self._timer = self.loop.call_at(deadline, self._expired)
+
+    def discard(self, conn: HttpProtocol) -> None:
+        # (The timer stays: when it fires it finds the next deadline, or
+        # nothing and forgets this object; cancelling costs more.)
+        self._deadlines.pop(conn, None)
+
+    def _expired(self) -> None:
+        self._timer = None
+        deadlines = self._deadlines
+        now = self.loop.time()
+        while deadlines:
+            conn = next(iter(deadlines))
+            deadline = deadlines[conn]
+            if now < deadline:
+                self._timer = self.loop.call_at(deadline, self._expired)
+                return
+            del deadlines[conn]
+            conn.fresh_timed_out()
+        if _FRESH.get(self.key) is self:
+            del _FRESH[self.key]
+
+    def close(self) -> None:
+        """Its loop is closed: let go of everything (no reference cycle
+        through the timer is left for the cyclic garbage collector)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._deadlines.clear()
+
+
+_FRESH: dict[int, FreshConnections] = {}
+"""One `FreshConnections` per running server, by the id of its `ServerState`."""
+
+
+def fresh_connections(ctx: ConnectionContext, loop: asyncio.AbstractEventLoop) -> FreshConnections:
+    """The server's `FreshConnections`, made when it has none (its first
+    connection, or the first since the last one emptied and went)."""
+    key = id(ctx.server_state)
+    fresh = _FRESH.get(key)
+    timeout = ctx.config.timeout_keep_alive
+    if fresh is None or fresh.loop is not loop or fresh.timeout != timeout:
+        # (The loop and timeout checks: an id is reused once its server is
+        # gone.)  Those of servers whose loop was closed go now.
+        for other_key, other in list(_FRESH.items()):
+            if other.loop.is_closed():
+                other.close()
+                del _FRESH[other_key]
+        fresh = _FRESH[key] = FreshConnections(loop, timeout, key)
+    return fresh
+
+
 class HttpProtocol(asyncio.Protocol):
     def __init__(self, ctx: ConnectionContext, upgrade: UpgradeHandler) -> None:
         self.ctx = ctx
@@ -103,7 +177,8 @@ class HttpProtocol(asyncio.Protocol):
         self._close_after_response = False
         self._pending_error: ParseFailed | None = None
         self._pending_upgrade: tuple[RequestHead, bytearray] | None = None
-        self._keep_alive_timer: asyncio.TimerHandle | None = None
+        self._keep_alive_timer: asyncio.TimerHandle | None = None  # after a response
+        self._fresh: FreshConnections | None = None  # until the first request starts
         self._idle_since: float | None = None  # loop time the last response ended
         self._answered = False  # a response went out: idle now means between requests
         self._lost = False
@@ -130,7 +205,11 @@ class HttpProtocol(asyncio.Protocol):
             ),
         )
         self.server_state.connections.add(self)
-        self._start_idle_clock()
+        # The idle clock starts: the keep-alive timeout closes a connection
+        # that sends no request, under the server's one timer for those.
+        now = self._idle_since = self.loop.time()
+        fresh = self._fresh = fresh_connections(ctx, self.loop)
+        fresh.add(self, now)
         observer = self.server_state.observer
         if observer is not None:
             observer.http_connection_opened(HttpConnectionOpened(client))
@@ -212,7 +291,10 @@ class HttpProtocol(asyncio.Protocol):
 
     # --- parser events ---------------------------------------------------------
     def _on_request(self, event: RequestStarted) -> None:
-        self._stop_idle_clock()
+        self._idle_since = None  # busy: the idle clock stops
+        if self._fresh is not None:
+            self._fresh.discard(self)
+            self._fresh = None
         if event.upgrade:
             self._reading_requests = False
             self._pending_upgrade = (event.head, bytearray(self.parser.trailing_data()))
@@ -352,9 +434,11 @@ class HttpProtocol(asyncio.Protocol):
                 observer.http_connection_closed(HttpConnectionClosed(self.ctx.info.client, True))
 
     # --- keep-alive ---------------------------------------------------------------
-    # One timer per connection, not one per request: a request only marks the
-    # connection busy, and the end of a response only notes the time.  The
-    # timer, when it fires, closes an idle connection or sleeps for the rest.
+    # One timer per connection, not one per request, armed when the first
+    # response ends (before that, the server's FreshConnections watches the
+    # connection): a request only marks the connection busy, and the end of
+    # a response only notes the time.  The timer, when it fires, closes an
+    # idle connection or sleeps for the rest.
     def _start_idle_clock(self) -> None:
         self._idle_since = self.loop.time()
         if self._keep_alive_timer is None:
@@ -362,11 +446,11 @@ class HttpProtocol(asyncio.Protocol):
                 self._idle_since + self.config.timeout_keep_alive, self._keep_alive_expired
             )
 
-    def _stop_idle_clock(self) -> None:
-        self._idle_since = None
-
     def _cancel_keep_alive_timer(self) -> None:
         self._idle_since = None
+        if self._fresh is not None:
+            self._fresh.discard(self)
+            self._fresh = None
         if self._keep_alive_timer is not None:
             self._keep_alive_timer.cancel()
             self._keep_alive_timer = None
@@ -379,4 +463,11 @@ class HttpProtocol(asyncio.Protocol):
         if self.loop.time() < deadline:
             self._keep_alive_timer = self.loop.call_at(deadline, self._keep_alive_expired)
         elif not self._cycles and not self.transport.is_closing():
+            self.transport.close()
+
+    def fresh_timed_out(self) -> None:
+        """No request started within the keep-alive timeout of the
+        connection being accepted (`FreshConnections`)."""
+        self._fresh = None
+        if self._idle_since is not None and not self._cycles and not self.transport.is_closing():
             self.transport.close()
