@@ -28,7 +28,8 @@ the proxy-header rules.
 from __future__ import annotations
 
 import copy
-from functools import lru_cache
+from collections.abc import Callable
+from functools import lru_cache, partial
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -113,10 +114,12 @@ def _scope(kind: str, head: RequestHead, ctx: ConnectionContext) -> dict[str, An
     # client_and_secure() and request_path() written out: this runs per
     # request, and a Python call costs more than the test it would save.
     info = ctx.info
+    client = info.client
+    secure = info.is_tls
     if info.trusted_proxy:
-        client, secure = client_and_secure(head, ctx)
-    else:
-        client, secure = info.client, info.is_tls
+        trusted = ctx.server_state.trusted_proxies
+        if trusted is not None:
+            client, secure = forwarded_client(head.headers, trusted, client, secure)
     root_path = ctx.config.root_path
     if root_path:
         path = root_path + head.path
@@ -124,7 +127,7 @@ def _scope(kind: str, head: RequestHead, ctx: ConnectionContext) -> dict[str, An
     else:
         path = head.path
         raw_path = head.raw_path
-    return {
+    scope = {
         "type": kind,
         "asgi": ASGI_VERSIONS,
         "http_version": head.http_version,
@@ -138,12 +141,14 @@ def _scope(kind: str, head: RequestHead, ctx: ConnectionContext) -> dict[str, An
         "headers": head.headers,
         "state": ctx.server_state.lifespan_state.copy(),
     }
-
-
-def http_scope(head: RequestHead, ctx: ConnectionContext) -> Scope:
-    scope = _scope("http", head, ctx)
-    scope["method"] = head.method
+    if kind == "http":
+        scope["method"] = head.method
     return scope
+
+
+http_scope: Callable[[RequestHead, ConnectionContext], Scope] = partial(_scope, "http")
+"""The scope of one HTTP request (a partial, not a function that calls
+`_scope`: one Python call per request fewer)."""
 
 
 def websocket_scope(

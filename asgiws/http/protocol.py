@@ -251,11 +251,14 @@ class HttpProtocol(asyncio.Protocol):
             if type(event) is RequestStarted:
                 self._on_request(event)
             elif type(event) is RequestEnded:
-                # (The request's end, written out here: once per request.)
+                # (The request's end, and cycle.end_body(), written out
+                # here: once per request.)
                 cycle = self._parsing
                 if cycle is not None:
                     self._parsing = None
-                    cycle.end_body()
+                    cycle.more_body = False
+                    if cycle._wakeup is not None:
+                        cycle._wakeup.set()
                     if not cycle.keep_alive:
                         # Nothing after a "Connection: close" request is read as a request.
                         self._reading_requests = False
@@ -266,6 +269,12 @@ class HttpProtocol(asyncio.Protocol):
                 self._on_parse_failed(event)
             if not self._reading_requests:
                 break
+        # _update_reading(), written out for the common case: one request
+        # that is not reading a body, reading not paused.
+        if self._parsing is None and len(self._cycles) <= 1 and not self.flow.read_paused:
+            if self._pending_upgrade is not None and not self._lost:
+                self.flow.pause_reading()
+            return
         self._update_reading()
 
     # --- graceful shutdown (ManagedConnection) ---------------------------------
@@ -396,6 +405,8 @@ class HttpProtocol(asyncio.Protocol):
             self._idle_since = self.loop.time()
             if self._keep_alive_timer is None:
                 self._start_idle_clock()
+            if self._parsing is None and not self.flow.read_paused:
+                return  # (_update_reading would find nothing to do)
         self._update_reading()
 
     def _update_reading(self) -> None:
