@@ -266,6 +266,14 @@ def main() -> None:
     parser.add_argument("--root", type=Path, help="run the server from this tree (a worktree)")
     parser.add_argument("--out", type=Path, default=Path("/tmp/callgrind"), help="dump prefix")
     parser.add_argument(
+        "--server-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="one more argument for the server's command line (repeatable), e.g. "
+        "--server-arg=--ws-deflate-server-max-window-bits=15",
+    )
+    parser.add_argument(
         "--cache-sim",
         action="store_true",
         help="also simulate the caches: misses per unit in L1 and the last level (LL)",
@@ -277,7 +285,7 @@ def main() -> None:
         spec = dataclasses.replace(spec, root=args.root.resolve())
     port = free_port()
     # The benchmark command without its CPU pinning: valgrind runs one thread at a time.
-    command = spec.command(port, deflate=args.kind == "ws_deflate_echo")[3:]
+    command = [*spec.command(port, deflate=args.kind == "ws_deflate_echo")[3:], *args.server_arg]
     env = dict(os.environ, PYTHONPATH=str(spec.root), PYTHONHASHSEED="0", **dict(spec.env))
     dump_prefix = f"{args.out}.{args.server}.{args.kind}"
     valgrind = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={dump_prefix}.%p"]

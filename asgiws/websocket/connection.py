@@ -35,6 +35,7 @@ from asgiws.websocket.frames import (
     CLOSE,
     CONT,
     MAX_CONTROL_PAYLOAD,
+    PACK8,
     PACK16,
     PING,
     PONG,
@@ -645,7 +646,7 @@ class Engine:
             length = len(payload)
             b0 = 0xC0 | opcode if rsv1 else 0x80 | opcode
             if length < 126:
-                return [bytes((b0, length)) + payload]
+                return [PACK8(b0, length) + payload]
             if length <= SPLIT_THRESHOLD:
                 return [PACK16(b0, 126, length) + payload]
         return self._frame(opcode, payload, rsv1=rsv1)

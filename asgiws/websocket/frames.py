@@ -68,6 +68,7 @@ _RSV23 = 0x30
 RSV_BITS = 0x70
 """RSV1-3 of the first header byte (RSV1 0x40, RSV2 0x20, RSV3 0x10)."""
 _MASK = 0x80
+PACK8 = struct.Struct(">BB").pack  # (cheaper than bytes((b0, b1)), which builds a tuple)
 PACK16 = struct.Struct(">BBH").pack
 PACK64 = struct.Struct(">BBQ").pack
 _UNPACK16 = struct.Struct(">H").unpack_from
@@ -97,7 +98,7 @@ def encode_header(
     b0 = (_FIN if fin else 0) | (_RSV1 if rsv1 else 0) | rsv | opcode
     mbit = _MASK if mask is not None else 0
     if length < 126:
-        header = bytes((b0, mbit | length))
+        header = PACK8(b0, mbit | length)
     elif length < 65536:
         header = PACK16(b0, mbit | 126, length)
     else:
