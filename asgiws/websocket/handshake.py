@@ -6,6 +6,7 @@ import base64
 import binascii
 import hashlib
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -122,13 +123,18 @@ def validate_request(
         raise _bad("exactly one Host header is required")
     # 4.2.1.3: "An |Upgrade| header field containing the value "websocket",
     # treated as an ASCII case-insensitive value."
-    upgrade = _lower_elements(found.get("upgrade", ()))
-    if "websocket" not in upgrade:
+    # (Most requests send the one value alone: compared without the lists.)
+    upgrade = found.get("upgrade", ())
+    if not (len(upgrade) == 1 and upgrade[0].lower() == "websocket") and (
+        "websocket" not in _lower_elements(upgrade)
+    ):
         raise _bad("missing 'Upgrade: websocket' header")
     # 4.2.1.4: "A |Connection| header field that includes the token "Upgrade",
     # treated as an ASCII case-insensitive value."
-    connection = _lower_elements(found.get("connection", ()))
-    if "upgrade" not in connection:
+    connection = found.get("connection", ())
+    if not (len(connection) == 1 and connection[0].lower() == "upgrade") and (
+        "upgrade" not in _lower_elements(connection)
+    ):
         raise _bad("missing 'Connection: Upgrade' header")
     # 4.2.1.6: "A |Sec-WebSocket-Version| header field, with a value of 13."
     # 4.4: "If this version does not match a version understood by the server,
@@ -138,29 +144,32 @@ def validate_request(
     # server is capable of understanding."
     # One version, not a list: "13, 8" is another protocol version.
     versions = found.get("sec-websocket-version", [])
-    if [v.strip() for v in versions] != ["13"]:
+    if len(versions) != 1 or versions[0].strip() != "13":
         got = ", ".join(versions) or "none"
         raise HandshakeError(
             426, f"unsupported Sec-WebSocket-Version ({got}), need 13", [VERSION_HEADER]
         )
     # 4.2.1.5: "A |Sec-WebSocket-Key| header field with a base64-encoded value
     # that, when decoded, is 16 bytes in length."
-    key = _only(found, "Sec-WebSocket-Key", "sec-websocket-key")
-    if key is None:
+    keys = found.get("sec-websocket-key", ())
+    if len(keys) != 1:
+        _only(found, "Sec-WebSocket-Key", "sec-websocket-key")  # more than one: 400
         raise _bad("missing Sec-WebSocket-Key header")
-    key = key.strip()
-    try:
-        raw = base64.b64decode(key.encode("ascii"), validate=True)
-    except (binascii.Error, UnicodeEncodeError):
-        raw = b""
-    if len(raw) != 16:
+    key = keys[0].strip()
+    # Strict base64 of 16 bytes is exactly 22 characters of the alphabet and
+    # "==" (what base64.b64decode(validate=True) then a length of 16 accept).
+    if _KEY.fullmatch(key) is None:
         raise _bad("Sec-WebSocket-Key is not the base64 encoding of 16 bytes")
+    protocols = found.get("sec-websocket-protocol")
     return ClientHandshake(
         key=key,
-        subprotocols=_elements(found.get("sec-websocket-protocol", ())),
+        subprotocols=_elements(protocols) if protocols else [],
         extensions=list(found.get("sec-websocket-extensions", ())),
         origin=_only(found, "Origin", "origin"),
     )
+
+
+_KEY = re.compile(r"[A-Za-z0-9+/]{22}==")
 
 
 def check_origin(origin: str | None, allowed: Sequence[str | None]) -> None:
