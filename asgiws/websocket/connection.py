@@ -469,6 +469,8 @@ class Engine:
                     except ProtocolError as exc:
                         self._receive_error(Trigger.PROTOCOL_ERROR, exc, events)
                         continue
+                    if decoder.idle:
+                        break  # all taken (the common case): skip next_part()
             elif theirs is _DISCARDING:
                 gate = None  # data frames are checked as frames only, then dropped
             else:

@@ -326,6 +326,12 @@ class FrameDecoder:
         """Bytes received but not yet handed out."""
         return len(self._buf) - self._pos
 
+    @property
+    def idle(self) -> bool:
+        """Nothing received is left to hand out: `next_part()` would return
+        None (no byte buffered, no frame in progress or collected whole)."""
+        return self._pos == len(self._buf) and not self._remaining and self._whole is None
+
     def whole_messages(self, max_size: int | None) -> list[WholeMessage]:
         """Fast path: every message at the head of the buffer that is one
         complete frame (FIN, text or binary, at most `max_size` bytes on the
@@ -347,7 +353,11 @@ class FrameDecoder:
         if len(buf) - pos < 2:
             return []
         limit = -1 if max_size is None else max_size
-        messages, self._pos = scan(buf, pos, self._expect_masked, limit, self._compression)
+        messages, pos = scan(buf, pos, self._expect_masked, limit, self._compression)
+        if pos == len(buf):  # all taken: hold no bytes (what _compact does)
+            buf.clear()
+            pos = 0
+        self._pos = pos
         return messages
 
     def _take(self, n: int) -> bytes:

@@ -265,6 +265,33 @@ def test_scanner_takes_plain_frames_and_stops_at_anything_else(speedups: ModuleT
     ) == ([], 0)
 
 
+def test_decoder_holds_no_bytes_once_the_scanner_took_them_all(speedups: ModuleType) -> None:
+    # An idle connection keeps no received bytes, and the engine skips the
+    # general parser only when nothing is left for it.
+    decoder = frames_module.FrameDecoder(expect_masked=True, scan=speedups.scan_frames)
+    whole = encode_stream([(TEXT, True, b"one"), (BINARY, True, b"two")], masked=True)
+    decoder.feed(whole)
+    assert decoder.whole_messages(None) == ["one", b"two"]
+    assert decoder.idle
+    assert len(decoder._buf) == 0  # (the bytes themselves, not just the count)
+    partial = encode_stream([(TEXT, True, b"three")], masked=True)
+    decoder.feed(whole + partial[:-1])
+    assert decoder.whole_messages(None) == ["one", b"two"]
+    assert not decoder.idle
+    assert decoder.buffered == len(partial) - 1
+    decoder.feed(partial[-1:])
+    assert decoder.whole_messages(None) == ["three"]
+    assert decoder.idle
+    # A frame whose payload is handed out piece by piece is not over
+    # when the bytes received so far are.
+    big = b"".join(encode_frame(BINARY, b"x" * 200, mask=MASK))
+    decoder.feed(big[:50])
+    part = decoder.next_part()
+    assert part is not None and not part.last
+    assert decoder.buffered == 0
+    assert not decoder.idle
+
+
 def test_invalid_utf8_behind_good_messages_fails_with_1007(speedups: ModuleType) -> None:
     stream = encode_stream([(TEXT, True, b"good"), (TEXT, True, b"bad \xc0\xaf")], masked=True)
     with pytest.MonkeyPatch.context() as mp:
