@@ -125,7 +125,8 @@ class TrustedProxies:
         if self.always:
             return True
         if peer is not None:
-            return self.trusts_host(peer[0])
+            host = peer[0]  # (trusts_host, written out: once per connection)
+            return bool(host) and self.cache(host)
         if unix_path is None:
             return False
         return UNIX_PEER in self.literals or (bool(unix_path) and unix_path in self.literals)

@@ -20,7 +20,7 @@ import logging
 from collections import deque
 from collections.abc import Callable, Coroutine
 from http import HTTPStatus
-from typing import Any, cast
+from typing import Any
 
 from asgiws.asgi.scope import http_scope
 from asgiws.http.cycle import RequestCycle, ResponseState, service_unavailable
@@ -169,8 +169,10 @@ class HttpProtocol(asyncio.Protocol):
         self.app = ctx.server_state.app
         self.loop = asyncio.get_running_loop()
         self.parser = make_parser(ctx.config)
-        self.transport: asyncio.Transport = cast(asyncio.Transport, None)
-        self.flow: FlowControl = cast(FlowControl, None)
+        # Set by connection_made.  (No typing.cast: it is a Python call,
+        # three per connection.)
+        self.transport: asyncio.Transport = None  # type: ignore[assignment]
+        self.flow: FlowControl = None  # type: ignore[assignment]
         self._cycles: deque[RequestCycle] = deque()  # [0] is the one running
         self._parsing: RequestCycle | None = None  # receiving its body
         self._reading_requests = True
@@ -186,18 +188,35 @@ class HttpProtocol(asyncio.Protocol):
 
     # --- asyncio.Protocol ------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)
+        self.transport = transport  # type: ignore[assignment]  # a stream transport
         self.flow = FlowControl(self.transport)
         ctx = self.ctx
-        client = _address(transport.get_extra_info("peername"))
+        peername = transport.get_extra_info("peername")
         sockname = transport.get_extra_info("sockname")
+        # (_address's first case written out: IPv4, the transport's own tuples.)
+        client = (
+            peername
+            if type(peername) is tuple
+            and len(peername) == 2
+            and type(peername[0]) is str
+            and type(peername[1]) is int
+            else _address(peername)
+        )
+        server = (
+            sockname
+            if type(sockname) is tuple
+            and len(sockname) == 2
+            and type(sockname[0]) is str
+            and type(sockname[1]) is int
+            else _address(sockname)
+        )
         trusted = ctx.server_state.trusted_proxies
         self.ctx = ConnectionContext(
             ctx.config,
             ctx.server_state,
             ConnectionInfo(
                 client=client,
-                server=_address(sockname),
+                server=server,
                 is_tls=ctx.info.is_tls or transport.get_extra_info("sslcontext") is not None,
                 # Decided once per connection: the peer does not change.
                 trusted_proxy=trusted is not None

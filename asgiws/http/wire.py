@@ -361,9 +361,18 @@ class WireCheck:
                 fields[index] = (name, value)
                 codings += lower_tokens(value)
             elif name == b"connection":
-                head.connection += lower_tokens(value)
+                text = value.decode("latin-1").lower()
+                # (lower_tokens written out for the single token most send.)
+                if "," in text:
+                    head.connection += split_list(text)
+                elif text:
+                    head.connection.append(text)
             elif name == b"upgrade":
-                head.upgrade += lower_tokens(value)
+                text = value.decode("latin-1").lower()
+                if "," in text:
+                    head.upgrade += split_list(text)
+                elif text:
+                    head.upgrade.append(text)
             elif name == b"expect" and value.lower() == b"100-continue":
                 head.expect_continue = version == "1.1"
         head.size = size
