@@ -73,11 +73,6 @@ _SHARED_FIELD_BYTES = {
 }  # fmt: skip
 
 
-def _share_field_bytes(headers: list[tuple[bytes, bytes]]) -> None:
-    shared = _SHARED_FIELD_BYTES
-    headers[:] = [(shared.get(name, name), shared.get(value, value)) for name, value in headers]
-
-
 def upgrade(
     transport: asyncio.Transport, head: RequestHead, trailing: bytes, ctx: ConnectionContext
 ) -> None:
@@ -125,7 +120,9 @@ def upgrade(
         reported_client=None if observer is None else client_and_secure(head, ctx)[0],
     )
     conn.path = head.path
-    _share_field_bytes(head.headers)
+    # The request's header names and values as the shared bytes where there are some.
+    shared = _SHARED_FIELD_BYTES
+    head.headers[:] = [(shared.get(n, n), shared.get(v, v)) for n, v in head.headers]
     conn.request_headers = Headers.over(head.headers)  # the scope's list, shared
     transport.set_protocol(conn)
     conn.connection_made(transport)
@@ -283,7 +280,8 @@ class WebSocketSession:
                 # The app is done with the socket: the normal closure.
                 conn.start_close(1000, "")
         finally:
-            self._cancel_handshake_timer()
+            if self._handshake_timer is not None or self._answered is not None:
+                self._cancel_handshake_timer()
 
     def _finish_after_error(self) -> None:
         phase = self._phase

@@ -135,8 +135,15 @@ def start_request(checked: CheckedHead, max_head: int) -> RequestStarted | Parse
     # (A transfer coding other than chunked is the wire check's 501.)
     target = checked.target
     headers = checked.headers
-    raw_path, path, query = split_target(target)
-    if target[:1] != b"/":
+    if target[:1] == b"/":
+        # split_target() for the origin form, written out: once per request.
+        raw_path, _, query = target.partition(b"?")
+        if raw_path.partition(b"%")[1]:
+            path = unquote_to_bytes(raw_path).decode("utf-8", "replace")
+        else:
+            path = raw_path.decode("utf-8", "replace")
+    else:
+        raw_path, path, query = split_target(target)
         authority = absolute_form_authority(target)
         if authority is not None:
             # RFC 9112 3.2.2: with an absolute-form target the server "MUST
@@ -179,7 +186,7 @@ class WireChecked:
         self._max_head = max_head
         self._refused = False
         self._stopped = False  # after an upgrade or a refused head: nothing more
-        self._upgrade_trailing: bytes | None = None  # see _whole_request
+        self._upgrade_trailing: bytes | None = None  # see feed()
 
     def _parse(self, data: bytes) -> list[ParserEvent]:
         raise NotImplementedError
@@ -189,10 +196,25 @@ class WireChecked:
             return []
         wire = self._wire
         good, error = wire.check(data)
-        whole = wire.whole
-        if whole is not None:
+        head = wire.whole
+        if head is not None:
+            # `good` is the one request `head` (no body), or the head of a
+            # WebSocket upgrade and the frames behind it: the wire check
+            # read it all, the parser behind would only say so again
+            # (`WireCheck.whole`), so it never sees these bytes and stays
+            # at its message boundary.  (Written out here: per request.)
             wire.whole = None
-            return self._whole_request(whole, good)
+            if self._stopped:
+                return []
+            started = start_request(head, self._max_head)
+            if type(started) is not RequestStarted:
+                self._stopped = True
+                return [started]
+            if started.upgrade:
+                self._stopped = True
+                self._upgrade_trailing = good[good.find(b"\r\n\r\n") + 4 :]
+                return [started]
+            return [started, _REQUEST_ENDED]
         events = self._parse(good) if good else []
         if error is None:
             return events
@@ -203,23 +225,6 @@ class WireChecked:
         ):
             events.append(ParseFailed(error.status, error.reason))
         return events
-
-    def _whole_request(self, head: CheckedHead, data: bytes) -> list[ParserEvent]:
-        """`data` is the one request `head` (no body), or the head of a
-        WebSocket upgrade and the frames behind it: the wire check read it
-        all, the parser behind would only say so again (`WireCheck.whole`),
-        so it never sees these bytes and stays at its message boundary."""
-        if self._stopped:
-            return []
-        started = start_request(head, self._max_head)
-        if type(started) is not RequestStarted:
-            self._stopped = True
-            return [started]
-        if started.upgrade:
-            self._stopped = True
-            self._upgrade_trailing = data[data.find(b"\r\n\r\n") + 4 :]
-            return [started]
-        return [started, _REQUEST_ENDED]
 
 
 # --- h11 ---------------------------------------------------------------------------

@@ -143,8 +143,11 @@ _FRESH: dict[int, FreshConnections] = {}
 """One `FreshConnections` per running server, by the id of its `ServerState`."""
 
 
-def fresh_connections(ctx: ConnectionContext, loop: asyncio.AbstractEventLoop) -> FreshConnections:
-    """The server's `FreshConnections`, made when it has none (its first
+def watch_fresh(
+    conn: HttpProtocol, now: float, ctx: ConnectionContext, loop: asyncio.AbstractEventLoop
+) -> FreshConnections:
+    """Add `conn`, accepted at loop time `now`, to its server's
+    `FreshConnections` (made when the server has none: its first
     connection, or the first since the last one emptied and went)."""
     key = id(ctx.server_state)
     fresh = _FRESH.get(key)
@@ -157,6 +160,7 @@ def fresh_connections(ctx: ConnectionContext, loop: asyncio.AbstractEventLoop) -
                 other.close()
                 del _FRESH[other_key]
         fresh = _FRESH[key] = FreshConnections(loop, timeout, key)
+    fresh.add(conn, now)
     return fresh
 
 
@@ -227,8 +231,7 @@ class HttpProtocol(asyncio.Protocol):
         # The idle clock starts: the keep-alive timeout closes a connection
         # that sends no request, under the server's one timer for those.
         now = self._idle_since = self.loop.time()
-        fresh = self._fresh = fresh_connections(ctx, self.loop)
-        fresh.add(self, now)
+        self._fresh = watch_fresh(self, now, ctx, self.loop)
         observer = self.server_state.observer
         if observer is not None:
             observer.http_connection_opened(HttpConnectionOpened(client))
@@ -349,7 +352,16 @@ class HttpProtocol(asyncio.Protocol):
         self._parsing = cycle
         self._cycles.append(cycle)
         if len(self._cycles) == 1:
-            start_app_task(self.loop, cycle.run_asgi(), self.ctx, "asgiws-http")
+            # start_app_task(), written out: once per request.
+            loop = self.loop
+            if loop.get_task_factory() is None:
+                task: asyncio.Task[None] = asyncio.Task(
+                    cycle.run_asgi(), loop=loop, name="asgiws-http"
+                )
+            else:
+                task = loop.create_task(cycle.run_asgi())
+            state.tasks.add(task)
+            task.add_done_callback(state.task_done)
 
     def _on_parse_failed(self, event: ParseFailed) -> None:
         self._reading_requests = False
@@ -448,7 +460,8 @@ class HttpProtocol(asyncio.Protocol):
         self._pending_upgrade = None
         self._handed_off = True
         self.parser.close()
-        self._cancel_keep_alive_timer()
+        if self._fresh is not None or self._keep_alive_timer is not None:
+            self._cancel_keep_alive_timer()
         self.flow.resume_reading()
         try:
             self.upgrade(self.transport, head, bytes(trailing), self.ctx)

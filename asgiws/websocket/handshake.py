@@ -161,11 +161,13 @@ def validate_request(
     if _KEY.fullmatch(key) is None:
         raise _bad("Sec-WebSocket-Key is not the base64 encoding of 16 bytes")
     protocols = found.get("sec-websocket-protocol")
+    origins = found.get("origin")
     return ClientHandshake(
         key=key,
         subprotocols=_elements(protocols) if protocols else [],
         extensions=list(found.get("sec-websocket-extensions", ())),
-        origin=_only(found, "Origin", "origin"),
+        # (None without one; _only() refuses more than one.)
+        origin=origins[0] if origins and len(origins) == 1 else _only(found, "Origin", "origin"),
     )
 
 
@@ -187,10 +189,12 @@ def accept_headers(
     extra_headers: RawHeaders | None = None,
 ) -> RawHeaders:
     """Headers of the 101 Switching Protocols response (4.2.2 step 5)."""
+    # (accept_key, written out: once per handshake.)
+    digest = hashlib.sha1(key.encode("ascii") + GUID).digest()
     headers: RawHeaders = [
         (b"upgrade", b"websocket"),
         (b"connection", b"Upgrade"),
-        (b"sec-websocket-accept", accept_key(key).encode("ascii")),
+        (b"sec-websocket-accept", binascii.b2a_base64(digest, newline=False)),
     ]
     if subprotocol is not None:
         headers.append((b"sec-websocket-protocol", subprotocol.encode("latin-1")))
