@@ -43,6 +43,7 @@ __all__ = [
     "NO_OPTIONS",
     "SPEC_VERSION",
     "SharedDict",
+    "build_scope",
     "client_and_secure",
     "http_scope",
     "request_path",
@@ -110,7 +111,15 @@ def _raw_root_path(root_path: str) -> bytes:
 _SCHEMES = {"http": ("http", "https"), "websocket": ("ws", "wss")}
 
 
-def _scope(kind: str, head: RequestHead, ctx: ConnectionContext) -> dict[str, Any]:
+def build_scope(
+    kind: str,
+    head: RequestHead,
+    ctx: ConnectionContext,
+    subprotocols: list[str] | None = None,
+    extensions: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The scope of `kind` ("http" or "websocket", with the WebSocket's
+    `subprotocols` and `extensions`)."""
     # client_and_secure() and request_path() written out: this runs per
     # request, and a Python call costs more than the test it would save.
     info = ctx.info
@@ -127,7 +136,7 @@ def _scope(kind: str, head: RequestHead, ctx: ConnectionContext) -> dict[str, An
     else:
         path = head.path
         raw_path = head.raw_path
-    scope = {
+    scope: dict[str, Any] = {
         "type": kind,
         "asgi": ASGI_VERSIONS,
         "http_version": head.http_version,
@@ -143,12 +152,15 @@ def _scope(kind: str, head: RequestHead, ctx: ConnectionContext) -> dict[str, An
     }
     if kind == "http":
         scope["method"] = head.method
+    else:
+        scope["subprotocols"] = subprotocols
+        scope["extensions"] = extensions
     return scope
 
 
-http_scope: Callable[[RequestHead, ConnectionContext], Scope] = partial(_scope, "http")
+http_scope: Callable[[RequestHead, ConnectionContext], Scope] = partial(build_scope, "http")
 """The scope of one HTTP request (a partial, not a function that calls
-`_scope`: one Python call per request fewer)."""
+`build_scope`: one Python call per request fewer)."""
 
 
 def websocket_scope(
@@ -157,7 +169,4 @@ def websocket_scope(
     subprotocols: list[str],
     extensions: dict[str, Any],
 ) -> Scope:
-    scope = _scope("websocket", head, ctx)
-    scope["subprotocols"] = subprotocols
-    scope["extensions"] = extensions
-    return scope
+    return build_scope("websocket", head, ctx, subprotocols, extensions)

@@ -225,9 +225,17 @@ def switching_protocols_head(
     gives for status 101 without app headers, without planning it (a 101
     has no body and keeps the connection), as the opening handshake of
     every WebSocket needs it."""
-    _names, defaults = _encoded_defaults(default_headers)
-    own = b"".join([b"%s: %s\r\n" % (name, value) for name, value in own_headers])
-    return _SWITCHING_PROTOCOLS + defaults + own + b"\r\n"
+    global _last_101
+    seen, start = _last_101
+    if seen is not default_headers:  # (the server's list changes once a second)
+        start = _SWITCHING_PROTOCOLS + _encoded_defaults(default_headers)[1]
+        _last_101 = (default_headers, start)
+    # (map over bytes.__mod__: no Python frame per header, nor for a comprehension)
+    return start + b"".join(map(_FIELD_LINE.__mod__, own_headers)) + b"\r\n"
+
+
+_FIELD_LINE = b"%s: %s\r\n"
+_last_101: tuple[Headers | None, bytes] = (None, b"")
 
 
 _SWITCHING_PROTOCOLS = status_line(101)

@@ -294,18 +294,17 @@ class HttptoolsParser(WireChecked):
     per-field or URL callbacks (each is a Python call from C).
     """
 
-    def __init__(self, max_head: int) -> None:
-        super().__init__(max_head)
-        self._httptools: Any = _httptools()
-        # Made on first use: a connection whose requests are all whole
-        # heads (WireCheck.whole), a WebSocket handshake's for one, never
-        # needs llhttp.
-        self._parser: Any = None
-        self._events: list[ParserEvent] = []
-        self._head: CheckedHead | None = None  # of the request being read
-        self._upgrading = False
-        self._resuming_body = False
-        self._trailing = b""
+    # Class-level defaults, no __init__ of its own (one Python call per
+    # connection fewer): set on the instance when they change.
+    # llhttp's parser is made on first use: a connection whose requests are
+    # all whole heads (WireCheck.whole), a WebSocket handshake's for one,
+    # never needs it.
+    _parser: Any = None
+    _events: list[ParserEvent] = []  # (replaced, never changed in place, before a feed)
+    _head: CheckedHead | None = None  # of the request being read
+    _upgrading = False
+    _resuming_body = False
+    _trailing = b""
 
     # llhttp callbacks ------------------------------------------------------------
     def on_headers_complete(self) -> None:
@@ -336,10 +335,10 @@ class HttptoolsParser(WireChecked):
         self._events = events
         parser = self._parser
         if parser is None:
-            parser = self._parser = self._httptools.HttpRequestParser(self)
+            parser = self._parser = _httptools().HttpRequestParser(self)
         try:
             parser.feed_data(data)
-        except self._httptools.HttpParserUpgrade as exc:
+        except _httptools().HttpParserUpgrade as exc:
             offset = int(exc.args[0])
             if self._upgrading:
                 self._stopped = True
@@ -349,7 +348,7 @@ class HttptoolsParser(WireChecked):
                 # served as plain HTTP; llhttp stops there, so a new parser
                 # carries on with the bytes behind it.
                 rest = data[offset:]
-                self._parser = self._httptools.HttpRequestParser(self)
+                self._parser = _httptools().HttpRequestParser(self)
                 body_head = None if self._head is None else _body_only_head(self._head.headers)
                 if body_head is not None:
                     # llhttp skipped the body of the upgrade request; a
@@ -362,7 +361,7 @@ class HttptoolsParser(WireChecked):
                 events.extend(self._parse(rest))
                 self._events = events
             return events
-        except self._httptools.HttpParserError as exc:
+        except _httptools().HttpParserError as exc:
             if not self._stopped:
                 self._stopped = True
                 message = str(exc)
@@ -421,6 +420,9 @@ def httptools_available() -> bool:
 def make_parser(config: Config) -> RequestParser:
     """The parser `config.http` asks for ("auto": httptools when importable)."""
     max_head = config.h11_max_incomplete_event_size
-    if config.http == "httptools" or (config.http == "auto" and httptools_available()):
+    if config.http == "httptools":
+        _httptools()  # (ImportError here, with the connection, when it is missing)
+        return HttptoolsParser(max_head)
+    if config.http == "auto" and httptools_available():
         return HttptoolsParser(max_head)
     return H11Parser(max_head)

@@ -462,7 +462,8 @@ class HttpProtocol(asyncio.Protocol):
         self.parser.close()
         if self._fresh is not None or self._keep_alive_timer is not None:
             self._cancel_keep_alive_timer()
-        self.flow.resume_reading()
+        if self.flow.read_paused:
+            self.flow.resume_reading()
         try:
             self.upgrade(self.transport, head, bytes(trailing), self.ctx)
         except Exception:
