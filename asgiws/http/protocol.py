@@ -182,7 +182,7 @@ class HttpProtocol(asyncio.Protocol):
         self._reading_requests = True
         self._close_after_response = False
         self._pending_error: ParseFailed | None = None
-        self._pending_upgrade: tuple[RequestHead, bytearray] | None = None
+        self._pending_upgrade: tuple[RequestHead, bytes] | None = None
         self._keep_alive_timer: asyncio.TimerHandle | None = None  # after a response
         self._fresh: FreshConnections | None = None  # until the first request starts
         self._idle_since: float | None = None  # loop time the last response ended
@@ -265,7 +265,8 @@ class HttpProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if not self._reading_requests:
             if self._pending_upgrade is not None:
-                self._pending_upgrade[1] += data
+                head, trailing = self._pending_upgrade
+                self._pending_upgrade = (head, trailing + data)
             return
         for event in self.parser.feed(data):
             # Most likely first: a GET is RequestStarted, RequestEnded.
@@ -328,7 +329,7 @@ class HttpProtocol(asyncio.Protocol):
             self._fresh = None
         if event.upgrade:
             self._reading_requests = False
-            self._pending_upgrade = (event.head, bytearray(self.parser.trailing_data()))
+            self._pending_upgrade = (event.head, self.parser.trailing_data())
             if not self._cycles:
                 self._hand_off()
             return
@@ -465,7 +466,7 @@ class HttpProtocol(asyncio.Protocol):
         if self.flow.read_paused:
             self.flow.resume_reading()
         try:
-            self.upgrade(self.transport, head, bytes(trailing), self.ctx)
+            self.upgrade(self.transport, head, trailing, self.ctx)
         except Exception:
             logger.exception("WebSocket upgrade failed")
             self.transport.close()

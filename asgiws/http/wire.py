@@ -349,16 +349,15 @@ class WireCheck:
         lengths: list[bytes] = []
         codings: list[str] = []
         size = len(method) + len(target) + 14
+        hosts = 0
         head = CheckedHead(method, target, version, fields, size)
-        for index, (name, value) in enumerate(fields):
+        for name, value in fields:
             size += len(name) + len(value) + 4
             if name == b"host":
-                head.hosts += 1
+                hosts += 1
             elif name == b"content-length":
                 lengths.append(value)
             elif name == b"transfer-encoding":
-                value = value.lower()
-                fields[index] = (name, value)
                 codings += lower_tokens(value)
             elif name == b"connection":
                 text = value.decode("latin-1").lower()
@@ -376,7 +375,13 @@ class WireCheck:
             elif name == b"expect" and value.lower() == b"100-continue":
                 head.expect_continue = version == "1.1"
         head.size = size
+        head.hosts = hosts
         if codings:
+            # Transfer-Encoding values lower-cased, as h11 gives them.
+            fields[:] = [
+                (name, value.lower() if name == b"transfer-encoding" else value)
+                for name, value in fields
+            ]
             # 6.1: "A server MAY reject a request that contains both
             # Content-Length and Transfer-Encoding ...", and "A server ... that
             # receives an HTTP/1.0 message containing a Transfer-Encoding header
