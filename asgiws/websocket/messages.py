@@ -7,7 +7,7 @@ frame decoder (`frames.py`) shows it every data frame's header before
 buffering any payload (`start_frame`); the engine then hands it the payload
 as the decoder cuts it (`add`).  Whole single-frame messages that the C
 scanner cut out in one call skip both steps; compressed ones still come here
-to be inflated (`message`).
+to be inflated (`inflated_message`).
 """
 
 from __future__ import annotations
