@@ -51,6 +51,7 @@ class ResponseState(enum.Enum):
 # lookup on the enum class, in the per-request path.
 _START = ResponseState.START
 _BODY = ResponseState.BODY
+_DONE = ResponseState.DONE
 _LENGTH = Framing.LENGTH
 
 
@@ -220,11 +221,17 @@ class RequestCycle:
                 and len(body) <= SMALL_WRITE
             ):
                 # The whole response in one small write (most answers): what
-                # _send_body writes, without its coroutine or the parts list.
+                # _send_body writes, without its coroutine or the parts list;
+                # then _done(), written out.
                 self.written = True
                 head.remaining = 0
                 self.transport.write(head.data + body)
-                self._done()
+                self.state = _DONE
+                if self._wakeup is not None:  # a receive() waiting for disconnect returns now
+                    self._wakeup.set()
+                if self._observer is not None:
+                    self._report()
+                self._on_complete(self)
             else:
                 await self._send_body(body, more_body)
         elif state is _START:
