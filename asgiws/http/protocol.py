@@ -165,13 +165,20 @@ def watch_fresh(
 
 
 class HttpProtocol(asyncio.Protocol):
-    def __init__(self, ctx: ConnectionContext, upgrade: UpgradeHandler) -> None:
+    def __init__(
+        self,
+        ctx: ConnectionContext,
+        upgrade: UpgradeHandler,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        """`loop`: the running loop, when the protocol factory has it at hand
+        (asyncio.get_running_loop() is a getpid() system call on 3.11)."""
         self.ctx = ctx
         self.upgrade = upgrade
         self.config = ctx.config
         self.server_state = ctx.server_state
         self.app = ctx.server_state.app
-        self.loop = asyncio.get_running_loop()
+        self.loop = asyncio.get_running_loop() if loop is None else loop
         self.parser = make_parser(ctx.config)
         # Set by connection_made.  (No typing.cast: it is a Python call,
         # three per connection.)
