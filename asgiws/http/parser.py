@@ -236,9 +236,10 @@ class H11Parser(WireChecked):
     That keeps one code path for responses and lets requests pipeline.
     """
 
-    def __init__(self, max_head: int) -> None:
-        super().__init__(max_head)
-        self._conn = self._new_connection()
+    # Made on first use, no __init__ of its own: a connection whose requests
+    # are all whole heads (WireCheck.whole), a WebSocket handshake's for
+    # one, never needs h11.
+    _conn: h11.Connection | None = None
 
     def _new_connection(self) -> h11.Connection:
         return h11.Connection(h11.SERVER, max_incomplete_event_size=self._max_head)
@@ -246,11 +247,14 @@ class H11Parser(WireChecked):
     def _parse(self, data: bytes) -> list[ParserEvent]:
         if self._stopped:
             return []
-        self._conn.receive_data(data)
+        conn = self._conn
+        if conn is None:
+            conn = self._conn = self._new_connection()
+        conn.receive_data(data)
         events: list[ParserEvent] = []
         while True:
             try:
-                event = self._conn.next_event()
+                event = conn.next_event()
             except h11.RemoteProtocolError as exc:
                 self._stopped = True
                 events.append(ParseFailed(exc.error_status_hint, str(exc)))
@@ -265,17 +269,17 @@ class H11Parser(WireChecked):
                     return events
             elif isinstance(event, h11.EndOfMessage):
                 events.append(_REQUEST_ENDED)
-                trailing, _closed = self._conn.trailing_data
-                self._conn = self._new_connection()
+                trailing, _closed = conn.trailing_data
+                conn = self._conn = self._new_connection()
                 if trailing:
-                    self._conn.receive_data(trailing)
+                    conn.receive_data(trailing)
             else:  # NEED_DATA, PAUSED (cannot happen after a fresh start), closed
                 return events
 
     def trailing_data(self) -> bytes:
         if self._upgrade_trailing is not None:
             return self._upgrade_trailing
-        return bytes(self._conn.trailing_data[0])
+        return b"" if self._conn is None else bytes(self._conn.trailing_data[0])
 
     def close(self) -> None:
         self._stopped = True
