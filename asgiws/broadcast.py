@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from asgiws.connection import WebSocketConnection
+from asgiws.connection import WebSocketConnection, write_prepared_to_each
 from asgiws.hub.shared_frames import SharedFrames
 from asgiws.observer import BroadcastSkipReason
 
@@ -33,12 +33,10 @@ def broadcast(
     else:
         raise TypeError(f"cannot broadcast {type(message).__name__}: expected str or bytes")
     frames = SharedFrames(data)
-    frame, compressed = frames.plain, frames.compressed
-    sent = 0
-    for conn in connections:
-        why = conn.write_prepared(data, frame, None, compressed)
-        if why is None:
-            sent += 1
-        elif why is not BroadcastSkipReason.NOT_OPEN:
+    sent, skipped = write_prepared_to_each(
+        connections, [data], frames.plain, None, frames.compressed
+    )
+    for conn, why in skipped or ():
+        if why is not BroadcastSkipReason.NOT_OPEN:
             logger.warning("skipped broadcast to connection %s: %s", conn.id, why.value)
     return sent

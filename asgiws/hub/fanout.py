@@ -1,22 +1,22 @@
 """One channel's fast-path members, and the messages on their way to them.
 
-A message goes out in a *pass* over the members: each gets the frame encoded
-once (`SharedFrames`) through `WebSocketConnection.write_prepared`, with no
-await.  A pass writes at most `CHUNK` members per event-loop iteration:
+A message goes out in a *pass* over the members: the frame is encoded once
+(`SharedFrames`) and written to each member by
+`asgiws.connection.write_prepared_to_each`, with no await.  A pass writes at
+most `CHUNK` members per event-loop iteration, so a fan-out to 10,000
+members does not hold the loop for all of them at once (other connections
+are served between chunks).
 
-- a fan-out to 10,000 members does not hold the loop for all of them at
-  once (other connections are served between chunks), and a chunk's bytes
-  reach the kernel at the end of its own iteration, while that chunk's
-  transports are still warm in the cache;
-- what is published while a pass is under way waits for it to end, then
-  goes out in the next pass, all of it to one member in one loop iteration:
-  the event loop hands a transport everything written to it in an
-  iteration in one system call, so under load a member costs one `send`
-  per pass rather than one per message.  Per channel, every member gets the
-  messages in publish order.
-
-A channel of at most `CHUNK` members idle before the publish gets the whole
-pass before `publish()` returns, as with a plain loop.
+What is published while a pass is under way waits for it to end and goes
+out in the next pass, joined: each member gets all of those messages in one
+transport write (one system call) rather than one per message, which is
+what keeps a busy channel's cost per delivery falling as its rate rises.  A
+channel larger than one chunk starts its pass on the loop iteration after
+the publish, so what else is published in the same iteration (several
+messages read from one socket, say) joins it; a channel of at most `CHUNK`
+members idle before the publish gets the whole pass before `publish()`
+returns, as with a plain loop.  Per channel, every member gets the messages
+in publish order.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import contextlib
 from collections.abc import Callable
 from typing import Protocol
 
-from asgiws.connection import WebSocketConnection
+from asgiws.connection import WebSocketConnection, write_prepared_to_each
 from asgiws.hub.shared_frames import Compressors, SharedFrames
 from asgiws.hub.wire import Data
 from asgiws.observer import BroadcastSkipReason
@@ -87,6 +87,11 @@ class Fanout:
     def publish(self, message: Data) -> None:
         if self._members is not None or self._handle is not None:
             self._next.append(message)  # joins the next pass
+        elif len(self.connections) > CHUNK:
+            # A pass of several iterations anyway: it starts on the next one,
+            # so what else is published in this one joins it.
+            self._next.append(message)
+            self._handle = asyncio.get_running_loop().call_soon(self._next_pass)
         elif self.connections:
             self._start([message])
 
@@ -151,43 +156,32 @@ class Fanout:
         batch: list[tuple[Data, SharedFrames]],
     ) -> None:
         """Each message of `batch` to each of `members`, in order."""
-        connections = self.connections
-        bound = self._max_queued
-        delivered = dropped = 0
-        left: list[WebSocketConnection] | None = None
-        if len(batch) == 1:  # the common case, kept flat: one call per member
+        if len(batch) == 1:
             message, frames = batch[0]
-            frame, compressed = frames.plain, frames.compressed
-            for conn in members:
-                why = conn.write_prepared(message, frame, bound, compressed)
-                if why is None:
-                    delivered += 1
-                    continue
-                if why is not _NOT_OPEN:
-                    dropped += 1
-                    if self._close_slow is None:
-                        continue
-                    self._close_slow(conn)
-                (left := left or []).append(conn)
+            written, skipped = write_prepared_to_each(
+                members, [message], frames.plain, self._max_queued, frames.compressed
+            )
         else:  # several messages: one write (one system call) per member
             messages, joined, joined_compressed = _joined(batch)
-            count = len(batch)
-            for conn in members:
-                why = conn.write_prepared_many(messages, joined, bound, joined_compressed)
-                if why is None:
-                    delivered += count
+            written, skipped = write_prepared_to_each(
+                members, messages, joined, self._max_queued, joined_compressed
+            )
+        count = len(batch)
+        dropped = 0
+        left: list[WebSocketConnection] | None = None
+        for conn, why in skipped or ():
+            if why is not _NOT_OPEN:
+                dropped += count
+                if self._close_slow is None:
                     continue
-                if why is not _NOT_OPEN:
-                    dropped += count
-                    if self._close_slow is None:
-                        continue
-                    self._close_slow(conn)
-                (left := left or []).append(conn)
+                self._close_slow(conn)
+            (left := left or []).append(conn)
         if left:
+            connections = self.connections
             for conn in left:
                 connections.pop(conn, None)
         stats = self._stats
-        stats.delivered += delivered
+        stats.delivered += written * count
         stats.dropped += dropped
 
 

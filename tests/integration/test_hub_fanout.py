@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 import websockets
@@ -79,6 +79,9 @@ async def test_closing_the_hub_during_a_pass_stops_it(monkeypatch: pytest.Monkey
     await hub.start()
     async with members(hub, 4) as (joined, clients):
         await hub.publish("room", "news")
+        # A channel larger than a chunk starts its pass on the next loop
+        # iteration, writes the first chunk then and the second on the one after.
+        await asyncio.sleep(0)
         await hub.close()  # members stay open but get no more messages
         for conn, client in zip(joined, clients, strict=True):
             await conn.send("direct")
@@ -117,3 +120,35 @@ async def test_passes_keep_shared_compression_and_order(monkeypatch: pytest.Monk
     assert others[0].rsv1[1:] == [False] * len(MESSAGES)  # context takeover: not shared
     assert hub.stats.compressed == len(MESSAGES)  # one setting in use
     assert hub.stats.delivered == len(MESSAGES) * 5
+
+
+async def test_messages_published_together_reach_each_member_in_one_write(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A channel larger than a chunk starts its pass on the loop iteration
+    after the publish, so what the app publishes in the same iteration (here
+    three messages, no await between them that suspends) goes to each member
+    in one transport write: one system call per member, not three."""
+    monkeypatch.setattr(fanout, "CHUNK", 2)
+    async with asgiws.Hub() as hub, members(hub, 5) as (joined, clients):
+        writes = 0
+
+        def counting(write: Callable[[bytes], None]) -> Callable[[bytes], None]:
+            def counted(data: bytes) -> None:
+                nonlocal writes
+                writes += 1
+                write(data)
+
+            return counted
+
+        for conn in joined:
+            transport = conn.transport
+            assert transport is not None
+            # asyncio's socket transport: the instance attribute shadows the method
+            monkeypatch.setattr(transport, "write", counting(transport.write))
+        for text in ("a", "b", "c"):
+            await hub.publish("room", text)
+        for client in clients:
+            got = [await asyncio.wait_for(client.recv(), TIMEOUT) for _ in range(3)]
+            assert got == ["a", "b", "c"]
+        assert writes == len(joined)
