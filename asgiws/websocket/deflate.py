@@ -33,22 +33,27 @@ from typing import Any
 
 from asgiws.websocket.errors import CloseCode, HandshakeError, InvalidResponse, ProtocolError
 from asgiws.websocket.headers import ExtensionParams, format_extension, parse_extension_list
-from asgiws.websocket.zlib_backend import zlib
+from asgiws.websocket.zlib_backend import IS_ZLIB_NG, zlib
 
 EXTENSION_NAME = "permessage-deflate"
 TAIL = b"\x00\x00\xff\xff"
 """The 4 octets a compressed message ends with before 7.2.1 strips them."""
 
 # What a server compresses with unless configured otherwise (`Config` takes
-# its ws_deflate_* defaults from here): the websockets library's choice, a
-# 4 KiB window and memLevel 5, which keeps the compressor near 64 KiB per
-# connection instead of ~256 KiB at zlib's 15/8 for a few percent of ratio.
-# (zlib-ng's hash table is 128 KiB whatever memLevel: see zlib_backend.)
-# Level 6 stays on zlib-ng too: its level 1 is twice as fast but sends ~30%
-# more bytes of ordinary text than level 6.
+# its ws_deflate_* defaults from here).  On Python's zlib, the websockets
+# library's choice: a 4 KiB window and memLevel 5, which keeps the
+# compressor near 36 KiB per connection instead of ~256 KiB at zlib's 15/8
+# for a few percent of ratio.  On zlib-ng a 16 KiB window: its hash table is
+# a fixed 128 KiB whatever memLevel (see zlib_backend), swept each time the
+# window slides, i.e. after every window's worth of input, so a 4 KiB window
+# sweeps it every four 1 KiB messages (~6.5k instructions and ~550 cache
+# misses a message) to save 40 KiB of 204; 14 bits measured 13-17 % less
+# server CPU per echoed 1 KiB message than 12 (docs/PERFORMANCE.md).
+# Level 6 on both: zlib-ng's level 1 is twice as fast but sends ~30% more
+# bytes of ordinary text than level 6.
 DEFAULT_LEVEL = 6
 DEFAULT_MEM_LEVEL = 5
-DEFAULT_SERVER_MAX_WINDOW_BITS = 12
+DEFAULT_SERVER_MAX_WINDOW_BITS = 14 if IS_ZLIB_NG else 12
 # RFC 7692 7.1.2.1/7.1.2.2: a window parameter that is absent means the
 # full 15-bit window.
 RFC_MAX_WINDOW_BITS = 15

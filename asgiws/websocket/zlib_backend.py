@@ -68,3 +68,6 @@ else:
 
 NAME = backend_name(zlib)
 """What permessage-deflate compresses with in this process (for logs)."""
+
+IS_ZLIB_NG = hasattr(zlib, "ZLIBNG_VERSION")
+"""True when that is zlib-ng (the server's default window depends on it)."""

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from asgiws.websocket.deflate import DEFAULT_SERVER_MAX_WINDOW_BITS
 from tests.conftest import REPO_ROOT, StartServer
 from tests.integration.interop_messages import check_echo_report, message_mix
 
@@ -64,8 +65,8 @@ DEFLATE_SETTINGS: dict[str, Any] = {
 }
 EXPECTED_EXTENSIONS = {
     "plain": "",
-    # The server's own default window (--ws-deflate-server-max-window-bits 12).
-    "deflate": "permessage-deflate; server_max_window_bits=12",
+    # The server's own default window (--ws-deflate-server-max-window-bits).
+    "deflate": f"permessage-deflate; server_max_window_bits={DEFAULT_SERVER_MAX_WINDOW_BITS}",
     "deflate-9-10": "permessage-deflate; server_max_window_bits=9; client_max_window_bits=10",
 }
 

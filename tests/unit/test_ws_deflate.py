@@ -50,7 +50,12 @@ from asgiws.websocket import (
     validate_response,
 )
 from asgiws.websocket import deflate as deflate_module
-from asgiws.websocket.deflate import RFC_MAX_WINDOW_BITS, MessageDeflate, shared_compressor
+from asgiws.websocket.deflate import (
+    DEFAULT_SERVER_MAX_WINDOW_BITS,
+    RFC_MAX_WINDOW_BITS,
+    MessageDeflate,
+    shared_compressor,
+)
 from asgiws.websocket.zlib_backend import import_zlib_ng
 
 # A server that allows the full window: the negotiation below then follows the
@@ -533,8 +538,9 @@ def test_extension_factories_negotiate_like_the_engine() -> None:
         server_max_window_bits=11, compress_settings={"level": 3, "memLevel": 4}
     )
     offer = client.get_request_params()
-    # (the engine's default asks for a 12-bit server window)
-    assert offer == [("server_max_window_bits", "12"), ("client_max_window_bits", "10")]
+    # (the engine's default asks for its own default server window)
+    bits = str(DEFAULT_SERVER_MAX_WINDOW_BITS)
+    assert offer == [("server_max_window_bits", bits), ("client_max_window_bits", "10")]
     response, server_ext = server.process_request_params(offer, [])
     assert response == [("server_max_window_bits", "11"), ("client_max_window_bits", "10")]
     client_ext = client.process_response_params(response, [])

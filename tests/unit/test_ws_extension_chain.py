@@ -31,6 +31,7 @@ from asgiws.extensions.negotiation import (
 )
 from asgiws.websocket import deflate
 from asgiws.websocket.connection import ClientEngine, Engine, ServerEngine
+from asgiws.websocket.deflate import DEFAULT_SERVER_MAX_WINDOW_BITS
 from asgiws.websocket.errors import HandshakeError
 from asgiws.websocket.events import BytesMessage, ConnectionFailed, Event, Ping, TextMessage
 
@@ -125,9 +126,7 @@ def test_frames_on_the_wire_carry_what_the_extension_encoded() -> None:
 
 def test_encode_runs_in_negotiation_order_and_decode_in_reverse() -> None:
     log: list[str] = []
-    server, client = _pair(
-        [Tag(b"1", log), Tag(b"2", log)], [Tag(b"1", log), Tag(b"2", log)]
-    )
+    server, client = _pair([Tag(b"1", log), Tag(b"2", log)], [Tag(b"1", log), Tag(b"2", log)])
     frames = client.send_binary(b"data")
     assert log == ["encode 1", "encode 2"]
     log.clear()
@@ -272,7 +271,8 @@ def test_server_tries_each_offer_in_order_and_skips_declined_ones() -> None:
     value, accepted = negotiate_server(
         ["x-test-xor; key=1, permessage-deflate, x-test-xor; key=90"], factories
     )
-    assert value == "permessage-deflate; server_max_window_bits=12, x-test-xor; key=90"
+    bits = DEFAULT_SERVER_MAX_WINDOW_BITS
+    assert value == f"permessage-deflate; server_max_window_bits={bits}, x-test-xor; key=90"
     assert [e.name for e in accepted] == ["permessage-deflate", "x-test-xor"]
     assert negotiate_server([], factories) == (None, [])
     with pytest.raises(HandshakeError) as info:
