@@ -217,7 +217,7 @@ class Server:
         from asgiws.http.protocol import HttpProtocol
 
         ctx = ConnectionContext(self.config, self.server_state, ConnectionInfo(None, None, False))
-        return functools.partial(HttpProtocol, ctx, upgrade)
+        return functools.partial(HttpProtocol, ctx, upgrade, asyncio.get_running_loop())
 
     async def _listen(self, sockets: Sequence[socket.socket] | None) -> None:
         config = self.config
