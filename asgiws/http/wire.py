@@ -138,6 +138,7 @@ class WireCheck:
     __slots__ = (
         "_carry",
         "_fields",
+        "_framing_fields",
         "_lines",
         "_lines_size",
         "_max_head",
@@ -157,16 +158,20 @@ class WireCheck:
         self._remaining = 0  # body or chunk bytes still to come
         self._request_line: tuple[bytes, bytes, str] | None = None
         self._fields: list[tuple[bytes, bytes]] = []  # the head's, as they came
+        # The last head had a Content-Length or Transfer-Encoding field (even
+        # an empty one, which each parser refuses in its own words).
+        self._framing_fields = False
         self.heads: deque[CheckedHead] = deque()
         """Complete heads in the bytes handed on, oldest first: the parser
         takes one for each request head it completes."""
         self.whole: CheckedHead | None = None
         """Set by `check()` (not put in `heads`) when the bytes it returned
-        are one whole HTTP/1.1 keep-alive request with no body, one Host and
-        a method both parsers know, from a message boundary on, or such a
-        WebSocket upgrade head and the bytes behind it: every parser reads such a
-        request the way the check did (tests/security/test_smuggling.py), so
-        the parser behind need not read it again.  The reader clears it."""
+        are one whole HTTP/1.1 keep-alive request with no Content-Length or
+        Transfer-Encoding field, one Host and a method both parsers know,
+        from a message boundary on, or such a WebSocket upgrade head and the
+        bytes behind it: every parser reads such a request the way the check
+        did (tests/security/test_smuggling.py), so the parser behind need
+        not read it again.  The reader clears it."""
 
     def check(self, data: bytes) -> tuple[bytes, WireError | None]:
         """The bytes the parser may have now, and the error that stops the
@@ -218,6 +223,10 @@ class WireCheck:
                             not pos  # (the parser behind is at a message boundary)
                             and minor == b"1"
                             and method in _KNOWN_METHODS
+                            # (A framing field, even an empty or zero one, is
+                            # for the parser to judge: h11 refuses an empty
+                            # Transfer-Encoding with 501, for one.)
+                            and not self._framing_fields
                             # (Behind an upgrade head both parsers leave
                             # every byte, a body too, to the other protocol.)
                             and (
@@ -353,6 +362,7 @@ class WireCheck:
         codings: list[str] = []
         size = len(method) + len(target) + 14
         hosts = 0
+        framing_fields = False
         # CheckedHead's __init__ written out (one Python call per request fewer).
         head = _new_checked_head(CheckedHead)
         head.method = method
@@ -368,8 +378,10 @@ class WireCheck:
                 hosts += 1
             elif name == b"content-length":
                 lengths.append(value)
+                framing_fields = True
             elif name == b"transfer-encoding":
                 codings += lower_tokens(value)
+                framing_fields = True
             elif name == b"connection":
                 text = value.decode("latin-1").lower()
                 # (lower_tokens written out for the single token most send.)
@@ -387,6 +399,7 @@ class WireCheck:
                 head.expect_continue = version == "1.1"
         head.size = size
         head.hosts = hosts
+        self._framing_fields = framing_fields
         if codings:
             # Transfer-Encoding values lower-cased, as h11 gives them.
             fields[:] = [
