@@ -116,6 +116,10 @@ class ServerState:
     ws_protocol: Callable[..., Any] | None = None
     """Makes the server side's connection objects (`serve(create_protocol=...)`);
     None: the ASGI face's own class."""
+    fresh_connections: Any = None
+    """The connections that have not started a request yet, under one
+    keep-alive timer (`asgiws.http.protocol.FreshConnections`), made by the
+    first connection."""
 
     def __post_init__(self) -> None:
         self.task_done = self.tasks.discard

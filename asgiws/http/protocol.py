@@ -96,12 +96,11 @@ class FreshConnections:
     Entries go in with the same timeout, in time order, so the oldest is the
     next to expire and one timer suffices."""
 
-    __slots__ = ("_deadlines", "_timer", "key", "loop", "timeout")
+    __slots__ = ("_deadlines", "_timer", "loop", "timeout")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float, key: int) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
         self.loop = loop
         self.timeout = timeout
-        self.key = key
         self._deadlines: dict[HttpProtocol, float] = {}
         self._timer: asyncio.TimerHandle | None = None
 
@@ -112,7 +111,7 @@ class FreshConnections:
 
     def discard(self, conn: HttpProtocol) -> None:
         # (The timer stays: when it fires it finds the next deadline, or
-        # nothing and forgets this object; cancelling costs more.)
+        # nothing; cancelling costs more.)
         self._deadlines.pop(conn, None)
 
     def _expired(self) -> None:
@@ -127,39 +126,18 @@ class FreshConnections:
                 return
             del deadlines[conn]
             conn.fresh_timed_out()
-        if _FRESH.get(self.key) is self:
-            del _FRESH[self.key]
-
-    def close(self) -> None:
-        """Its loop is closed: let go of everything (no reference cycle
-        through the timer is left for the cyclic garbage collector)."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._deadlines.clear()
-
-
-_FRESH: dict[int, FreshConnections] = {}
-"""One `FreshConnections` per running server, by the id of its `ServerState`."""
 
 
 def watch_fresh(
     conn: HttpProtocol, now: float, ctx: ConnectionContext, loop: asyncio.AbstractEventLoop
 ) -> FreshConnections:
     """Add `conn`, accepted at loop time `now`, to its server's
-    `FreshConnections` (made when the server has none: its first
-    connection, or the first since the last one emptied and went)."""
-    key = id(ctx.server_state)
-    fresh = _FRESH.get(key)
-    timeout = ctx.config.timeout_keep_alive
-    if fresh is None or fresh.loop is not loop or fresh.timeout != timeout:
-        # (The loop and timeout checks: an id is reused once its server is
-        # gone.)  Those of servers whose loop was closed go now.
-        for other_key, other in list(_FRESH.items()):
-            if other.loop.is_closed():
-                other.close()
-                del _FRESH[other_key]
-        fresh = _FRESH[key] = FreshConnections(loop, timeout, key)
+    `FreshConnections` (`ServerState.fresh_connections`, made by the
+    server's first connection on this loop)."""
+    state = ctx.server_state
+    fresh: FreshConnections | None = state.fresh_connections
+    if fresh is None or fresh.loop is not loop:
+        fresh = state.fresh_connections = FreshConnections(loop, ctx.config.timeout_keep_alive)
     fresh.add(conn, now)
     return fresh
 
@@ -202,32 +180,15 @@ class HttpProtocol(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]  # a stream transport
         self.flow = FlowControl(self.transport)
         ctx = self.ctx
-        peername = transport.get_extra_info("peername")
+        client = _address(transport.get_extra_info("peername"))
         sockname = transport.get_extra_info("sockname")
-        # (_address's first case written out: IPv4, the transport's own tuples.)
-        client = (
-            peername
-            if type(peername) is tuple
-            and len(peername) == 2
-            and type(peername[0]) is str
-            and type(peername[1]) is int
-            else _address(peername)
-        )
-        server = (
-            sockname
-            if type(sockname) is tuple
-            and len(sockname) == 2
-            and type(sockname[0]) is str
-            and type(sockname[1]) is int
-            else _address(sockname)
-        )
         trusted = ctx.server_state.trusted_proxies
         self.ctx = ConnectionContext(
             ctx.config,
             ctx.server_state,
             ConnectionInfo(
                 client=client,
-                server=server,
+                server=_address(sockname),
                 is_tls=ctx.info.is_tls or transport.get_extra_info("sslcontext") is not None,
                 # Decided once per connection: the peer does not change.
                 trusted_proxy=trusted is not None
@@ -281,14 +242,11 @@ class HttpProtocol(asyncio.Protocol):
             if type(event) is RequestStarted:
                 self._on_request(event)
             elif type(event) is RequestEnded:
-                # (The request's end, and cycle.end_body(), written out
-                # here: once per request.)
+                # (The request's end, written out here: once per request.)
                 cycle = self._parsing
                 if cycle is not None:
                     self._parsing = None
-                    cycle.more_body = False
-                    if cycle._wakeup is not None:
-                        cycle._wakeup.set()
+                    cycle.end_body()
                     if not cycle.keep_alive:
                         # Nothing after a "Connection: close" request is read as a request.
                         self._reading_requests = False
@@ -360,16 +318,7 @@ class HttpProtocol(asyncio.Protocol):
         self._parsing = cycle
         self._cycles.append(cycle)
         if len(self._cycles) == 1:
-            # start_app_task(), written out: once per request.
-            loop = self.loop
-            if loop.get_task_factory() is None:
-                task: asyncio.Task[None] = asyncio.Task(
-                    cycle.run_asgi(), loop=loop, name="asgiws-http"
-                )
-            else:
-                task = loop.create_task(cycle.run_asgi())
-            state.tasks.add(task)
-            task.add_done_callback(state.task_done)
+            start_app_task(self.loop, cycle.run_asgi(), self.ctx, "asgiws-http")
 
     def _on_parse_failed(self, event: ParseFailed) -> None:
         self._reading_requests = False
