@@ -102,6 +102,10 @@ test: lint typecheck pytest pytest-pure fuzz-smoke
 # accelerator with coverage hooks so the fuzzer sees inside it too.
 FUZZ_SECONDS ?= 600
 FUZZ_SMOKE_SECONDS ?= 20
+# The smoke run in `make test` is reproducible: one seed, fresh corpora from
+# tests/fuzz/seeds.py.  `make fuzz` draws a new seed each run to explore.
+FUZZ_SMOKE_SEED ?= 1
+FUZZ_SEED ?= 0
 FUZZ_TARGETS ?= ws_engine ws_handshake ws_deflate http_parser uri
 FUZZ_DIR := .fuzz
 FUZZ_SPEEDUPS := $(FUZZ_DIR)/build/_speedups.so
@@ -115,19 +119,19 @@ $(FUZZ_SPEEDUPS): asgiws/websocket/_speedups.c | fuzz-deps
 	clang -shared -fPIC -O1 -g -fsanitize-coverage=inline-8bit-counters,pc-table,trace-cmp \
 		-I$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["include"])') $< -o $@
 
-# $(call run_fuzz,SECONDS): each target in turn; the first finding stops the run.
+# $(call run_fuzz,SECONDS,SEED): each target in turn; the first finding stops the run.
 run_fuzz = for target in $(FUZZ_TARGETS); do \
-	$(PY) -m tests.fuzz.runner $$target --seconds $(1) --corpus $(FUZZ_DIR)/corpus \
+	$(PY) -m tests.fuzz.runner $$target --seconds $(1) --seed $(2) --corpus $(FUZZ_DIR)/corpus \
 		--findings $(FUZZ_DIR)/findings --speedups $(FUZZ_SPEEDUPS) 2>&1 | \
 		grep -v -E '^\#[0-9]+[[:space:]]+(NEW|REDUCE|pulse)' ; \
 	[ $${PIPESTATUS[0]} -eq 0 ] || { echo "fuzz: $$target found a bug, input in $(FUZZ_DIR)/findings/$$target"; exit 1; }; \
 	done
 
 fuzz: $(INSTALL_STAMP) $(FUZZ_SPEEDUPS)
-	@$(call run_fuzz,$(FUZZ_SECONDS))
+	@$(call run_fuzz,$(FUZZ_SECONDS),$(FUZZ_SEED))
 
 fuzz-smoke: $(INSTALL_STAMP) $(FUZZ_SPEEDUPS)
-	@$(call run_fuzz,$(FUZZ_SMOKE_SECONDS))
+	@$(call run_fuzz,$(FUZZ_SMOKE_SECONDS),$(FUZZ_SMOKE_SEED))
 
 # The peers and the load generator come from the `bench` extra; wrk from apt
 # (installed only when missing).  BENCH_ARGS: e.g. --quick, --only asgiws-fast uvicorn-fast,

@@ -58,6 +58,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--findings", type=Path, default=Path(".fuzz/findings"))
     parser.add_argument("--speedups", type=Path, help="an instrumented _speedups build")
     parser.add_argument("--rss-limit-mb", type=int, default=1024)
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="libFuzzer's random seed: with a fixed one, runs from the same corpus try largely "
+        "the same inputs (CI's smoke run); 0, the default, draws a new one each run",
+    )
     args = parser.parse_args(argv)
 
     import atheris
@@ -104,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
             f"-rss_limit_mb={args.rss_limit_mb}",
             "-timeout=10",
             "-print_final_stats=1",
+            f"-seed={args.seed}",
             f"-artifact_prefix={findings}/",
             str(corpus),
         ],
