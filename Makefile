@@ -26,6 +26,8 @@ help:
 	@echo "make lint       ruff check"
 	@echo "make typecheck  mypy --strict on asgiws, tests, scripts, examples"
 	@echo "make fuzz       fuzz every parser FUZZ_SECONDS each (default 600; FUZZ_TARGETS to choose);"
+	@echo "                a new random seed each run (FUZZ_SEED=N to repeat one); the smoke run"
+	@echo "                in make test uses FUZZ_SMOKE_SEED (default 1)"
 	@echo "                the corpus stays in .fuzz/corpus, findings go to .fuzz/findings"
 	@echo "make bench      run benchmarks/run.py (BENCH_ARGS=--quick for a smoke run;"
 	@echo "                BENCH_ARGS='--only asgiws-fast asgiws-pure --baseline-rev REV' against git REV)"
