@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 if TYPE_CHECKING:
     from asgiws.config import Config
     from asgiws.connection.options import ConnectionOptions
+    from asgiws.http.protocol import FreshConnections
     from asgiws.observer import Observer
     from asgiws.proxy_headers import TrustedProxies
 
@@ -116,7 +117,7 @@ class ServerState:
     ws_protocol: Callable[..., Any] | None = None
     """Makes the server side's connection objects (`serve(create_protocol=...)`);
     None: the ASGI face's own class."""
-    fresh_connections: Any = None
+    fresh_connections: FreshConnections | None = None
     """The connections that have not started a request yet, under one
     keep-alive timer (`asgiws.http.protocol.FreshConnections`), made by the
     first connection."""

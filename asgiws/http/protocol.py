@@ -135,7 +135,7 @@ def watch_fresh(
     `FreshConnections` (`ServerState.fresh_connections`, made by the
     server's first connection on this loop)."""
     state = ctx.server_state
-    fresh: FreshConnections | None = state.fresh_connections
+    fresh = state.fresh_connections
     if fresh is None or fresh.loop is not loop:
         fresh = state.fresh_connections = FreshConnections(loop, ctx.config.timeout_keep_alive)
     fresh.add(conn, now)
