@@ -171,11 +171,18 @@ class Meter:
                 calls += int(fields[fields.index("syscw:") + 1])
         return calls
 
+    @staticmethod
+    def own_reads() -> int:
+        """read system calls of the load generator so far (each a socket read)."""
+        fields = Path("/proc/self/io").read_text().split()
+        return int(fields[fields.index("syscr:") + 1])
+
     def start(self) -> None:
         self.subscribers.latencies.clear()
         self.subscribers.measure_latency(True)
         self.count0 = self.subscribers.tally.total
         self.writes0 = self.server_writes()
+        self.reads0 = self.own_reads()
         self.time0, self.cpu0, self.own0 = (
             time.monotonic(),
             self.server_cpu(),
@@ -188,6 +195,7 @@ class Meter:
         cpu = self.server_cpu() - self.cpu0
         own = loadgen.cpu_seconds() - self.own0
         writes = self.server_writes() - self.writes0
+        reads = self.own_reads() - self.reads0
         self.subscribers.measure_latency(False)
         lat = sorted(self.subscribers.latencies)
         return {
@@ -198,6 +206,7 @@ class Meter:
             "deliveries_per_cpu_s": deliveries / max(cpu, 1e-9),
             "server_writes_per_delivery": writes / max(deliveries, 1),
             "loadgen_cpu": own / seconds,
+            "loadgen_reads_per_delivery": reads / max(deliveries, 1),
             "latency_samples": len(lat),
             "p50_ms": loadgen.percentile(lat, 50) / 1e6,
             "p99_ms": loadgen.percentile(lat, 99) / 1e6,
