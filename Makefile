@@ -111,6 +111,9 @@ FUZZ_SEED ?= 0
 FUZZ_TARGETS ?= ws_engine ws_handshake ws_deflate http_parser uri
 FUZZ_DIR := .fuzz
 FUZZ_SPEEDUPS := $(FUZZ_DIR)/build/_speedups.so
+FUZZ_HTTP_SPEEDUPS := $(FUZZ_DIR)/build/_http_speedups.so
+FUZZ_CFLAGS = -shared -fPIC -O1 -g -fsanitize-coverage=inline-8bit-counters,pc-table,trace-cmp \
+	-I$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
 
 fuzz-deps:
 	@command -v clang >/dev/null || { \
@@ -118,21 +121,25 @@ fuzz-deps:
 
 $(FUZZ_SPEEDUPS): asgiws/websocket/_speedups.c | fuzz-deps
 	mkdir -p $(dir $@)
-	clang -shared -fPIC -O1 -g -fsanitize-coverage=inline-8bit-counters,pc-table,trace-cmp \
-		-I$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["include"])') $< -o $@
+	clang $(FUZZ_CFLAGS) $< -o $@
+
+$(FUZZ_HTTP_SPEEDUPS): asgiws/http/_speedups.c | fuzz-deps
+	mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) $< -o $@
 
 # $(call run_fuzz,SECONDS,SEED): each target in turn; the first finding stops the run.
 run_fuzz = for target in $(FUZZ_TARGETS); do \
 	$(PY) -m tests.fuzz.runner $$target --seconds $(1) --seed $(2) --corpus $(FUZZ_DIR)/corpus \
-		--findings $(FUZZ_DIR)/findings --speedups $(FUZZ_SPEEDUPS) 2>&1 | \
+		--findings $(FUZZ_DIR)/findings --speedups $(FUZZ_SPEEDUPS) \
+		--http-speedups $(FUZZ_HTTP_SPEEDUPS) 2>&1 | \
 		grep -v -E '^\#[0-9]+[[:space:]]+(NEW|REDUCE|pulse)' ; \
 	[ $${PIPESTATUS[0]} -eq 0 ] || { echo "fuzz: $$target found a bug, input in $(FUZZ_DIR)/findings/$$target"; exit 1; }; \
 	done
 
-fuzz: $(INSTALL_STAMP) $(FUZZ_SPEEDUPS)
+fuzz: $(INSTALL_STAMP) $(FUZZ_SPEEDUPS) $(FUZZ_HTTP_SPEEDUPS)
 	@$(call run_fuzz,$(FUZZ_SECONDS),$(FUZZ_SEED))
 
-fuzz-smoke: $(INSTALL_STAMP) $(FUZZ_SPEEDUPS)
+fuzz-smoke: $(INSTALL_STAMP) $(FUZZ_SPEEDUPS) $(FUZZ_HTTP_SPEEDUPS)
 	@$(call run_fuzz,$(FUZZ_SMOKE_SECONDS),$(FUZZ_SMOKE_SEED))
 
 # The peers and the load generator come from the `bench` extra; wrk from apt

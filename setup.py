@@ -1,4 +1,5 @@
-"""Build hook for the optional C accelerator (masking, UTF-8 checks).
+"""Build hook for the optional C accelerators (WebSocket: masking, UTF-8
+checks, whole-message scanning; HTTP: whole request heads).
 
 Everything else is declared in pyproject.toml.  The extension is optional: with
 no compiler, or with ASGIWS_NO_EXTENSIONS=1 at build time, the install carries
@@ -15,6 +16,13 @@ if os.environ.get("ASGIWS_NO_EXTENSIONS", "") in ("", "0"):
         Extension(
             "asgiws.websocket._speedups",
             sources=["asgiws/websocket/_speedups.c"],
+            optional=True,
+        )
+    )
+    ext_modules.append(
+        Extension(
+            "asgiws.http._speedups",
+            sources=["asgiws/http/_speedups.c"],
             optional=True,
         )
     )

@@ -26,9 +26,11 @@ from __future__ import annotations
 
 import re
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from asgiws.websocket.headers import split_list
+from asgiws.websocket.mask import extensions_enabled
 
 # RFC 9110 5.6.2: token = 1*tchar
 _TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
@@ -129,6 +131,46 @@ class CheckedHead:
 
 _new_checked_head = object.__new__
 
+ScannedHead = tuple[bytes, bytes, bytes, bytes, list[tuple[bytes, bytes]]]
+"""A clean head's method, target, major and minor version digits, and its
+fields (names lower-cased, values trimmed of spaces and tabs)."""
+
+
+def python_scan_head(buf: bytes, pos: int, end: int) -> ScannedHead | None:
+    """`buf[pos:end]`, a request head up to the CRLF of its last line, read
+    in one go when all of it keeps to `_CLEAN_HEAD`; None sends it line by
+    line.  The C twin (`_speedups.scan_head`) returns the same."""
+    match = _CLEAN_HEAD.fullmatch(buf, pos, end)
+    if match is None:
+        return None
+    method, target, major, minor = match.group(1, 2, 3, 4)
+    fields = []
+    # Matched: each line is `token ":" value`, so the first colon ends the
+    # name.  (Splitting is cheaper than a findall that captures the same pairs.)
+    first_field = match.end(4) + 2
+    if first_field < end - 2:  # (a head may have no fields)
+        for line in buf[first_field : end - 2].split(b"\r\n"):
+            name, _, value = line.partition(b":")
+            fields.append((name.lower(), value.strip(b" \t")))
+    return method, target, major, minor, fields
+
+
+def _c_scan_head() -> Callable[[bytes, int, int], ScannedHead | None] | None:
+    if not extensions_enabled():
+        return None
+    try:
+        from asgiws.http import _speedups
+    except ImportError:  # not built: the Python scanner reads the same heads
+        return None
+    return _speedups.scan_head
+
+
+c_scan_head = _c_scan_head()
+"""The C scanner; None without the extension or with ASGIWS_NO_EXTENSIONS=1."""
+
+scan_head: Callable[[bytes, int, int], ScannedHead | None] = c_scan_head or python_scan_head
+"""What `WireCheck.check` reads whole heads with (tests swap it)."""
+
 
 class WireCheck:
     """Feed it every byte the client sends; `check(data)` returns what the
@@ -197,9 +239,9 @@ class WireCheck:
                 # the earliest byte.
                 head_end = buf.find(b"\r\n\r\n", pos)
                 if 0 <= head_end <= pos + self._max_head - 2:
-                    match = _CLEAN_HEAD.fullmatch(buf, pos, head_end + 2)
-                    if match is not None:
-                        method, target, major, minor = match.group(1, 2, 3, 4)
+                    scanned = scan_head(buf, pos, head_end + 2)
+                    if scanned is not None:
+                        method, target, major, minor, fields = scanned
                         # HTTP/1.1 in origin form, most requests, needs no
                         # further look at the request line.
                         if minor != b"1" or major != b"1" or target[:1] != b"/":
@@ -207,15 +249,6 @@ class WireCheck:
                             if error is not None:
                                 return buf[:pos], error
                         self._request_line = (method, target, "1.1" if minor == b"1" else "1.0")
-                        fields = []
-                        # Matched: each line is `token ":" value`, so the
-                        # first colon ends the name.  (Splitting is cheaper
-                        # than a findall that captures the same pairs.)
-                        first_field = match.end(4) + 2
-                        if first_field < head_end:  # (a head may have no fields)
-                            for line in buf[first_field:head_end].split(b"\r\n"):
-                                name, _, value = line.partition(b":")
-                                fields.append((name.lower(), value.strip(b" \t")))
                         error = self._framing(fields)
                         if error is not None:
                             return buf[: head_end + 2], error

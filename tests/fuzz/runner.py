@@ -21,8 +21,8 @@ from pathlib import Path
 from types import ModuleType
 
 
-def load_extension(path: Path) -> ModuleType:
-    """Import an instrumented `_speedups` build in place of the package's.
+def load_extension(path: Path, name: str = "asgiws.websocket._speedups") -> ModuleType:
+    """Import an instrumented `_speedups` build (module `name`) in place of the package's.
 
     Its coverage hooks (`__sanitizer_cov_*`) live in the libFuzzer that
     atheris loads privately (RTLD_LOCAL) when fuzzing starts; making that
@@ -39,7 +39,7 @@ def load_extension(path: Path) -> ModuleType:
         raise RuntimeError("atheris' libFuzzer is not loaded yet: call from inside the fuzzer")
     ctypes.CDLL(core[0], mode=os.RTLD_NOW | os.RTLD_GLOBAL | os.RTLD_NOLOAD)
     del atheris
-    spec = importlib.util.spec_from_file_location("asgiws.websocket._speedups", path)
+    spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise RuntimeError(f"cannot load {path}")
     module = importlib.util.module_from_spec(spec)
@@ -57,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--corpus", type=Path, default=Path(".fuzz/corpus"))
     parser.add_argument("--findings", type=Path, default=Path(".fuzz/findings"))
     parser.add_argument("--speedups", type=Path, help="an instrumented _speedups build")
+    parser.add_argument(
+        "--http-speedups", type=Path, help="an instrumented asgiws.http._speedups build"
+    )
     parser.add_argument("--rss-limit-mb", type=int, default=1024)
     parser.add_argument(
         "--seed",
@@ -84,11 +87,13 @@ def main(argv: list[str] | None = None) -> int:
     findings = args.findings / target.name
     findings.mkdir(parents=True, exist_ok=True)
 
-    speedups_path: Path | None = args.speedups
-    if speedups_path is not None and target.name == "ws_engine":
+    # The C accelerators each target checks against the Python paths.
+    builds = {"ws_engine": args.speedups, "http_parser": args.http_speedups}
+    speedups_path: Path | None = builds.get(target.name)
+    if speedups_path is not None:
         print(f"fuzz: instrumented C accelerator {speedups_path}", file=sys.stderr)
-    elif target.name == "ws_engine":
-        print("fuzz: C accelerator uninstrumented (no --speedups build)", file=sys.stderr)
+    elif target.name in ("ws_engine", "http_parser"):
+        print("fuzz: C accelerator uninstrumented (no build given)", file=sys.stderr)
     one_input = target.run
 
     def first_input(data: bytes) -> None:
@@ -99,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
             targets.C_SCAN_FRAMES = module.scan_frames
             targets.C_PAYLOAD_ASSEMBLER = module.PayloadAssembler
             targets.C_APPLY_MASK = module.apply_mask
+        elif speedups_path is not None:
+            targets.C_SCAN_HEAD = load_extension(speedups_path, "asgiws.http._speedups").scan_head
         one_input = target.run
         target.run(data)
 

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, cast
 
+from asgiws.http import wire as _wire_module
 from asgiws.http.parser import (
     BodyChunk,
     H11Parser,
@@ -52,6 +53,7 @@ from asgiws.websocket.mask import PythonPayloadAssembler, python_apply_mask
 # The engine's fast paths are module attributes looked up at use, so the
 # harness can swap them (typed loosely: they are not the module's API).
 frames_module: Any = _frames_module
+wire_module: Any = _wire_module
 
 
 class Finding(AssertionError):
@@ -430,6 +432,34 @@ def fuzz_ws_deflate(data: bytes) -> None:
 
 _MAX_HEAD = 1024
 
+# The C head scanner under test (`runner.py` swaps in an instrumented
+# build); None without the extension.
+C_SCAN_HEAD = wire_module.c_scan_head
+
+
+@contextmanager
+def head_scanner(scan: Callable[[bytes, int, int], object]) -> Iterator[None]:
+    """Run the wire check with `scan` reading whole heads."""
+    saved = wire_module.scan_head
+    wire_module.scan_head = scan
+    try:
+        yield
+    finally:
+        wire_module.scan_head = saved
+
+
+def check_head_scanners(request: bytes) -> None:
+    """The C scanner reads every head as the Python one does (or neither
+    reads it), wherever the head starts and however long it is."""
+    if C_SCAN_HEAD is None:
+        return
+    start = 0
+    while (end := request.find(b"\r\n\r\n", start)) >= 0:
+        python = wire_module.python_scan_head(request, start, end + 2)
+        native = C_SCAN_HEAD(request, start, end + 2)
+        check(native == python, f"scan_head: C {native!r} != Python {python!r}"[:2000])
+        start = end + 4
+
 Outcome = tuple[object, ...]
 
 
@@ -533,20 +563,26 @@ def llhttp_knows(method: str) -> bool:
 def fuzz_http_parser(data: bytes) -> None:
     """h11 and httptools behind the parser face.  Byte 0: the piece size.
 
-    Each parser cut in pieces gives what it gives on the whole input, obeys
-    the event grammar and the head limit; and both parsers give the same
+    Each parser cut in pieces gives what it gives on the whole input, and
+    with the wire check's C head scanner what it gives with the Python one;
+    it obeys the event grammar and the head limit; and both parsers give the same
     requests: a request one of them passes to the app is one the other
     passes identically, or refuses."""
     if not data:
         return
     piece = data[0] % 64
     request = data[1:]
+    check_head_scanners(request)
     results = {}
     for name, make in (("h11", H11Parser), ("httptools", HttptoolsParser)):
-        whole = run_parser(make, request, 0)
-        split = run_parser(make, request, piece)
+        with head_scanner(C_SCAN_HEAD or wire_module.python_scan_head):
+            whole = run_parser(make, request, 0)
+            split = run_parser(make, request, piece)
+        with head_scanner(wire_module.python_scan_head):
+            python = run_parser(make, request, 0)
         check_http_grammar(name, whole)
         check(whole == split, f"{name}: whole {whole} != split {split}"[:2000])
+        check(whole == python, f"{name}: C scanner {whole} != Python {python}"[:2000])
         results[name] = whole
     h11_out, llhttp_out = results["h11"], results["httptools"]
     accepted_h11 = [o for o in h11_out if o[0] != "failed"]

@@ -4,10 +4,7 @@ the C whole-message scanner (`scan_frames`), the big-frame payload assembler
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import subprocess
-import sysconfig
 import zlib
 from pathlib import Path
 from types import ModuleType
@@ -31,6 +28,7 @@ from asgiws.websocket.frames import (
     encode_frame,
 )
 from asgiws.websocket.mask import PythonPayloadAssembler, python_apply_mask
+from tests.unit.c_build import build_extension
 
 SOURCE = Path(ws_pkg.__file__).parent / "_speedups.c"
 MASK = b"\x37\xfa\x21\x3d"
@@ -38,31 +36,8 @@ MASK = b"\x37\xfa\x21\x3d"
 
 @pytest.fixture(scope="module")
 def speedups(tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
-    """The C extension built from source, so its paths are tested whether or
-    not the package build compiled it (and under ASGIWS_NO_EXTENSIONS=1)."""
-    out = tmp_path_factory.mktemp("speedups") / (
-        "_speedups" + sysconfig.get_config_var("EXT_SUFFIX")
-    )
-    include = sysconfig.get_paths()["include"]
-    subprocess.run(
-        [
-            os.environ.get("CC", "cc"),
-            "-shared",
-            "-fPIC",
-            "-O2",
-            f"-I{include}",
-            str(SOURCE),
-            "-o",
-            str(out),
-        ],
-        check=True,
-        timeout=120,
-    )
-    spec = importlib.util.spec_from_file_location("asgiws.websocket._speedups", out)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The C extension built from source (see `c_build`)."""
+    return build_extension(SOURCE, "asgiws.websocket._speedups", tmp_path_factory.mktemp("c"))
 
 
 def run_engine(

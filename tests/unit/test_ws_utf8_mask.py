@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
-import sysconfig
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ import asgiws.websocket as ws_pkg
 from asgiws.websocket import mask as mask_module
 from asgiws.websocket.errors import ProtocolError
 from asgiws.websocket.utf8 import TextAssembler, decode_text
+from tests.unit.c_build import build_extension
 
 SOURCE = Path(ws_pkg.__file__).parent / "_speedups.c"
 
@@ -27,22 +26,8 @@ MaskFn = Callable[[Any, bytes], bytes]
 
 @pytest.fixture(scope="module")
 def c_apply_mask(tmp_path_factory: pytest.TempPathFactory) -> MaskFn:
-    """Build the C extension from source into a temp dir, so the C path is
-    tested whether or not the package build compiled it."""
-    out = tmp_path_factory.mktemp("speedups") / (
-        "_speedups" + sysconfig.get_config_var("EXT_SUFFIX")
-    )
-    include = sysconfig.get_paths()["include"]
-    cc = os.environ.get("CC", "cc")
-    subprocess.run(
-        [cc, "-shared", "-fPIC", "-O2", f"-I{include}", str(SOURCE), "-o", str(out)],
-        check=True,
-        timeout=120,
-    )
-    spec = importlib.util.spec_from_file_location("asgiws.websocket._speedups", out)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    """The C extension's masking, built from source (see `c_build`)."""
+    module = build_extension(SOURCE, "asgiws.websocket._speedups", tmp_path_factory.mktemp("c"))
     fn: MaskFn = module.apply_mask
     return fn
 

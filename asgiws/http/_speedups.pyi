@@ -1,0 +1,5 @@
+"""Types of the optional C head scanner (asgiws/http/_speedups.c)."""
+
+def scan_head(
+    buffer: bytes, pos: int, end: int, /
+) -> tuple[bytes, bytes, bytes, bytes, list[tuple[bytes, bytes]]] | None: ...
