@@ -422,8 +422,9 @@ def report(
         "server CPU is near 1.00 and the load generator's is not:",
         "",
         "| row | subscribers | deliveries/s | vs uvicorn-loop | server CPU | load generator CPU "
-        "| server µs / delivery | server writes / delivery | p50 ms | p99 ms |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| server µs / delivery | server writes / delivery | load generator reads / delivery "
+        "| p50 ms | p99 ms |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for size in args.sizes:
         base = median_of(
@@ -434,7 +435,7 @@ def report(
             rate = median_of(rounds, "saturate", "deliveries_per_s")
             if rate is None:
                 errors = [r.get("error") for r in rounds]
-                lines.append(f"| {name} | {size:,} | failed: {errors} | | | | | | | |")
+                lines.append(f"| {name} | {size:,} | failed: {errors} | | | | | | | | |")
                 continue
             ratio = f"{rate / base:.2f}x" if base else "n/a"
             lines.append(
@@ -443,6 +444,7 @@ def report(
                 f"{cell(rounds, 'saturate', 'loadgen_cpu', '{:.2f}')} | "
                 f"{cell(rounds, 'saturate', 'server_us_per_delivery', '{:.2f}')} | "
                 f"{cell(rounds, 'saturate', 'server_writes_per_delivery', '{:.2f}')} | "
+                f"{cell(rounds, 'saturate', 'loadgen_reads_per_delivery', '{:.2f}')} | "
                 f"{cell(rounds, 'saturate', 'p50_ms')} | {cell(rounds, 'saturate', 'p99_ms')} |"
             )
     lines += [
