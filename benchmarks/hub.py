@@ -147,6 +147,12 @@ class Publisher:
             raise BenchmarkError(self.tally.error)
 
 
+def io_calls(pid: str, counter: str) -> int:
+    """One system-call counter (`syscr`, `syscw`) of /proc/PID/io."""
+    fields = Path(f"/proc/{pid}/io").read_text().split()
+    return int(fields[fields.index(counter + ":") + 1])
+
+
 class Meter:
     """Deliveries, server CPU (every server process and redis-server) and the
     load generator's own CPU over one phase."""
@@ -165,17 +171,15 @@ class Meter:
         for root in self.pids:
             for pid in tree_pids(root):
                 try:
-                    fields = Path(f"/proc/{pid}/io").read_text().split()
+                    calls += io_calls(str(pid), "syscw")
                 except OSError:
                     continue
-                calls += int(fields[fields.index("syscw:") + 1])
         return calls
 
     @staticmethod
     def own_reads() -> int:
         """read system calls of the load generator so far (each a socket read)."""
-        fields = Path("/proc/self/io").read_text().split()
-        return int(fields[fields.index("syscr:") + 1])
+        return io_calls("self", "syscr")
 
     def start(self) -> None:
         self.subscribers.latencies.clear()

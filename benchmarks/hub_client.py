@@ -113,6 +113,8 @@ class Tally:
 class Subscriber(asyncio.Protocol):
     """One subscriber: the handshake, then frames checked and counted by bytes."""
 
+    sampled = False  # parse() each read (SampledSubscriber)
+
     def __init__(self, index: int, tally: Tally, request: bytes) -> None:
         self.index = index
         self.tally = tally
@@ -120,7 +122,6 @@ class Subscriber(asyncio.Protocol):
         self.head: bytes | None = b""  # the handshake answer so far; None once upgraded
         self.phase = 0  # bytes of the current frame already received
         self.closing = False
-        self.sampled = False  # parse() each read (SampledSubscriber)
         loop = asyncio.get_running_loop()
         self.upgraded: asyncio.Future[None] = loop.create_future()
         self.lost: asyncio.Future[None] = loop.create_future()
@@ -187,6 +188,8 @@ class Subscriber(asyncio.Protocol):
 class SampledSubscriber(Subscriber):
     """Also parses each frame: latency, and sequence numbers in order."""
 
+    sampled = True
+
     def __init__(
         self, index: int, tally: Tally, request: bytes, latencies: list[int] | None
     ) -> None:
@@ -194,7 +197,6 @@ class SampledSubscriber(Subscriber):
         self.latencies = latencies  # appended to while not None (set by Subscribers)
         self.partial = b""  # the current frame's bytes, when a read cut it
         self.sequence = 0
-        self.sampled = True
 
     def parse(self, data: bytes) -> None:
         now = time.monotonic_ns()

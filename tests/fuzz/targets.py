@@ -578,11 +578,12 @@ def fuzz_http_parser(data: bytes) -> None:
         with head_scanner(C_SCAN_HEAD or wire_module.python_scan_head):
             whole = run_parser(make, request, 0)
             split = run_parser(make, request, piece)
-        with head_scanner(wire_module.python_scan_head):
-            python = run_parser(make, request, 0)
         check_http_grammar(name, whole)
         check(whole == split, f"{name}: whole {whole} != split {split}"[:2000])
-        check(whole == python, f"{name}: C scanner {whole} != Python {python}"[:2000])
+        if C_SCAN_HEAD is not None:  # (without it both runs above used the Python one)
+            with head_scanner(wire_module.python_scan_head):
+                python = run_parser(make, request, 0)
+            check(whole == python, f"{name}: C scanner {whole} != Python {python}"[:2000])
         results[name] = whole
     h11_out, llhttp_out = results["h11"], results["httptools"]
     accepted_h11 = [o for o in h11_out if o[0] != "failed"]
