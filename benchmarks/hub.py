@@ -23,9 +23,13 @@ For each row and subscriber count, three phases on the same connections,
 - paced: one message every 100 ms: p50/p99 delivery latency (the target:
   p99 under 50 ms at 10,000 subscribers), and server CPU µs per delivery.
 
-The subscribers (benchmarks/hub_client.py) check and count frames by bytes,
-one Python call per read; --sampled of them (200) parse every frame for its
-send time and sequence number.  A malformed or missing frame fails the run.
+The subscribers (benchmarks/hub_client.py) check and count frames by bytes;
+--sampled of them (200) parse every frame for its send time and sequence
+number.  A malformed or missing frame fails the run.  That per-read work
+runs in C (benchmarks/hub_counter.c, compiled at start into a temporary
+directory); without a C compiler, or with --python-subscribers, the Python
+classes of hub_client.py do it, slower.  `subscriber_impl` in the results
+and the report's header say which ran.
 The load generator's CPU share is reported beside every phase: a row
 whose load generator is near 1.00 measured the client, not the server.
 
@@ -55,7 +59,14 @@ sys.path.insert(0, str(REPO))
 from picows import WSMsgType  # noqa: E402
 
 from benchmarks import loadgen  # noqa: E402
-from benchmarks.hub_client import BenchmarkError, Subscribers, trigger_payload  # noqa: E402
+from benchmarks.hub_client import (  # noqa: E402
+    PYTHON,
+    BenchmarkError,
+    Subscribers,
+    build_counter,
+    load_counter,
+    trigger_payload,
+)
 from benchmarks.loadgen import Connector, Controller  # noqa: E402
 from benchmarks.servers import (  # noqa: E402
     BASELINE,
@@ -261,7 +272,8 @@ async def client_main(args: argparse.Namespace) -> dict[str, Any]:
     ports = [int(p) for p in args.ports.split(",")]
     pids = [int(p) for p in args.pids.split(",")]
     group = f"g{os.getpid()}"
-    subscribers = Subscribers(args.subscribers, args.sampled, len(ports))
+    implementation = load_counter(Path(args.counter)) if args.counter else PYTHON
+    subscribers = Subscribers(args.subscribers, args.sampled, len(ports), implementation)
     controls: list[tuple[Any, Controller]] = []
     try:
         await subscribers.open(ports, group)
@@ -274,7 +286,10 @@ async def client_main(args: argparse.Namespace) -> dict[str, Any]:
         await registered(controls, args.subscribers)
         publisher = Publisher(controls[0][0], subscribers)
         meter = Meter(pids, subscribers)
-        result: dict[str, Any] = {"sampled": len(subscribers.sampled_indexes)}
+        result: dict[str, Any] = {
+            "sampled": len(subscribers.sampled_indexes),
+            "subscriber_impl": implementation.name,
+        }
         result["saturate"] = await saturate(publisher, meter, args)
         result["rate"] = await fixed_rate(
             publisher, meter, args.rate / args.subscribers, args.duration
@@ -333,7 +348,9 @@ class Redis:
         self.process.wait(10)
 
 
-def run_row(name: str, subscribers: int, args: argparse.Namespace, logs: Path) -> dict[str, Any]:
+def run_row(
+    name: str, subscribers: int, args: argparse.Namespace, logs: Path, counter: Path | None
+) -> dict[str, Any]:
     spec, processes = ROWS[name]
     redis = Redis() if processes > 1 else None
     servers: list[RunningServer] = []
@@ -371,6 +388,8 @@ def run_row(name: str, subscribers: int, args: argparse.Namespace, logs: Path) -
             str(args.rate),
             "--sampled",
             str(args.sampled),
+            "--counter",
+            str(counter or ""),
         ]
         done = subprocess.run(
             command, capture_output=True, text=True, timeout=600, preexec_fn=raise_nofile_limit
@@ -405,19 +424,35 @@ def report(
 ) -> None:
     stamp = datetime.date.today().isoformat()
     loads = os.getloadavg()
+    impls = sorted(
+        {
+            r.get("subscriber_impl", "?")
+            for sizes in results.values()
+            for rs in sizes.values()
+            for r in rs
+            if "error" not in r
+        }
+    )
     meta = {
         "date": stamp,
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.python_version()}",
         "rounds": args.rounds,
         "duration_s": args.duration,
         "load_average_at_end": loads,
+        "subscriber_impl": impls,
+    }
+    counting = {
+        "c": "in C (benchmarks/hub_counter.c)",
+        "python": "in Python (benchmarks/hub_client.py, without the C build)",
     }
     (out / f"hub-{stamp}.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1))
     lines = [
         f"# Hub fan-out benchmark, {stamp}",
         "",
         f"{meta['machine']}; server(s) and redis-server on CPU {SERVER_CPU}, load generator "
-        f"(uvloop, subscribers counting frames by bytes, {args.sampled} sampled for latency) "
+        f"(uvloop, subscribers counting frames by bytes "
+        f"{' and '.join(counting.get(i, i) for i in impls) or 'n/a'}, "
+        f"{args.sampled} sampled for latency) "
         f"on CPU {LOADGEN_CPU}; {args.rounds} round(s) of {args.duration:g} s per phase, median "
         "shown.  64-byte binary messages.  Load average at the end: "
         f"{loads[0]:.1f} (the machine may be shared: read ratios, not absolute numbers).",
@@ -533,6 +568,7 @@ def main() -> int:
         parser.add_argument("--warmup", type=float, default=1.0)
         parser.add_argument("--rate", type=float, default=RATE)
         parser.add_argument("--sampled", type=int, default=SAMPLED)
+        parser.add_argument("--counter", default="", help="hub_counter build; none: Python")
         args = parser.parse_args()
         raise_nofile_limit()
         import uvloop
@@ -557,18 +593,26 @@ def main() -> int:
         default=SAMPLED,
         help="subscribers that parse every frame for latency",
     )
+    parser.add_argument(
+        "--python-subscribers",
+        action="store_true",
+        help="count frames with the Python subscriber classes, not the C build",
+    )
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     args = parser.parse_args()
     results: dict[str, dict[int, list[dict[str, Any]]]] = {}
     with tempfile.TemporaryDirectory() as logs:
+        counter = None if args.python_subscribers else build_counter(Path(logs))
+        how = "C (benchmarks/hub_counter.c)" if counter else "Python (benchmarks/hub_client.py)"
+        print(f"subscribers: frames checked and counted in {how}", file=sys.stderr, flush=True)
         for round_ in range(args.rounds):
             for size in args.sizes:
                 for name in args.rows:
                     print(f"round {round_ + 1}: {name} x {size}", file=sys.stderr, flush=True)
-                    row = run_row(name, size, args, Path(logs))
+                    row = run_row(name, size, args, Path(logs), counter)
                     if "error" in row:  # the shared machine: one more try, and say so
                         print(f"  retrying after {row['error'][-1:]}", file=sys.stderr)
-                        row = run_row(name, size, args, Path(logs))
+                        row = run_row(name, size, args, Path(logs), counter)
                         row["retried"] = True
                     print(f"  {row}", file=sys.stderr, flush=True)
                     results.setdefault(name, {}).setdefault(size, []).append(row)

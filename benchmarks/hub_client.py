@@ -5,9 +5,8 @@ frame with a 64-byte payload, FRAME_SIZE bytes on the wire (0x82 0x40, then
 the payload: sequence number and send time, padded).  picows calls a Python
 listener per frame, which kept the load generator at a full core before the
 servers were; here a subscriber is a plain asyncio protocol that, after the
-handshake, checks each read with slices that run in C -- the bytes where a
-frame starts must be 0x82, the bytes after them 0x40 -- and counts whole
-frames by byte count: one Python call per read, however many frames it holds.
+handshake, checks each read -- the bytes where a frame starts must be 0x82,
+the bytes after them 0x40 -- and counts whole frames by byte count.
 
 Only the sampled subscribers (a few hundred, spread over the fan-out order
 and over the server processes) parse each frame's payload: they record the
@@ -15,15 +14,25 @@ delivery latency and check that the sequence numbers arrive in order with
 none missing.  A bad header, a sampled frame out of order, a connection lost
 mid-run, or a stream that does not end on a frame boundary with exactly one
 frame per message sent fails the run (`BenchmarkError`).
+
+Two implementations with the same checks: in C (benchmarks/hub_counter.c,
+built at benchmark start: `build_counter`, `load_counter`), where a read
+after the handshake runs no Python code, and the Python classes here
+(`PYTHON`), the fallback where there is no C compiler.  The handshake,
+connection set-up and loss are the Python code below in both.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import struct
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import cast
 
 from benchmarks.loadgen import (
@@ -35,8 +44,18 @@ from benchmarks.loadgen import (
     HANDSHAKE_KEY,
     SOURCE_ADDRESSES,
 )
+from tests.unit.c_build import compile_extension, load_extension
 
-__all__ = ["FRAME_SIZE", "BenchmarkError", "Subscribers", "trigger_payload"]
+__all__ = [
+    "FRAME_SIZE",
+    "PYTHON",
+    "BenchmarkError",
+    "Implementation",
+    "Subscribers",
+    "build_counter",
+    "load_counter",
+    "trigger_payload",
+]
 
 OPCODE = 0x82  # FIN + binary
 LENGTH = BROADCAST_SIZE  # unmasked, 7-bit length
@@ -44,6 +63,8 @@ FRAME_SIZE = 2 + BROADCAST_SIZE
 _OPCODE_BYTE = bytes([OPCODE])
 _LENGTH_BYTE = bytes([LENGTH])
 _HEAD = struct.Struct(">QQ")  # sequence number, send time (monotonic ns)
+COUNTER_SOURCE = Path(__file__).with_name("hub_counter.c")
+COUNTER_MODULE = "hub_counter"
 
 
 class BenchmarkError(RuntimeError):
@@ -111,7 +132,14 @@ class Tally:
 
 
 class Subscriber(asyncio.Protocol):
-    """One subscriber: the handshake, then frames checked and counted by bytes."""
+    """One subscriber: the handshake, then frames checked and counted by bytes.
+
+    The C implementation's subscriber class derives from hub_counter's
+    `Subscriber` and this class: its `data_received` is the C one, which
+    calls `handshake` here until the upgrade; the attributes that C reads
+    (`index`, `tally`, `head`, `phase`, `closing`, and in sampled ones
+    `latencies`, `sequence`) are its slots.
+    """
 
     sampled = False  # parse() each read (SampledSubscriber)
 
@@ -132,9 +160,9 @@ class Subscriber(asyncio.Protocol):
         self.transport.write(self.request)
 
     def data_received(self, data: bytes) -> None:
-        # Every read after the handshake is checked and counted in this one
-        # Python call: the load generator bounds the hub benchmark's smaller
-        # rows, and a call per helper was a fifth of its Python time.
+        # The Python implementation (hub_counter.c's data_received does the
+        # same in C): every read after the handshake is checked and counted
+        # in this one call, with no helper calls.
         if self.head is None and not self.closing:
             phase = self.phase
             # Where a frame starts (stream offset % FRAME_SIZE == 0) the byte
@@ -195,7 +223,7 @@ class SampledSubscriber(Subscriber):
     ) -> None:
         super().__init__(index, tally, request)
         self.latencies = latencies  # appended to while not None (set by Subscribers)
-        self.partial = b""  # the current frame's bytes, when a read cut it
+        self.partial = b""  # the current frame's bytes, when a read cut it (Python only)
         self.sequence = 0
 
     def parse(self, data: bytes) -> None:
@@ -217,11 +245,69 @@ class SampledSubscriber(Subscriber):
                 latencies.append(now - sent_ns)
 
 
-class Subscribers:
-    """`size` raw subscribers of one group, spread over the servers' ports."""
+@dataclasses.dataclass(frozen=True)
+class Implementation:
+    """The subscriber classes of one implementation."""
 
-    def __init__(self, size: int, sampled: int, processes: int) -> None:
-        self.tally = Tally(size)
+    name: str  # "c" or "python": `subscriber_impl` in hub.py's results
+    tally: Callable[[int], Tally]
+    subscriber: type[Subscriber]
+    sampled: type[SampledSubscriber]
+
+
+PYTHON = Implementation("python", Tally, Subscriber, SampledSubscriber)
+
+
+def build_counter(directory: Path) -> Path | None:
+    """Compiles hub_counter.c into `directory` and checks that it loads; None
+    (and says so on stderr) when it cannot: the Python classes then run."""
+    try:
+        path = compile_extension(COUNTER_SOURCE, COUNTER_MODULE, directory)
+        load_counter(path)
+        return path
+    except (OSError, subprocess.SubprocessError, ImportError) as exc:
+        print(
+            f"hub: could not build {COUNTER_SOURCE.name} ({exc}); the subscribers "
+            "run in Python (slower; subscriber_impl 'python' in the results)",
+            file=sys.stderr,
+            flush=True,
+        )
+        return None
+
+
+def load_counter(path: Path) -> Implementation:
+    """The C implementation from a build of hub_counter.c (`build_counter`)."""
+    module = load_extension(path, COUNTER_MODULE)
+    if module.FRAME_SIZE != FRAME_SIZE:
+        raise ImportError(f"{path.name} counts {module.FRAME_SIZE}-byte frames, not {FRAME_SIZE}")
+    base = module.Subscriber
+    subscriber = type(
+        "CSubscriber",
+        (base, Subscriber),
+        {"__doc__": "Subscriber with hub_counter's data_received.", "__module__": __name__},
+    )
+    sampled = type(
+        "CSampledSubscriber",
+        (base, SampledSubscriber),
+        {"__doc__": "SampledSubscriber with hub_counter's data_received.", "__module__": __name__},
+    )
+    return Implementation(
+        "c",
+        cast(Callable[[int], Tally], module.Tally),
+        cast(type[Subscriber], subscriber),
+        cast(type[SampledSubscriber], sampled),
+    )
+
+
+class Subscribers:
+    """`size` raw subscribers of one group, spread over the servers' ports,
+    of `implementation` (the Python classes unless given)."""
+
+    def __init__(
+        self, size: int, sampled: int, processes: int, implementation: Implementation | None = None
+    ) -> None:
+        self.implementation = implementation or PYTHON
+        self.tally = self.implementation.tally(size)
         self.latencies: list[int] = []
         self.members: list[Subscriber] = []
         stride = max(1, size // max(1, sampled))
@@ -245,10 +331,11 @@ class Subscribers:
 
         async def one(index: int) -> Subscriber:
             which = index % len(ports)
+            classes = self.implementation
             if index in self.sampled_indexes:
-                member: Subscriber = SampledSubscriber(index, self.tally, requests[which], None)
+                member: Subscriber = classes.sampled(index, self.tally, requests[which], None)
             else:
-                member = Subscriber(index, self.tally, requests[which])
+                member = classes.subscriber(index, self.tally, requests[which])
             async with gate:
                 await asyncio.wait_for(
                     loop.create_connection(
@@ -276,12 +363,13 @@ class Subscribers:
         tally = self.tally
         if tally.error is not None:
             raise BenchmarkError(tally.error)
-        wrong = [m.index for m in self.members if tally.counts[m.index] != messages or m.phase]
+        counts = tally.counts  # the C tally's is a new list each time
+        wrong = [m.index for m in self.members if counts[m.index] != messages or m.phase]
         if wrong:
             m = self.members[wrong[0]]
             raise BenchmarkError(
                 f"{len(wrong)} subscriber(s) did not get exactly {messages} frames: e.g. "
-                f"#{m.index}: {tally.counts[m.index]} frames + {m.phase} bytes"
+                f"#{m.index}: {counts[m.index]} frames + {m.phase} bytes"
             )
 
     async def close(self) -> None:
