@@ -159,6 +159,26 @@ async def test_a_ping_answered_by_the_client_reports_its_round_trip() -> None:
     assert round_trip.client is not None
 
 
+async def test_broadcast_messages_count_in_what_the_connection_reports() -> None:
+    """broadcast() writes a shared frame straight to the transport for most
+    connections; an observed one must still count what it was sent."""
+
+    async def announce(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        conn: WebSocketConnection = scope["extensions"]["asgiws.connection"]
+        assert broadcast([conn], "hé") == 1  # 3 bytes of UTF-8
+        assert broadcast([conn], b"xyz") == 1
+        await receive()  # the client's close
+
+    async with observed_server(announce) as (port, recorder):
+        async with connect(f"ws://127.0.0.1:{port}/", compression=None) as ws:
+            assert await ws.recv() == "hé"
+            assert await ws.recv() == b"xyz"
+        closed = await asyncio.wait_for(recorder.closed, TIMEOUT)
+    assert (closed.messages_out, closed.bytes_out) == (2, 6)
+
+
 async def test_a_slow_reader_reports_paused_writes_and_a_skipped_broadcast() -> None:
     results: list[int] = []
 
