@@ -1,5 +1,6 @@
 """Build hook for the optional C accelerators (WebSocket: masking, UTF-8
-checks, whole-message scanning; HTTP: whole request heads).
+checks, whole-message scanning; HTTP: whole request heads; connections: a
+broadcast's shared frame written to many sockets).
 
 Everything else is declared in pyproject.toml.  The extension is optional: with
 no compiler, or with ASGIWS_NO_EXTENSIONS=1 at build time, the install carries
@@ -23,6 +24,13 @@ if os.environ.get("ASGIWS_NO_EXTENSIONS", "") in ("", "0"):
         Extension(
             "asgiws.http._speedups",
             sources=["asgiws/http/_speedups.c"],
+            optional=True,
+        )
+    )
+    ext_modules.append(
+        Extension(
+            "asgiws.connection._speedups",
+            sources=["asgiws/connection/_speedups.c"],
             optional=True,
         )
     )

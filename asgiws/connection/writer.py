@@ -25,9 +25,13 @@ class Writer:
 
     `paused` follows the transport's pause_writing/resume_writing: above the
     write limit, `drain()` waits.
+
+    `fd`: the socket a broadcast may write around the transport
+    (`shared_write.stream_fd`, -1 when it may not), looked up by the first
+    fan-out that reaches the connection (None until then).
     """
 
-    __slots__ = ("corked", "corked_size", "drained", "paused", "transport")
+    __slots__ = ("corked", "corked_size", "drained", "fd", "paused", "transport")
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
@@ -38,6 +42,7 @@ class Writer:
         self.paused = False
         # One future for every coroutine waiting in drain(); made on demand.
         self.drained: asyncio.Future[None] | None = None
+        self.fd: int | None = None
 
     def write(self, chunks: list[bytes]) -> None:
         """Write frames now, behind any held by `write_message`."""

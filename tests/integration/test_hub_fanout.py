@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import websockets
 
 import asgiws
+from asgiws.connection import core, shared_write
 from asgiws.hub import fanout
 from tests.integration.test_hub_compression import MESSAGES, Member
 
@@ -128,27 +130,26 @@ async def test_messages_published_together_reach_each_member_in_one_write(
     """A channel larger than a chunk starts its pass on the loop iteration
     after the publish, so what the app publishes in the same iteration (here
     three messages, no await between them that suspends) goes to each member
-    in one transport write: one system call per member, not three."""
+    in one write: one system call per member, not three."""
     monkeypatch.setattr(fanout, "CHUNK", 2)
+    # What each member's transport was handed by the fan-out's shared write
+    # (`write_each`: one system call, straight to the socket or through the
+    # transport's write()).
+    handed: dict[int, list[bytes]] = {}
+    real_write_each = shared_write.write_each
+
+    def recording_write_each(transports: list[Any], fds: list[int], data: bytes) -> None:
+        for transport in transports:
+            handed.setdefault(id(transport), []).append(data)
+        real_write_each(transports, fds, data)
+
+    monkeypatch.setattr(core, "write_each", recording_write_each)
     async with asgiws.Hub() as hub, members(hub, 5) as (joined, clients):
-        writes = 0
-
-        def counting(write: Callable[[bytes], None]) -> Callable[[bytes], None]:
-            def counted(data: bytes) -> None:
-                nonlocal writes
-                writes += 1
-                write(data)
-
-            return counted
-
-        for conn in joined:
-            transport = conn.transport
-            assert transport is not None
-            # asyncio's socket transport: the instance attribute shadows the method
-            monkeypatch.setattr(transport, "write", counting(transport.write))
         for text in ("a", "b", "c"):
             await hub.publish("room", text)
         for client in clients:
             got = [await asyncio.wait_for(client.recv(), TIMEOUT) for _ in range(3)]
             assert got == ["a", "b", "c"]
-        assert writes == len(joined)
+        three_frames = b"\x81\x01a\x81\x01b\x81\x01c"
+        for conn in joined:
+            assert handed[id(conn.transport)] == [three_frames]

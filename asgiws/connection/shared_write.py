@@ -1,0 +1,93 @@
+"""One shared frame to many connections' transports: what a broadcast's or
+the hub's fan-out writes once it has checked each member.
+
+`write_each(transports, fds, data)` writes `data` to each transport.  The C
+version (`_speedups.c`, used when built and `ASGIWS_NO_EXTENSIONS=1` is not
+set) writes the bytes straight to the socket `fds[i]` when the transport
+holds nothing and is not closing -- what the transport's own `write()` does
+first, without the Python call and the buffer bookkeeping around it, which
+at thousands of members were a tenth of the server's CPU per delivery -- and
+hands the transport what the kernel did not take.  `python_write_each`,
+the fallback, calls each transport's `write()`: the same bytes on the wire.
+
+`stream_fd(transport)` is the descriptor a transport may be written around:
+its own non-blocking stream socket, not under TLS; -1 otherwise.  A
+connection's `Writer` looks it up once (`Writer.fd`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from asgiws.websocket.mask import extensions_enabled
+
+__all__ = [
+    "SharedWriteTransport",
+    "c_write_each",
+    "python_write_each",
+    "stream_fd",
+    "write_each",
+]
+
+
+class SharedWriteTransport(Protocol):
+    """What `write_each` calls on a transport (asyncio's and uvloop's have it)."""
+
+    def get_write_buffer_size(self) -> int: ...
+
+    def is_closing(self) -> bool: ...
+
+    def write(self, data: bytes) -> None: ...
+
+
+WriteEach = Callable[[Sequence[SharedWriteTransport], Sequence[int], bytes], None]
+"""write_each(transports, fds, data); the C version takes lists only."""
+
+
+def python_write_each(
+    transports: Sequence[SharedWriteTransport], fds: Sequence[int], data: bytes
+) -> None:
+    """`data` to each transport through its `write()` (`fds` unused)."""
+    if len(fds) != len(transports):
+        raise ValueError("write_each: one fd per transport")
+    for transport in transports:
+        transport.write(data)
+
+
+def stream_fd(transport: asyncio.BaseTransport) -> int:
+    """The transport's socket descriptor, when bytes may be written to it
+    directly: a non-blocking stream socket the transport reads and writes
+    itself.  -1 under TLS (the socket carries records, not our bytes), for a
+    transport without a socket, or for anything else."""
+    if transport.get_extra_info("sslcontext") is not None:
+        return -1
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return -1
+    try:
+        fd = sock.fileno()
+        if fd < 0 or sock.type != socket.SOCK_STREAM or os.get_blocking(fd):
+            return -1
+    except (OSError, AttributeError):
+        return -1
+    return int(fd)
+
+
+def _c_write_each() -> WriteEach | None:
+    if not extensions_enabled():
+        return None
+    try:
+        from asgiws.connection import _speedups
+    except ImportError:  # not built: every write goes through the transport
+        return None
+    return _speedups.write_each
+
+
+c_write_each = _c_write_each()
+"""The C version; None without the extension or with ASGIWS_NO_EXTENSIONS=1."""
+
+write_each: WriteEach = c_write_each or python_write_each
