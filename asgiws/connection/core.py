@@ -29,13 +29,13 @@ import weakref
 from collections.abc import AsyncIterable, Iterable, Iterator, Mapping, MutableMapping, MutableSet
 from typing import TYPE_CHECKING, Any, cast
 
+from asgiws.connection import shared_write
 from asgiws.connection.closing import Closing
 from asgiws.connection.describe import describe, hex_dump
 from asgiws.connection.inbox import IDLE, Data, Inbox
 from asgiws.connection.keepalive import Keepalive
 from asgiws.connection.options import ConnectionLoggerLike, ConnectionOptions
 from asgiws.connection.reporting import Reporter
-from asgiws.connection.shared_write import stream_fd, write_each
 from asgiws.connection.writer import Writer
 from asgiws.datastructures import Headers
 from asgiws.exceptions import (
@@ -984,17 +984,19 @@ def write_prepared_to_each(
     the common case -- an open server connection with plain frames, nothing
     corked, nobody listening to its reports, below the bound -- is checked
     here, in the loop, without a method call per member (that was a quarter
-    of the user-space work of a delivery), and those members' transports get
+    of the user-space work of a delivery).  Those members' transports get
     the bytes in one `shared_write.write_each` call after the loop, straight
-    to their sockets where the transport holds nothing.  Anything else goes
+    to their sockets where the transport holds nothing; without the C
+    accelerator, each transport's `write()` in the loop.  Anything else goes
     through the method, which decides and reports.
     """
     data = server_frames[0] if len(server_frames) == 1 else None
     one = messages[0] if len(messages) == 1 else None
     written = 0
     skipped: list[tuple[WebSocketConnection, BroadcastSkipReason]] | None = None
-    # The common case's members: their transports and sockets (one member
-    # appears once per call, so no member's bytes change order).
+    # The common case's members, for write_each: their transports and sockets
+    # (one member appears once per call, so no member's bytes change order).
+    write_each = shared_write.write_each
     transports: list[asyncio.Transport] = []
     fds: list[int] = []
     for conn in connections:
@@ -1019,11 +1021,14 @@ def write_prepared_to_each(
                 else transport.get_write_buffer_size() <= max_queued
             )
         ):
-            fd = writer.fd
-            if fd is None:
-                fd = writer.fd = stream_fd(transport)
-            transports.append(transport)
-            fds.append(fd)
+            if write_each is None:
+                transport.write(data)
+            else:
+                fd = writer.fd
+                if fd is None:
+                    fd = writer.fd = shared_write.stream_fd(transport)
+                transports.append(transport)
+                fds.append(fd)
             written += 1
             continue
         if one is not None:
@@ -1035,6 +1040,6 @@ def write_prepared_to_each(
         else:
             (skipped := skipped or []).append((conn, why))
     if transports:
-        assert data is not None  # (only the common case is collected)
+        assert write_each is not None and data is not None  # (what collects them)
         write_each(transports, fds, data)
     return written, skipped

@@ -1,14 +1,15 @@
-"""One shared frame to many connections' transports: what a broadcast's or
-the hub's fan-out writes once it has checked each member.
+"""One shared frame to many connections' sockets: what a broadcast's or the
+hub's fan-out writes once it has checked each member.
 
-`write_each(transports, fds, data)` writes `data` to each transport.  The C
-version (`_speedups.c`, used when built and `ASGIWS_NO_EXTENSIONS=1` is not
-set) writes the bytes straight to the socket `fds[i]` when the transport
-holds nothing and is not closing -- what the transport's own `write()` does
-first, without the Python call and the buffer bookkeeping around it, which
-at thousands of members were a tenth of the server's CPU per delivery -- and
-hands the transport what the kernel did not take.  `python_write_each`,
-the fallback, calls each transport's `write()`: the same bytes on the wire.
+`write_each(transports, fds, data)` (C, `_speedups.c`) writes `data` to each
+transport: straight to its socket `fds[i]` when the transport holds nothing
+and is not closing -- what the transport's own `write()` does first,
+without the Python call and the buffer bookkeeping around it, which at
+thousands of members were a tenth of the server's CPU per delivery -- and
+through the transport otherwise, which also gets whatever the kernel did
+not take.  Without the extension, or with `ASGIWS_NO_EXTENSIONS=1`,
+`write_each` is None and the fan-out calls each transport's `write()`
+itself, in its loop: the same bytes on the wire.
 
 `stream_fd(transport)` is the descriptor a transport may be written around:
 its own non-blocking stream socket, not under TLS; -1 otherwise.  A
@@ -25,13 +26,7 @@ from typing import Protocol
 
 from asgiws.websocket.mask import extensions_enabled
 
-__all__ = [
-    "SharedWriteTransport",
-    "c_write_each",
-    "python_write_each",
-    "stream_fd",
-    "write_each",
-]
+__all__ = ["SharedWriteTransport", "WriteEach", "stream_fd", "write_each"]
 
 
 class SharedWriteTransport(Protocol):
@@ -46,16 +41,6 @@ class SharedWriteTransport(Protocol):
 
 WriteEach = Callable[[Sequence[SharedWriteTransport], Sequence[int], bytes], None]
 """write_each(transports, fds, data); the C version takes lists only."""
-
-
-def python_write_each(
-    transports: Sequence[SharedWriteTransport], fds: Sequence[int], data: bytes
-) -> None:
-    """`data` to each transport through its `write()` (`fds` unused)."""
-    if len(fds) != len(transports):
-        raise ValueError("write_each: one fd per transport")
-    for transport in transports:
-        transport.write(data)
 
 
 def stream_fd(transport: asyncio.BaseTransport) -> int:
@@ -82,12 +67,11 @@ def _c_write_each() -> WriteEach | None:
         return None
     try:
         from asgiws.connection import _speedups
-    except ImportError:  # not built: every write goes through the transport
+    except ImportError:  # not built: the fan-out writes through each transport
         return None
     return _speedups.write_each
 
 
-c_write_each = _c_write_each()
-"""The C version; None without the extension or with ASGIWS_NO_EXTENSIONS=1."""
-
-write_each: WriteEach = c_write_each or python_write_each
+write_each = _c_write_each()
+"""The C `write_each`; None without the extension or with ASGIWS_NO_EXTENSIONS=1
+(read at each fan-out, so tests can swap it)."""

@@ -28,7 +28,8 @@ class Writer:
 
     `fd`: the socket a broadcast may write around the transport
     (`shared_write.stream_fd`, -1 when it may not), looked up by the first
-    fan-out that reaches the connection (None until then).
+    fan-out that reaches the connection with the C accelerator (None until
+    then).
     """
 
     __slots__ = ("corked", "corked_size", "drained", "fd", "paused", "transport")

@@ -1,10 +1,11 @@
-"""`shared_write.write_each`: the C version writes a broadcast's bytes
-straight to a socket only where that can neither reorder nor misdirect them,
-and hands the transport whatever it did not write; the Python twin writes
-through the transport.  Both put the same bytes on the wire.
+"""`shared_write.write_each` (C) writes a broadcast's bytes straight to a
+socket only where that can neither reorder nor misdirect them, and hands the
+transport whatever it did not write: the same bytes on the wire as each
+transport's own write().
 
 The C source is built here (tests/unit/c_build.py), so the C path is tested
-whether or not the package build compiled it."""
+whether or not the package build compiled it (and under
+ASGIWS_NO_EXTENSIONS=1, where the fan-out writes through each transport)."""
 
 from __future__ import annotations
 
@@ -160,26 +161,13 @@ def test_many_transports_each_get_the_bytes_once(
     assert received(peer) == b"m"
 
 
-def test_the_python_twin_writes_through_every_transport(
-    pair: tuple[socket.socket, socket.socket],
-) -> None:
-    ours, peer = pair
-    transports = [FakeTransport(), FakeTransport(buffered=3), FakeTransport(closing=True)]
-    shared_write.python_write_each(transports, [ours.fileno(), ours.fileno(), -1], b"m")
-    assert [t.written for t in transports] == [[b"m"]] * 3
-    assert received(peer) == b""
-
-
-@pytest.mark.parametrize("which", ["c", "python"])
-def test_bad_arguments(c_write_each: WriteEach, which: str) -> None:
-    write_each = c_write_each if which == "c" else shared_write.python_write_each
+def test_bad_arguments(c_write_each: WriteEach) -> None:
     with pytest.raises(ValueError, match="one fd per transport"):
-        write_each([FakeTransport()], [], b"m")
-    if which == "c":
-        with pytest.raises(TypeError, match="bytes"):
-            write_each([FakeTransport()], [-1], bytearray(b"m"))  # type: ignore[arg-type]
-        with pytest.raises(TypeError, match="lists"):
-            write_each((FakeTransport(),), [-1], b"m")
+        c_write_each([FakeTransport()], [], b"m")
+    with pytest.raises(TypeError, match="bytes"):
+        c_write_each([FakeTransport()], [-1], bytearray(b"m"))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="lists"):
+        c_write_each((FakeTransport(),), [-1], b"m")
 
 
 def test_an_error_in_a_transport_method_propagates(
