@@ -78,6 +78,7 @@ from benchmarks.servers import (  # noqa: E402
     spec_named,
     tree_pids,
 )
+from benchmarks.write_calls import WriteCalls  # noqa: E402
 
 LOADGEN_CPU = "1"
 PACE = 0.1  # seconds between messages in the paced phase
@@ -175,17 +176,11 @@ class Meter:
     def server_cpu(self) -> float:
         return sum(loadgen.server_cpu_seconds(pid) for pid in self.pids)
 
-    def server_writes(self) -> int:
-        """write/writev/send calls of the server trees: fewer than one per
-        delivery means several messages went to a socket in one call."""
-        calls = 0
-        for root in self.pids:
-            for pid in tree_pids(root):
-                try:
-                    calls += io_calls(str(pid), "syscw")
-                except OSError:
-                    continue
-        return calls
+    def server_writes(self) -> WriteCalls:
+        """write/writev/send/sendmsg calls of the server trees (perf): fewer
+        than one per delivery means several messages went to a socket in one
+        call."""
+        return WriteCalls([pid for root in self.pids for pid in tree_pids(root)])
 
     @staticmethod
     def own_reads() -> int:
@@ -196,7 +191,8 @@ class Meter:
         self.subscribers.latencies.clear()
         self.subscribers.measure_latency(True)
         self.count0 = self.subscribers.tally.total
-        self.writes0 = self.server_writes()
+        self.writes = self.server_writes()
+        self.writes.start()
         self.reads0 = self.own_reads()
         self.time0, self.cpu0, self.own0 = (
             time.monotonic(),
@@ -204,12 +200,12 @@ class Meter:
             loadgen.cpu_seconds(),
         )
 
-    def stop(self) -> dict[str, float]:
+    def stop(self) -> dict[str, float | None]:
         deliveries = self.subscribers.tally.total - self.count0
         seconds = time.monotonic() - self.time0
         cpu = self.server_cpu() - self.cpu0
         own = loadgen.cpu_seconds() - self.own0
-        writes = self.server_writes() - self.writes0
+        writes = self.writes.stop()
         reads = self.own_reads() - self.reads0
         self.subscribers.measure_latency(False)
         lat = sorted(self.subscribers.latencies)
@@ -219,7 +215,7 @@ class Meter:
             "server_cpu": cpu / seconds,
             "server_us_per_delivery": cpu * 1e6 / max(deliveries, 1),
             "deliveries_per_cpu_s": deliveries / max(cpu, 1e-9),
-            "server_writes_per_delivery": writes / max(deliveries, 1),
+            "server_writes_per_delivery": None if writes is None else writes / max(deliveries, 1),
             "loadgen_cpu": own / seconds,
             "loadgen_reads_per_delivery": reads / max(deliveries, 1),
             "latency_samples": len(lat),
@@ -410,7 +406,7 @@ def run_row(
 
 
 def median_of(rounds: list[dict[str, Any]], phase: str, key: str) -> float | None:
-    values = [r[phase][key] for r in rounds if phase in r]
+    values = [r[phase][key] for r in rounds if phase in r and r[phase].get(key) is not None]
     return statistics.median(values) if values else None
 
 

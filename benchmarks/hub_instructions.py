@@ -10,8 +10,9 @@ messages back to back then waiting until every subscriber has them all.
 Instrumentation is on only around those rounds, so the count is the
 server's user-space instructions per delivery (the kernel's share is not in
 it: see the write calls).  A second run without valgrind counts the
-server's write calls per delivery (`syscw`): one per delivery unless
-several messages reach a socket in one call.  Wall-clock speed plays no
+server's write calls per delivery (write, writev, send, sendmsg: perf,
+`benchmarks/write_calls.py`): one per delivery unless several messages
+reach a socket in one call.  Wall-clock speed plays no
 part, so the numbers hold on a busy machine.  Not a test.
 """
 
@@ -32,13 +33,9 @@ from benchmarks import hub  # noqa: E402
 from benchmarks.hub_client import Subscribers  # noqa: E402
 from benchmarks.loadgen import Connector, Controller  # noqa: E402
 from benchmarks.servers import free_port, http_ok, raise_nofile_limit  # noqa: E402
+from benchmarks.write_calls import WriteCalls  # noqa: E402
 
 STARTUP_TIMEOUT = 180.0  # a server under valgrind starts slowly
-
-
-def write_calls(pid: int) -> int:
-    fields = Path(f"/proc/{pid}/io").read_text().split()
-    return int(fields[fields.index("syscw:") + 1])
 
 
 def callgrind_control(*args: str) -> None:
@@ -48,7 +45,8 @@ def callgrind_control(*args: str) -> None:
 async def publish_rounds(
     port: int, subscribers: int, rounds: int, burst: int, pid: int, valgrind: bool
 ) -> int:
-    """Connects, warms up, measures; returns the server's write calls in the rounds."""
+    """Connects, warms up, measures; returns the server's write calls in the
+    rounds (-1 where perf cannot count them)."""
     members = Subscribers(subscribers, 10, 1)
     control = None
     try:
@@ -64,16 +62,18 @@ async def publish_rounds(
 
         for _ in range(3):  # warm-up: imports, caches, first-use paths
             await one_round()
-        writes = write_calls(pid)
+        writes = WriteCalls([pid])
+        if not valgrind:
+            writes.start()
         if valgrind:
             callgrind_control("--instr=on", str(pid))
         for _ in range(rounds):
             await one_round()
         if valgrind:
             callgrind_control("--instr=off", str(pid))
-        writes = write_calls(pid) - writes
+        counted = writes.stop()
         members.check(publisher.sent)
-        return writes
+        return -1 if counted is None else counted
     finally:
         await members.close()
         if control is not None:
@@ -117,7 +117,7 @@ def measure(row: str, args: argparse.Namespace, burst: int, valgrind: bool) -> f
             server.wait(60)
         deliveries: int = args.messages * burst * args.subscribers
         if not valgrind:
-            return writes / deliveries
+            return float("nan") if writes < 0 else writes / deliveries
         total = 0
         for dump in Path(tmp).glob("callgrind.out*"):
             for line in dump.read_text().splitlines():

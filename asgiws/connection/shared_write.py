@@ -12,14 +12,13 @@ not take.  Without the extension, or with `ASGIWS_NO_EXTENSIONS=1`,
 itself, in its loop: the same bytes on the wire.
 
 `stream_fd(transport)` is the descriptor a transport may be written around:
-its own non-blocking stream socket, not under TLS; -1 otherwise.  A
+its own stream socket, not under TLS; -1 otherwise.  A
 connection's `Writer` looks it up once (`Writer.fd`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 from collections.abc import Callable, Sequence
 from typing import Protocol
@@ -45,9 +44,9 @@ WriteEach = Callable[[Sequence[SharedWriteTransport], Sequence[int], bytes], Non
 
 def stream_fd(transport: asyncio.BaseTransport) -> int:
     """The transport's socket descriptor, when bytes may be written to it
-    directly: a non-blocking stream socket the transport reads and writes
-    itself.  -1 under TLS (the socket carries records, not our bytes), for a
-    transport without a socket, or for anything else."""
+    directly: a stream socket the transport reads and writes itself.  -1
+    under TLS (the socket carries records, not our bytes), for a transport
+    without a socket, or for anything else."""
     if transport.get_extra_info("sslcontext") is not None:
         return -1
     sock = transport.get_extra_info("socket")
@@ -55,7 +54,7 @@ def stream_fd(transport: asyncio.BaseTransport) -> int:
         return -1
     try:
         fd = sock.fileno()
-        if fd < 0 or sock.type != socket.SOCK_STREAM or os.get_blocking(fd):
+        if fd < 0 or sock.type != socket.SOCK_STREAM:
             return -1
     except (OSError, AttributeError):
         return -1

@@ -193,7 +193,7 @@ class ExtraInfo:
         return self.info.get(name, default)
 
 
-def test_stream_fd_only_for_our_own_non_blocking_stream_socket(
+def test_stream_fd_only_for_our_own_stream_socket(
     pair: tuple[socket.socket, socket.socket],
 ) -> None:
     ours, _ = pair
@@ -205,5 +205,16 @@ def test_stream_fd_only_for_our_own_non_blocking_stream_socket(
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as datagram:
         datagram.setblocking(False)
         assert stream_fd(ExtraInfo(socket=datagram)) == -1  # type: ignore[arg-type]
-    with socket.socket() as blocking:  # write() could wait: never written around
-        assert stream_fd(ExtraInfo(socket=blocking)) == -1  # type: ignore[arg-type]
+
+
+def test_a_blocking_socket_is_never_waited_on(c_write_each: WriteEach) -> None:
+    """MSG_DONTWAIT: a full socket hands the frame to the transport at
+    once, whatever the descriptor's mode."""
+    ours, peer = socket.socketpair()
+    with ours, peer:
+        ours.setblocking(False)
+        fill(ours)
+        ours.setblocking(True)
+        transport = FakeTransport()
+        c_write_each([transport], [ours.fileno()], b"frame")
+        assert transport.written == [b"frame"]
