@@ -76,7 +76,10 @@ class WriteCalls:
         """Send perf a control command and wait for its ack."""
         try:
             os.write(self.control, f"{command}\n".encode())
-            ready, _, _ = select.select([self.acks], [], [], ACK_TIMEOUT)
+            # poll, not select: the load generator's descriptors go past 1024.
+            waiting = select.poll()
+            waiting.register(self.acks, select.POLLIN)
+            ready = waiting.poll(ACK_TIMEOUT * 1000)
             return bool(ready) and os.read(self.acks, 16).startswith(b"ack")
         except OSError:
             return False
