@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import Callable, Coroutine
-from typing import Any
+from collections.abc import Callable
 
 import pytest
 import trustme
@@ -26,14 +25,16 @@ LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
 }
 
 
-def run_on(loop: str, main: Callable[[], Coroutine[Any, Any, None]]) -> None:
-    """`main()` on a new event loop of that kind (asyncio.Runner is 3.11+)."""
+def broadcast_on(loop: str, tls: bool) -> list[WebSocketConnection]:
+    """`broadcast_to_three(tls)` on a new event loop of that kind
+    (asyncio.Runner is 3.11+)."""
     event_loop = LOOPS[loop]()
     try:
-        event_loop.run_until_complete(main())
+        joined = event_loop.run_until_complete(broadcast_to_three(tls))
         event_loop.run_until_complete(event_loop.shutdown_asyncgens())
     finally:
         event_loop.close()
+    return joined
 
 
 def tls_contexts() -> tuple[ssl.SSLContext, ssl.SSLContext]:
@@ -76,12 +77,7 @@ async def broadcast_to_three(tls: bool) -> list[WebSocketConnection]:
 
 @pytest.mark.parametrize("loop", sorted(LOOPS))
 def test_plain_tcp_connections_are_written_to_their_socket(loop: str) -> None:
-    joined: list[WebSocketConnection] = []
-
-    async def main() -> None:
-        joined.extend(await broadcast_to_three(tls=False))
-
-    run_on(loop, main)
+    joined = broadcast_on(loop, tls=False)
     if shared_write.write_each is None:  # no C accelerator: through the transports
         assert [conn._writer.fd for conn in joined] == [None, None, None]
     else:  # each connection found its own socket to write the shared frames to
@@ -90,13 +86,9 @@ def test_plain_tcp_connections_are_written_to_their_socket(loop: str) -> None:
 
 @pytest.mark.parametrize("loop", sorted(LOOPS))
 def test_tls_connections_are_never_written_around(loop: str) -> None:
-    joined: list[WebSocketConnection] = []
-
-    async def main() -> None:
-        joined.extend(await broadcast_to_three(tls=True))
-
-    run_on(loop, main)
+    joined = broadcast_on(loop, tls=True)
     # Raw bytes on a TLS socket would break the record stream: the clients
-    # above read every message, and no connection was given a descriptor.
+    # in broadcast_to_three read every message, and no connection was given
+    # a descriptor.
     expected = None if shared_write.write_each is None else -1
     assert [conn._writer.fd for conn in joined] == [expected] * 3
