@@ -159,12 +159,6 @@ class Publisher:
             raise BenchmarkError(self.tally.error)
 
 
-def io_calls(pid: str, counter: str) -> int:
-    """One system-call counter (`syscr`, `syscw`) of /proc/PID/io."""
-    fields = Path(f"/proc/{pid}/io").read_text().split()
-    return int(fields[fields.index(counter + ":") + 1])
-
-
 class Meter:
     """Deliveries, server CPU (every server process and redis-server) and the
     load generator's own CPU over one phase."""
@@ -176,22 +170,19 @@ class Meter:
     def server_cpu(self) -> float:
         return sum(loadgen.server_cpu_seconds(pid) for pid in self.pids)
 
-    def server_writes(self) -> WriteCalls:
-        """write/writev/send/sendmsg calls of the server trees (perf): fewer
-        than one per delivery means several messages went to a socket in one
-        call."""
-        return WriteCalls([pid for root in self.pids for pid in tree_pids(root)])
-
     @staticmethod
     def own_reads() -> int:
         """read system calls of the load generator so far (each a socket read)."""
-        return io_calls("self", "syscr")
+        fields = Path("/proc/self/io").read_text().split()
+        return int(fields[fields.index("syscr:") + 1])
 
     def start(self) -> None:
         self.subscribers.latencies.clear()
         self.subscribers.measure_latency(True)
         self.count0 = self.subscribers.tally.total
-        self.writes = self.server_writes()
+        # write/writev/send/sendmsg calls of the server trees (perf): fewer than
+        # one per delivery means several messages went to a socket in one call.
+        self.writes = WriteCalls([pid for root in self.pids for pid in tree_pids(root)])
         self.writes.start()
         self.reads0 = self.own_reads()
         self.time0, self.cpu0, self.own0 = (

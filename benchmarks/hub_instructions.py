@@ -44,9 +44,9 @@ def callgrind_control(*args: str) -> None:
 
 async def publish_rounds(
     port: int, subscribers: int, rounds: int, burst: int, pid: int, valgrind: bool
-) -> int:
+) -> int | None:
     """Connects, warms up, measures; returns the server's write calls in the
-    rounds (-1 where perf cannot count them)."""
+    rounds (None under valgrind, or where perf cannot count them)."""
     members = Subscribers(subscribers, 10, 1)
     control = None
     try:
@@ -63,17 +63,17 @@ async def publish_rounds(
         for _ in range(3):  # warm-up: imports, caches, first-use paths
             await one_round()
         writes = WriteCalls([pid])
-        if not valgrind:
-            writes.start()
         if valgrind:
             callgrind_control("--instr=on", str(pid))
+        else:
+            writes.start()
         for _ in range(rounds):
             await one_round()
         if valgrind:
             callgrind_control("--instr=off", str(pid))
-        counted = writes.stop()
+        counted = writes.stop()  # None if never started
         members.check(publisher.sent)
-        return -1 if counted is None else counted
+        return counted
     finally:
         await members.close()
         if control is not None:
@@ -107,7 +107,7 @@ def measure(row: str, args: argparse.Namespace, burst: int, valgrind: bool) -> f
                 time.sleep(0.5)
             import uvloop
 
-            writes: int = uvloop.run(
+            writes: int | None = uvloop.run(
                 publish_rounds(port, args.subscribers, args.messages, burst, server.pid, valgrind)
             )
             if valgrind:
@@ -117,7 +117,7 @@ def measure(row: str, args: argparse.Namespace, burst: int, valgrind: bool) -> f
             server.wait(60)
         deliveries: int = args.messages * burst * args.subscribers
         if not valgrind:
-            return float("nan") if writes < 0 else writes / deliveries
+            return float("nan") if writes is None else writes / deliveries
         total = 0
         for dump in Path(tmp).glob("callgrind.out*"):
             for line in dump.read_text().splitlines():

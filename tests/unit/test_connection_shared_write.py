@@ -10,6 +10,8 @@ ASGIWS_NO_EXTENSIONS=1, where the fan-out writes through each transport)."""
 from __future__ import annotations
 
 import socket
+import struct
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -215,6 +217,11 @@ def test_a_blocking_socket_is_never_waited_on(c_write_each: WriteEach) -> None:
         ours.setblocking(False)
         fill(ours)
         ours.setblocking(True)
+        # A send that waited would give up after 5 s (SO_SNDTIMEO) instead of
+        # hanging the suite, and the elapsed time would show it.
+        ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", 5, 0))
         transport = FakeTransport()
+        started = time.monotonic()
         c_write_each([transport], [ours.fileno()], b"frame")
+        assert time.monotonic() - started < 2.5
         assert transport.written == [b"frame"]
