@@ -92,7 +92,7 @@ class RequestCycle:
         # Created only when receive() has to wait: most requests never do.
         self._wakeup: asyncio.Event | None = None
         # response side
-        self.state = ResponseState.START
+        self.state = _START
         self.written = False
         self.response_head: ResponseHead | None = None
 
@@ -139,9 +139,9 @@ class RequestCycle:
                 logger.error("Exception in ASGI application\n", exc_info=exc)
             await self._fail()
         else:
-            if self.state is ResponseState.DONE or self.disconnected:
+            if self.state is _DONE or self.disconnected:
                 return
-            if self.state is ResponseState.START:
+            if self.state is _START:
                 logger.error("ASGI callable returned without starting response.")
             else:
                 logger.error("ASGI callable returned without completing response.")
@@ -149,13 +149,13 @@ class RequestCycle:
 
     async def _fail(self) -> None:
         """500 when nothing reached the client yet; otherwise cut the connection."""
-        if self.state is ResponseState.DONE or self.disconnected:
+        if self.state is _DONE or self.disconnected:
             return
         if self.written:
             self._abort()
             return
         body = b"Internal Server Error"
-        self.state = ResponseState.BODY
+        self.state = _BODY
         self._status = 500
         self.response_head = self._build_head(
             500,
@@ -167,7 +167,7 @@ class RequestCycle:
             self._abort()
 
     def _abort(self) -> None:
-        if self.state is not ResponseState.DONE:
+        if self.state is not _DONE:
             self.transport.close()
             if self._observer is not None:
                 self._report()
@@ -179,7 +179,7 @@ class RequestCycle:
             self.waiting_for_100_continue = False
             self.transport.write(CONTINUE_RESPONSE)
         while True:
-            if self.disconnected or self.state is ResponseState.DONE:
+            if self.disconnected or self.state is _DONE:
                 return dict(_DISCONNECT)
             if self._chunks or (not self.more_body and not self._final_delivered):
                 chunks = self._chunks
@@ -285,7 +285,7 @@ class RequestCycle:
 
     def _done(self) -> None:
         """The last body byte is written."""
-        self.state = ResponseState.DONE
+        self.state = _DONE
         if self._wakeup is not None:  # a receive() waiting for disconnect returns now
             self._wakeup.set()
         if self._observer is not None:
