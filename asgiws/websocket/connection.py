@@ -68,6 +68,11 @@ class OurState(Enum):
     CLOSE_SENT = "CLOSE_SENT"
     ENDED = "ENDED"  # the peer closed TCP before our close frame went out
 
+    # The state machine's tables are dicts keyed by these members, looked up
+    # on every transition: the identity hash is a C slot, Enum's own
+    # __hash__ (hash of the name) a Python call.
+    __hash__ = object.__hash__
+
 
 class TheirState(Enum):
     """The peer's side: what its bytes still mean."""
@@ -84,6 +89,8 @@ class TheirState(Enum):
     # sends after it counts.
     CLOSE_RECEIVED = "CLOSE_RECEIVED"
     EOF = "EOF"  # the peer closed TCP
+
+    __hash__ = object.__hash__  # (as OurState's)
 
 
 class EngineState(Enum):
@@ -103,6 +110,8 @@ class Trigger(Enum):
     PROTOCOL_ERROR = "PROTOCOL_ERROR"  # a message broke a rule; the frames around it still decode
     FRAMING_ERROR = "FRAMING_ERROR"  # a frame header broke a rule; nothing after it decodes
     EOF = "EOF"  # the peer closed the TCP stream
+
+    __hash__ = object.__hash__  # (as OurState's)
 
 
 _OPEN, _CLOSE_OWED, _CLOSE_SENT = OurState.OPEN, OurState.CLOSE_OWED, OurState.CLOSE_SENT
