@@ -436,6 +436,7 @@ class WebSocketConnection(asyncio.Protocol):
         """Handle the engine's events, write its automatic replies, and close
         the transport when the closing handshake says so."""
         inbox, reporter = self._inbox, self._reporter
+        only_messages = bool(events)
         for event in events:
             if isinstance(event, (TextMessage, BytesMessage)):
                 data = event.data
@@ -445,7 +446,9 @@ class WebSocketConnection(asyncio.Protocol):
                         self.logger.debug("< %s", describe(data))
                     if reporter is not None:
                         reporter.received(data)
-            elif isinstance(event, Pong):
+                continue
+            only_messages = False
+            if isinstance(event, Pong):
                 self._pong_received(event.payload)
             elif isinstance(event, Ping):
                 if self.debug:
@@ -454,6 +457,11 @@ class WebSocketConnection(asyncio.Protocol):
                 self._close_received(event)
             elif isinstance(event, ConnectionFailed):
                 self._connection_failed(event)
+        if only_messages:
+            # Nothing but data messages: the engine queued no frame and its
+            # closing state did not move (`Engine.receive_data`), so the
+            # common read skips the two calls below.
+            return
         replies = engine.data_to_send()
         if replies:
             self._writer.write(replies)

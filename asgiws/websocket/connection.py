@@ -452,6 +452,12 @@ class Engine:
         (see the class docstring); later frames are dropped while we look
         for the peer's close frame.  After the peer's close frame, an
         unreadable frame or EOF, nothing counts: [].
+
+        Whatever queues a frame or moves the closing state comes with an
+        event of its own (Ping, CloseReceived, ConnectionFailed), so after a
+        call that returned events, all of them TextMessage/BytesMessage,
+        `data_to_send()` is empty and `should_close_transport()` unchanged:
+        the I/O layer may skip both then.
         """
         theirs = self._theirs
         if (theirs is not _MESSAGES and theirs is not _DISCARDING) or not data:

@@ -712,3 +712,20 @@ async def test_a_read_full_of_pings_is_answered_over_several_loop_turns() -> Non
         await asyncio.sleep(0)
     assert answered_now + len(peer.frames()) == pings
     assert transport.reading
+
+
+async def test_control_frames_read_together_with_messages_are_answered() -> None:
+    """One read with messages and control frames: the messages are queued and
+    the engine's replies are written (a read of messages alone skips that step)."""
+    conn, transport, peer = make_connection()
+    peer.protocol.send_text(b"one")
+    peer.protocol.send_ping(b"p1")
+    peer.protocol.send_binary(b"two")
+    peer.flush()  # all three frames in one data_received
+    assert [(f.opcode, f.data) for f in peer.frames()] == [(Opcode.PONG, b"p1")]
+    assert [await conn.recv(), await conn.recv()] == ["one", b"two"]
+    peer.send_text("three")
+    peer.protocol.send_close(1001, "away")
+    peer.flush()
+    assert [f.opcode for f in peer.frames()] == [Opcode.CLOSE]
+    assert transport.closing

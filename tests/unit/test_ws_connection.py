@@ -566,3 +566,45 @@ def test_server_frames_of_every_length_form_match_the_frame_encoder(
     else:
         body = payload
     assert sent == b"".join(encode_frame(BINARY, body, rsv1=deflate))
+
+
+# Frames a client may send, valid or not: whatever the mix, a read that gives
+# only data messages must leave the engine with nothing to send and its
+# closing state where it was (the connection layer then skips both checks).
+_READ_FRAMES = [
+    masked(0x81, b"text"),
+    masked(0x82, b"\x00\xffbinary"),
+    masked(0x81, b""),
+    masked(0x89, b"ping"),
+    masked(0x8A, b"pong"),
+    masked(0x88, struct.pack(">H", 1000) + b"bye"),
+    masked(0x88, struct.pack(">H", 999)),  # invalid close code
+    masked(0x81, b"\xff\xfe"),  # invalid UTF-8
+    masked(0x83, b"reserved opcode"),
+    masked(0x01, b"frag") + masked(0x80, b"ment"),  # a fragmented text message
+    masked(0x80, b"stray continuation"),
+    masked(0xC1, b"rsv1 without deflate"),
+    bytes((0x81, 0x04)) + b"open",  # unmasked from a client
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    picks=st.lists(st.integers(0, len(_READ_FRAMES) - 1), max_size=12),
+    cuts=st.lists(st.integers(0, 400), max_size=8),
+)
+def test_a_read_of_only_data_messages_queues_nothing_and_moves_no_state(
+    picks: list[int], cuts: list[int]
+) -> None:
+    server = ServerEngine()
+    stream = b"".join(_READ_FRAMES[i] for i in picks)
+    prev = 0
+    for cut in [*sorted(c for c in cuts if c <= len(stream)), len(stream)]:
+        before = (server.state, server.should_close_transport())
+        events = server.receive_data(stream[prev:cut])
+        prev = cut
+        if events and all(isinstance(e, (TextMessage, BytesMessage)) for e in events):
+            assert server.data_to_send() == []
+            assert (server.state, server.should_close_transport()) == before
+        else:
+            server.data_to_send()
