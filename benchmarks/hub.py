@@ -11,6 +11,11 @@ Rows (every server one process pinned to CPU 0, the load generator on CPU 1):
 - asgiws-hub-redis: hub_app.py in two asgiws processes and a redis-server
   (all three on CPU 0); the subscribers are split over both processes, the
   messages are published in the first: every delivery crossed Redis.
+- uvicorn-starlette-loop, asgiws-starlette-hub: the same two fan-outs
+  written as Starlette apps (benchmarks/hub_starlette.py: `await
+  websocket.send_bytes(...)` in a loop under uvicorn, `hub.join(group,
+  websocket)` and `hub.publish()` under asgiws); their "vs" column is taken
+  against the Starlette loop, every other row's against uvicorn-loop.
 
 For each row and subscriber count, three phases on the same connections,
 64-byte binary messages carrying a sequence number and their send time:
@@ -69,6 +74,7 @@ from benchmarks.hub_client import (  # noqa: E402
 )
 from benchmarks.loadgen import Connector, Controller  # noqa: E402
 from benchmarks.servers import (  # noqa: E402
+    APP,
     BASELINE,
     SERVER_CPU,
     RunningServer,
@@ -117,11 +123,27 @@ UVICORN = dataclasses.replace(
     args=(*_UVICORN_FAST.args, "--ws-ping-interval", "0"),
     deflate_on=_UVICORN_FAST.deflate_off,
 )
+UVICORN_STARLETTE = dataclasses.replace(
+    UVICORN,
+    name="uvicorn-starlette-loop",
+    args=tuple("benchmarks.hub_starlette:loop_app" if a == APP else a for a in UVICORN.args),
+)
 ROWS: dict[str, tuple[ServerSpec, int]] = {  # name -> (spec, processes)
     "uvicorn-loop": (UVICORN, 1),
     "asgiws-loop": (asgiws_spec("asgiws-loop", "benchmarks.apps:app"), 1),
     "asgiws-hub": (asgiws_spec("asgiws-hub", "benchmarks.hub_app:app"), 1),
     "asgiws-hub-redis": (asgiws_spec("asgiws-hub-redis", "benchmarks.hub_app:app"), 2),
+    "uvicorn-starlette-loop": (UVICORN_STARLETTE, 1),
+    "asgiws-starlette-hub": (
+        asgiws_spec("asgiws-starlette-hub", "benchmarks.hub_starlette:hub_app"),
+        1,
+    ),
+}
+# The uvicorn loop a row's ratio is taken against: the Starlette rows against
+# the Starlette loop, the raw ASGI rows against the raw ASGI loop.
+BASE_ROW = {name: "uvicorn-loop" for name in ROWS} | {
+    "uvicorn-starlette-loop": "uvicorn-starlette-loop",
+    "asgiws-starlette-hub": "uvicorn-starlette-loop",
 }
 
 
@@ -447,16 +469,16 @@ def report(
         "**Saturated** (4 fan-outs in flight).  A row is the server's limit only where its "
         "server CPU is near 1.00 and the load generator's is not:",
         "",
-        "| row | subscribers | deliveries/s | vs uvicorn-loop | server CPU | load generator CPU "
-        "| server µs / delivery | server writes / delivery | load generator reads / delivery "
-        "| p50 ms | p99 ms |",
+        "| row | subscribers | deliveries/s | vs its uvicorn loop | server CPU "
+        "| load generator CPU | server µs / delivery | server writes / delivery "
+        "| load generator reads / delivery | p50 ms | p99 ms |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for size in args.sizes:
-        base = median_of(
-            results.get("uvicorn-loop", {}).get(size, []), "saturate", "deliveries_per_s"
-        )
         for name in args.rows:
+            base = median_of(
+                results.get(BASE_ROW[name], {}).get(size, []), "saturate", "deliveries_per_s"
+            )
             rounds = results.get(name, {}).get(size, [])
             rate = median_of(rounds, "saturate", "deliveries_per_s")
             if rate is None:
@@ -481,16 +503,16 @@ def report(
         "Backlog: fan-outs still incomplete when the next was published (0: kept up):",
         "",
         f"| row | subscribers | server µs / delivery @ {args.rate / 1000:g}k/s "
-        "| vs uvicorn-loop | load generator CPU | backlog "
+        "| vs its uvicorn loop | load generator CPU | backlog "
         f"| server µs / delivery @ 1 msg / {PACE * 1000:g} ms | load generator CPU "
         "| p50 ms | p99 ms | max ms | backlog |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for size in args.sizes:
-        base = median_of(
-            results.get("uvicorn-loop", {}).get(size, []), "rate", "server_us_per_delivery"
-        )
         for name in args.rows:
+            base = median_of(
+                results.get(BASE_ROW[name], {}).get(size, []), "rate", "server_us_per_delivery"
+            )
             rounds = results.get(name, {}).get(size, [])
             cost = median_of(rounds, "rate", "server_us_per_delivery")
             if cost is None:
