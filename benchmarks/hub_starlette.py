@@ -14,7 +14,7 @@ hub_app.py:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
@@ -51,23 +51,34 @@ async def loop_subscriber(websocket: WebSocket) -> None:
         members.discard(websocket)
 
 
-async def loop_control(websocket: WebSocket) -> None:
+async def control(
+    websocket: WebSocket, count: Callable[[], int], fan_out: Callable[[bytes], Awaitable[None]]
+) -> None:
+    """The control route: a text message asks for the group's size, a binary
+    one is fanned out."""
     await websocket.accept()
-    group = websocket.query_params.get("group", "")
     while True:
         message = await websocket.receive()
         if message["type"] != "websocket.receive":
             return
         payload = message.get("bytes")
-        members = GROUPS.get(group, set())
         if payload is None:
-            await websocket.send_text(str(len(members)))
-            continue
+            await websocket.send_text(str(count()))
+        else:
+            await fan_out(payload)
+
+
+async def loop_control(websocket: WebSocket) -> None:
+    members = GROUPS.setdefault(websocket.query_params.get("group", ""), set())
+
+    async def send_to_each(payload: bytes) -> None:
         for member in tuple(members):  # a member may leave mid fan-out
             try:
                 await member.send_bytes(payload)
             except Exception:  # a vanished subscriber is not an app error
                 members.discard(member)
+
+    await control(websocket, lambda: len(members), send_to_each)
 
 
 async def hub_subscriber(websocket: WebSocket) -> None:
@@ -81,17 +92,12 @@ async def hub_subscriber(websocket: WebSocket) -> None:
 
 
 async def hub_control(websocket: WebSocket) -> None:
-    await websocket.accept()
     group = websocket.query_params.get("group", "")
-    while True:
-        message = await websocket.receive()
-        if message["type"] != "websocket.receive":
-            return
-        payload = message.get("bytes")
-        if payload is None:
-            await websocket.send_text(str(HUB.members(group)))
-        else:
-            await HUB.publish(group, payload)
+
+    async def publish(payload: bytes) -> None:
+        await HUB.publish(group, payload)
+
+    await control(websocket, lambda: HUB.members(group), publish)
 
 
 @asynccontextmanager
