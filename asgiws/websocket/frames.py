@@ -61,6 +61,8 @@ class Opcode(IntEnum):
 CONT, TEXT, BINARY = Opcode.CONTINUATION, Opcode.TEXT, Opcode.BINARY
 CLOSE, PING, PONG = Opcode.CLOSE, Opcode.PING, Opcode.PONG
 _KNOWN_OPCODES = frozenset(int(op) for op in Opcode)
+# (A module constant: on Python 3.11 an enum class attribute is a slow lookup.)
+_NO_STATUS = CloseCode.NO_STATUS
 
 _FIN = 0x80
 _RSV1 = 0x40
@@ -153,7 +155,7 @@ def is_valid_close_code(code: int) -> bool:
 
 def encode_close_payload(code: int, reason: str) -> bytes:
     """Payload of our close frame; code 1005 means "send no status code"."""
-    if code == 1005:  # CloseCode.NO_STATUS (a literal: no enum class lookup per close)
+    if code == _NO_STATUS:
         if reason:
             raise ValueError("a close reason needs a status code")
         return b""
@@ -169,7 +171,7 @@ def encode_close_payload(code: int, reason: str) -> bytes:
 def parse_close_payload(payload: bytes) -> tuple[int, str]:
     """(code, reason) of a received close frame; (1005, "") when empty."""
     if not payload:
-        return CloseCode.NO_STATUS, ""
+        return _NO_STATUS, ""
     # 5.5.1: "If there is a body, the first two bytes of the body MUST be a
     # 2-byte unsigned integer (in network byte order) representing a status code"
     if len(payload) == 1:
