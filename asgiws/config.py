@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Union
 
+from asgiws.listeners import can_share_port
 from asgiws.memory import MAX_MMAP_THRESHOLD
 from asgiws.types import ASGIApp
 from asgiws.websocket.deflate import (
@@ -195,6 +196,16 @@ class Config:
     fd: int | None = option(None, "Bind to socket from this file descriptor.", allowed=NON_NEGATIVE)
     backlog: int = option(
         2048, "Maximum number of connections to hold in backlog.", allowed=POSITIVE
+    )
+    listen_sockets: int | None = option(
+        None,
+        "Listening sockets per TCP address, sharing the port (SO_REUSEPORT, Linux). "
+        "uvloop accepts one connection per socket per event-loop turn, so N sockets "
+        "take a burst of new connections up to N a turn (asyncio's loop takes up to "
+        "--backlog a turn from one socket).",
+        metavar="N",
+        allowed=POSITIVE,
+        shown_default="8 with uvloop on Linux, else 1",
     )
 
     # --- application loading -------------------------------------------------
@@ -501,6 +512,11 @@ class Config:
                     raise ConfigError(f"{flag_of(f)}: {item!r} is not {allowed_text(f)}")
         if (self.ssl_keyfile is None) != (self.ssl_certfile is None):
             raise ConfigError("--ssl-keyfile and --ssl-certfile must be given together")
+        if self.listen_sockets is not None and self.listen_sockets > 1 and not can_share_port():
+            raise ConfigError(
+                f"--listen-sockets {self.listen_sockets}: sockets share a port only on "
+                "Linux (SO_REUSEPORT); leave it out or give 1"
+            )
 
     @property
     def is_ssl(self) -> bool:

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from asgiws.access_log import AccessLog
 from asgiws.access_log import logger as access_logger
 from asgiws.config import Config, ConfigError
+from asgiws.listeners import bind_tcp, listen_sockets
 from asgiws.logs import configure_logging
 from asgiws.memory import tune_malloc
 from asgiws.observer import HttpRequestDone, Observer, combine
@@ -251,16 +252,14 @@ class Server:
             made = os.stat(config.uds)
             self._own_uds = (made.st_dev, made.st_ino)
         else:
-            self._servers.append(
-                await loop.create_server(
-                    factory,
-                    host=config.host,
-                    port=config.port,
-                    ssl=ssl_context,
-                    backlog=config.backlog,
-                    reuse_address=True,
+            uvloop = type(loop).__module__.partition(".")[0] == "uvloop"
+            per_address = listen_sockets(config.listen_sockets, uvloop)
+            for sock in bind_tcp(config.host, config.port, config.backlog, per_address):
+                self._servers.append(
+                    await loop.create_server(
+                        factory, sock=sock, ssl=ssl_context, backlog=config.backlog
+                    )
                 )
-            )
         self.sockets = [s for server in self._servers for s in server.sockets]
         if self.announce_listening:
             log_listening(self.sockets, config.is_ssl)
@@ -375,11 +374,15 @@ class RequestLimit(Observer):
 
 
 def log_listening(sockets: Iterable[socket.socket], is_ssl: bool) -> None:
-    """One "asgiws running on ..." line per listening socket (tests and
-    users wait for it)."""
+    """One "asgiws running on ..." line per address listened on (tests and
+    users wait for it; the sockets of a `--listen-sockets` group share one)."""
     scheme = "https" if is_ssl else "http"
+    seen: set[tuple[int, object]] = set()
     for sock in sockets:
         name = sock.getsockname()
+        if (sock.family, name) in seen:
+            continue
+        seen.add((sock.family, name))
         if sock.family == socket.AF_UNIX:
             where = f"unix socket {name}"
         elif sock.family == socket.AF_INET6:

@@ -7,7 +7,8 @@ import socket
 import stat
 
 from asgiws.config import Config
-from asgiws.server import remove_stale_socket
+from asgiws.listeners import bind_tcp, listen_sockets
+from asgiws.server import loop_factory, remove_stale_socket
 
 
 def bind_sockets(config: Config) -> tuple[list[socket.socket], tuple[int, int] | None]:
@@ -31,31 +32,6 @@ def bind_sockets(config: Config) -> tuple[list[socket.socket], tuple[int, int] |
         os.chmod(config.uds, 0o666 if mode is None else stat.S_IMODE(mode))
         made = os.stat(config.uds)
         return [sock], (made.st_dev, made.st_ino)
-    return bind_tcp(config.host, config.port, config.backlog), None
-
-
-def bind_tcp(host: str, port: int, backlog: int) -> list[socket.socket]:
-    """One listening socket per address `host` resolves to, as asyncio's
-    `create_server(host=..., port=...)` binds them."""
-    infos = socket.getaddrinfo(
-        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-    )
-    sockets: list[socket.socket] = []
-    seen: set[tuple[int, object]] = set()
-    try:
-        for family, kind, proto, _, address in infos:
-            if (family, address) in seen:
-                continue
-            seen.add((family, address))
-            sock = socket.socket(family, kind, proto)
-            sockets.append(sock)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if family == socket.AF_INET6:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            sock.bind(address)
-            sock.listen(backlog)
-    except OSError:
-        for sock in sockets:
-            sock.close()
-        raise
-    return sockets
+    # The workers run the loop `loop_factory` picks: uvloop takes a group.
+    per_address = listen_sockets(config.listen_sockets, loop_factory(config.loop) is not None)
+    return bind_tcp(config.host, config.port, config.backlog, per_address), None

@@ -23,10 +23,11 @@ from types import FrameType
 from typing import Any
 
 from asgiws.config import Config, ConfigError
+from asgiws.listeners import bind_tcp
 from asgiws.logs import configure_logging
 from asgiws.server import bind_target, log_listening, remove_socket_file
 from asgiws.supervisors.reload import ChangeWatcher, display_path
-from asgiws.supervisors.sockets import bind_sockets, bind_tcp
+from asgiws.supervisors.sockets import bind_sockets
 from asgiws.supervisors.worker import Worker
 
 logger = logging.getLogger("asgiws.error")

@@ -113,6 +113,7 @@ OUT_OF_RANGE: list[tuple[str, object]] = [
     ("fd", -1),
     ("backlog", -3),
     ("backlog", 0),
+    ("listen_sockets", 0),
     ("lifespan", "maybe"),
     ("loop", "no-such-loop"),
     ("http", "h2"),

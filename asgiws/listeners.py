@@ -1,0 +1,120 @@
+"""TCP listening sockets: one per address the host resolves to, or a group
+of several per address sharing the port.
+
+Why a group: libuv (uvloop's engine) accepts one connection per listening
+socket per event-loop turn, so a burst of new connections costs one loop
+turn each: an epoll wait, the callbacks of that turn, and an answer written
+while the client, woken once per answer, has gone back to sleep.  asyncio's
+own loop accepts up to `backlog` connections per turn from one socket.  With
+N sockets in one SO_REUSEPORT group (Linux spreads incoming connections over
+them by a hash of the addresses), uvloop accepts up to N per turn: on the
+`ws_handshake` benchmark, 8 sockets take asgiws from ~6,300 to ~9,500
+handshakes/s on one core (docs/PERFORMANCE.md, "Ninth pass").
+
+SO_REUSEPORT lets any socket of the same user join a group, so binding a
+group first checks that the port is free with a plain socket: a second
+server started on a port in use fails with "address already in use", as it
+would with one socket, instead of silently sharing the first one's
+connections.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+from typing import Any
+
+__all__ = ["UVLOOP_LISTEN_SOCKETS", "bind_tcp", "can_share_port", "listen_sockets"]
+
+Address = tuple[Any, ...]
+"""A socket address as getaddrinfo gives it: (host, port) or IPv6's four."""
+
+UVLOOP_LISTEN_SOCKETS = 8
+"""Sockets per address when the loop is uvloop and `--listen-sockets` is
+not given: 8 and 16 measured the same on the handshake benchmark, 4 gave
+two thirds of the gain."""
+
+
+def can_share_port() -> bool:
+    """Whether a group of sockets shares a port's connections here: Linux's
+    SO_REUSEPORT balances them (elsewhere the option exists with other
+    semantics, or not at all)."""
+    return sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
+
+
+def listen_sockets(configured: int | None, uvloop: bool) -> int:
+    """Sockets per address: `--listen-sockets`, else 8 on uvloop where the
+    port can be shared, else 1."""
+    if configured is not None:
+        return configured
+    return UVLOOP_LISTEN_SOCKETS if uvloop and can_share_port() else 1
+
+
+def bind_tcp(host: str, port: int, backlog: int, per_address: int = 1) -> list[socket.socket]:
+    """Listening sockets for every address `host` resolves to, as asyncio's
+    `create_server(host=..., port=...)` binds them (SO_REUSEADDR, IPv6 sockets
+    IPv6-only), `per_address` of them per address in one SO_REUSEPORT group.
+
+    Raises OSError (the caller names the address).  A group needs
+    `can_share_port()` (`Config` refuses `--listen-sockets` above 1 elsewhere)."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    sockets: list[socket.socket] = []
+    seen: set[tuple[int, object]] = set()
+    try:
+        for family, kind, proto, _, address in infos:
+            if (family, address) in seen:
+                continue
+            seen.add((family, address))
+            if per_address == 1:
+                sockets.append(_listening(family, kind, proto, address, backlog, shared=False))
+                continue
+            if port != 0:
+                _check_free(family, kind, proto, address)
+            first = _listening(family, kind, proto, address, backlog, shared=True)
+            sockets.append(first)
+            # Port 0: the others join the port the kernel gave the first.
+            address = first.getsockname()
+            for _ in range(per_address - 1):
+                sockets.append(_listening(family, kind, proto, address, backlog, shared=True))
+    except OSError:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
+def _new_socket(family: int, kind: int, proto: int, *, shared: bool) -> socket.socket:
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if shared:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _listening(
+    family: int, kind: int, proto: int, address: Address, backlog: int, *, shared: bool
+) -> socket.socket:
+    sock = _new_socket(family, kind, proto, shared=shared)
+    try:
+        sock.bind(address)
+        sock.listen(backlog)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _check_free(family: int, kind: int, proto: int, address: Address) -> None:
+    """Raise EADDRINUSE when `address` is taken, by anyone: a plain socket
+    cannot bind over a listener, SO_REUSEPORT group or not."""
+    probe = _new_socket(family, kind, proto, shared=False)
+    try:
+        probe.bind(address)
+    finally:
+        probe.close()
