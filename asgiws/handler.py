@@ -32,6 +32,7 @@ from asgiws.datastructures import Headers, encode_headers
 from asgiws.exceptions import AbortHandshake
 from asgiws.extensions.negotiation import server_factories
 from asgiws.extensions.permessage_deflate import deflate_options_of
+from asgiws.listeners import bind_addresses, listen_sockets, running_uvloop
 from asgiws.options import config_from_handler_options
 from asgiws.protocol import (
     HTTPResponse,
@@ -269,6 +270,7 @@ async def bind_sockets(
     host: str | Sequence[str] | None,
     port: int | None,
     *,
+    per_address: int = 1,
     family: int = socket.AF_UNSPEC,
     flags: int = socket.AI_PASSIVE,
     reuse_address: bool | None = None,
@@ -277,7 +279,8 @@ async def bind_sockets(
     """Bound (not yet listening) TCP sockets, as `loop.create_server` binds
     them: every address `host` resolves to (every interface for None or ""),
     SO_REUSEADDR on POSIX unless `reuse_address=False`, SO_REUSEPORT when
-    asked, IPv6 sockets IPv6-only so that IPv4 gets its own."""
+    asked, IPv6 sockets IPv6-only so that IPv4 gets its own; `per_address`
+    of them per address (`asgiws.listeners`)."""
     loop = asyncio.get_running_loop()
     hosts: list[str | None]
     if host is None or host == "":
@@ -293,25 +296,12 @@ async def bind_sockets(
         ):
             if info not in infos:
                 infos.append(info)
-    if reuse_address is None:
-        reuse_address = os.name == "posix"
-    sockets: list[socket.socket] = []
-    try:
-        for af, socktype, proto, _canonname, address in infos:
-            sock = socket.socket(af, socktype, proto)
-            sockets.append(sock)
-            if reuse_address:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if reuse_port:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            if af == socket.AF_INET6:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            sock.bind(address)
-    except BaseException:
-        for sock in sockets:
-            sock.close()
-        raise
-    return sockets
+    return bind_addresses(
+        infos,
+        per_address,
+        reuse_address=os.name == "posix" if reuse_address is None else reuse_address,
+        reuse_port=bool(reuse_port),
+    )
 
 
 def _address(sock: socket.socket) -> str:
@@ -404,15 +394,20 @@ class serve:  # the websockets name: used like a function
         config = self.server.config
         if config.uds is not None:
             return None
-        return await bind_sockets(self._host, config.port, **self._socket_options)
+        uvloop = running_uvloop(asyncio.get_running_loop())
+        per_address = listen_sockets(config.listen_sockets, uvloop)
+        return await bind_sockets(
+            self._host, config.port, per_address=per_address, **self._socket_options
+        )
 
     async def _start(self) -> WebSocketServer:
         server = self.server
         await server.startup(await self._sockets())
         if not server.started:
             raise OSError(f"cannot serve on {server.config.host}:{server.config.port}")
-        for sock in server.sockets:
-            self.logger.info("server listening on %s", _address(sock))
+        # One line per address, as websockets logs it (a group shares one).
+        for address in dict.fromkeys(map(_address, server.sockets)):
+            self.logger.info("server listening on %s", address)
         self._ws_server = WebSocketServer(server, self._app.connections, self.logger)
         return self._ws_server
 

@@ -22,12 +22,23 @@ from __future__ import annotations
 
 import socket
 import sys
+from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["UVLOOP_LISTEN_SOCKETS", "bind_tcp", "can_share_port", "listen_sockets"]
+__all__ = [
+    "UVLOOP_LISTEN_SOCKETS",
+    "bind_addresses",
+    "bind_tcp",
+    "can_share_port",
+    "listen_sockets",
+    "running_uvloop",
+]
 
 Address = tuple[Any, ...]
 """A socket address as getaddrinfo gives it: (host, port) or IPv6's four."""
+
+AddressInfo = tuple[Any, Any, int, str, Address]
+"""One answer of getaddrinfo: (family, type, proto, canonname, address)."""
 
 UVLOOP_LISTEN_SOCKETS = 8
 """Sockets per address when the loop is uvloop and `--listen-sockets` is
@@ -50,6 +61,11 @@ def listen_sockets(configured: int | None, uvloop: bool) -> int:
     return UVLOOP_LISTEN_SOCKETS if uvloop and can_share_port() else 1
 
 
+def running_uvloop(loop: object) -> bool:
+    """Whether `loop` (the running one) is uvloop's."""
+    return type(loop).__module__.partition(".")[0] == "uvloop"
+
+
 def bind_tcp(host: str, port: int, backlog: int, per_address: int = 1) -> list[socket.socket]:
     """Listening sockets for every address `host` resolves to, as asyncio's
     `create_server(host=..., port=...)` binds them (SO_REUSEADDR, IPv6 sockets
@@ -58,24 +74,41 @@ def bind_tcp(host: str, port: int, backlog: int, per_address: int = 1) -> list[s
     Raises OSError (the caller names the address).  A group needs
     `can_share_port()` (`Config` refuses `--listen-sockets` above 1 elsewhere)."""
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    return bind_addresses(infos, per_address, backlog=backlog)
+
+
+def bind_addresses(
+    infos: Iterable[AddressInfo],
+    per_address: int,
+    *,
+    backlog: int | None = None,
+    reuse_address: bool = True,
+    reuse_port: bool = False,
+) -> list[socket.socket]:
+    """Sockets bound to each distinct address of `infos` (getaddrinfo's
+    answers), `per_address` of them per address, listening when `backlog`
+    is given.  `reuse_port`: the caller shares the port with sockets of its
+    own on purpose (`serve(reuse_port=True)`), so a port in use is no error.
+
+    Raises OSError, after closing what it bound."""
     sockets: list[socket.socket] = []
     seen: set[tuple[int, object]] = set()
+    shared = reuse_port or per_address > 1
     try:
         for family, kind, proto, _, address in infos:
             if (family, address) in seen:
                 continue
             seen.add((family, address))
-            if per_address == 1:
-                sockets.append(_listening(family, kind, proto, address, backlog, shared=False))
-                continue
-            if port != 0:
-                _check_free(family, kind, proto, address)
-            first = _listening(family, kind, proto, address, backlog, shared=True)
-            sockets.append(first)
-            # Port 0: the others join the port the kernel gave the first.
-            address = first.getsockname()
-            for _ in range(per_address - 1):
-                sockets.append(_listening(family, kind, proto, address, backlog, shared=True))
+            if per_address > 1 and not reuse_port and address[1] != 0:
+                _check_free(family, kind, proto, address, reuse_address)
+            for _ in range(per_address):
+                sock = _new_socket(family, kind, proto, reuse_address, shared)
+                sockets.append(sock)
+                sock.bind(address)
+                if backlog is not None:
+                    sock.listen(backlog)
+                # Port 0: the others join the port the kernel gave the first.
+                address = sock.getsockname()
     except OSError:
         for sock in sockets:
             sock.close()
@@ -83,10 +116,13 @@ def bind_tcp(host: str, port: int, backlog: int, per_address: int = 1) -> list[s
     return sockets
 
 
-def _new_socket(family: int, kind: int, proto: int, *, shared: bool) -> socket.socket:
+def _new_socket(
+    family: int, kind: int, proto: int, reuse_address: bool, shared: bool
+) -> socket.socket:
     sock = socket.socket(family, kind, proto)
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_address:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if shared:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if family == socket.AF_INET6:
@@ -97,23 +133,12 @@ def _new_socket(family: int, kind: int, proto: int, *, shared: bool) -> socket.s
     return sock
 
 
-def _listening(
-    family: int, kind: int, proto: int, address: Address, backlog: int, *, shared: bool
-) -> socket.socket:
-    sock = _new_socket(family, kind, proto, shared=shared)
-    try:
-        sock.bind(address)
-        sock.listen(backlog)
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
-def _check_free(family: int, kind: int, proto: int, address: Address) -> None:
+def _check_free(
+    family: int, kind: int, proto: int, address: Address, reuse_address: bool
+) -> None:
     """Raise EADDRINUSE when `address` is taken, by anyone: a plain socket
     cannot bind over a listener, SO_REUSEPORT group or not."""
-    probe = _new_socket(family, kind, proto, shared=False)
+    probe = _new_socket(family, kind, proto, reuse_address, shared=False)
     try:
         probe.bind(address)
     finally:

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from asgiws.access_log import AccessLog
 from asgiws.access_log import logger as access_logger
 from asgiws.config import Config, ConfigError
-from asgiws.listeners import bind_tcp, listen_sockets
+from asgiws.listeners import bind_tcp, listen_sockets, running_uvloop
 from asgiws.logs import configure_logging
 from asgiws.memory import tune_malloc
 from asgiws.observer import HttpRequestDone, Observer, combine
@@ -252,8 +252,7 @@ class Server:
             made = os.stat(config.uds)
             self._own_uds = (made.st_dev, made.st_ino)
         else:
-            uvloop = type(loop).__module__.partition(".")[0] == "uvloop"
-            per_address = listen_sockets(config.listen_sockets, uvloop)
+            per_address = listen_sockets(config.listen_sockets, running_uvloop(loop))
             for sock in bind_tcp(config.host, config.port, config.backlog, per_address):
                 self._servers.append(
                     await loop.create_server(

@@ -109,3 +109,27 @@ def test_bind_tcp_gives_a_group_one_port_and_refuses_a_port_in_use() -> None:
     finally:
         for sock in group:
             sock.close()
+
+
+def test_serve_on_uvloop_binds_a_group_and_refuses_a_port_in_use() -> None:
+    import uvloop
+
+    import asgiws
+
+    async def echo(ws: asgiws.WebSocketServerProtocol) -> None:
+        async for message in ws:
+            await ws.send(message)
+
+    async def main() -> None:
+        async with asgiws.serve(echo, "127.0.0.1", 0) as server:
+            ports = {sock.getsockname()[1] for sock in server.sockets}
+            assert len(server.sockets) == UVLOOP_LISTEN_SOCKETS and len(ports) == 1
+            port = ports.pop()
+            with pytest.raises(OSError) as refused:
+                async with asgiws.serve(echo, "127.0.0.1", port):
+                    pass
+            assert refused.value.errno == errno.EADDRINUSE
+            answers = await echo_from_many_clients(port)
+            assert answers == [f"client {number}" for number in range(CLIENTS)]
+
+    uvloop.run(main())
