@@ -205,7 +205,7 @@ class Config:
         "--backlog a turn from one socket).",
         metavar="N",
         allowed=POSITIVE,
-        shown_default="8 with uvloop on Linux, else 1",
+        shown_default="32 with uvloop on Linux, else 1",
     )
 
     # --- application loading -------------------------------------------------

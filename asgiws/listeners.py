@@ -8,7 +8,7 @@ while the client, woken once per answer, has gone back to sleep.  asyncio's
 own loop accepts up to `backlog` connections per turn from one socket.  With
 N sockets in one SO_REUSEPORT group (Linux spreads incoming connections over
 them by a hash of the addresses), uvloop accepts up to N per turn: on the
-`ws_handshake` benchmark, 8 sockets take asgiws from ~6,300 to ~9,500
+`ws_handshake` benchmark, the group takes asgiws from ~6,300 to ~8,800
 handshakes/s on one core (docs/PERFORMANCE.md, "Ninth pass").
 
 SO_REUSEPORT lets any socket of the same user join a group, so binding a
@@ -40,10 +40,11 @@ Address = tuple[Any, ...]
 AddressInfo = tuple[Any, Any, int, str, Address]
 """One answer of getaddrinfo: (family, type, proto, canonname, address)."""
 
-UVLOOP_LISTEN_SOCKETS = 8
+UVLOOP_LISTEN_SOCKETS = 32
 """Sockets per address when the loop is uvloop and `--listen-sockets` is
-not given: 8 and 16 measured the same on the handshake benchmark, 4 gave
-two thirds of the gain."""
+not given.  On the handshake benchmark (16 handshakes in flight), 8 sockets
+took asgiws from ~6,300 to ~8,800 handshakes/s and 32 another ~4 % past 16
+(fewer connections hash to a socket already holding one); 64 gave no more."""
 
 
 def can_share_port() -> bool:
@@ -54,7 +55,7 @@ def can_share_port() -> bool:
 
 
 def listen_sockets(configured: int | None, uvloop: bool) -> int:
-    """Sockets per address: `--listen-sockets`, else 8 on uvloop where the
+    """Sockets per address: `--listen-sockets`, else 32 on uvloop where the
     port can be shared, else 1."""
     if configured is not None:
         return configured
