@@ -127,7 +127,8 @@ def _build(value: Callable[[str], Any]) -> ConnectionOptions:
 def connection_options(config: Config) -> ConnectionOptions:
     """The options of the server-side connections of `config`; the server
     builds them once (`ServerState.ws_options`), not per connection."""
-    return _build(lambda name: getattr(config, name))
+    options = _build(lambda name: getattr(config, name))
+    return dataclasses.replace(options, closes_at_once=not config.is_ssl)
 
 
 def connection_options_from_keywords(**keywords: Any) -> ConnectionOptions:

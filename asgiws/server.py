@@ -213,11 +213,14 @@ class Server:
     def _protocol_factory(self) -> Callable[[], asyncio.Protocol]:
         """What the listening sockets call per accepted connection: built once
         (an import statement per connection costs ~7k instructions).  The
-        context is a placeholder: `connection_made` builds the real one."""
+        context is a placeholder: `connection_made` builds the real one
+        (with its `is_tls`: every connection of a listener with an SSL
+        context is TLS, and no other is)."""
         from asgiws.asgi.websocket import upgrade
         from asgiws.http.protocol import HttpProtocol
 
-        ctx = ConnectionContext(self.config, self.server_state, ConnectionInfo(None, None, False))
+        is_tls = self.ssl_context is not None
+        ctx = ConnectionContext(self.config, self.server_state, ConnectionInfo(None, None, is_tls))
         return functools.partial(HttpProtocol, ctx, upgrade, asyncio.get_running_loop())
 
     async def _listen(self, sockets: Sequence[socket.socket] | None) -> None:

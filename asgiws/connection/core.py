@@ -437,6 +437,7 @@ class WebSocketConnection(asyncio.Protocol):
         the transport when the closing handshake says so."""
         inbox, reporter = self._inbox, self._reporter
         only_messages = bool(events)
+        close_received = False
         for event in events:
             if isinstance(event, (TextMessage, BytesMessage)):
                 data = event.data
@@ -455,6 +456,7 @@ class WebSocketConnection(asyncio.Protocol):
                     self.logger.debug("< PING %s", hex_dump(event.payload))
             elif isinstance(event, CloseReceived):
                 self._close_received(event)
+                close_received = True
             elif isinstance(event, ConnectionFailed):
                 self._connection_failed(event)
         if only_messages:
@@ -465,16 +467,20 @@ class WebSocketConnection(asyncio.Protocol):
         replies = engine.data_to_send()
         if replies:
             self._writer.write(replies)
+        closed_at_once = False
         if engine.should_close_transport():
             # RFC 6455 7.1.1: the server closes the TCP connection first once
             # the closing handshake is complete; the client waits for that.
-            self._writer.close_transport()
+            closed_at_once = self._writer.close_transport() and self.options.closes_at_once
+        if close_received and not closed_at_once:
+            # The close timeout bounds what is left: the peer's TCP close,
+            # or a close() that still has bytes (or a TLS shutdown) to finish.
+            self._arm_close_timer()
 
     def _close_received(self, event: CloseReceived) -> None:
+        # (When we had not sent a close frame, the engine queued its echo.)
         if self.debug:
             self.logger.debug("< CLOSE %d %s", event.code, event.reason)
-        # When we had not sent a close frame, the engine queued its echo.
-        self._arm_close_timer()
         self._inbox.wake()
 
     def _connection_failed(self, event: ConnectionFailed) -> None:

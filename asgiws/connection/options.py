@@ -47,3 +47,9 @@ class ConnectionOptions:
     a chain when it names any extension but permessage-deflate
     (`asgiws.extensions.negotiation.server_factories`); () otherwise, and
     `deflate` alone applies.  (Not a Config option: factories are objects.)"""
+    closes_at_once: bool = False
+    """Server: its transports are plain sockets (TCP or UNIX, no TLS), whose
+    close() ends the connection within a loop turn when nothing is left to
+    send, so a closing handshake that ends with our close() needs no close
+    timer.  False (a client, a TLS server): the timer always bounds it.
+    (Not a Config option: it follows from whether the server has TLS.)"""

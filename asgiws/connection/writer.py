@@ -103,12 +103,15 @@ class Writer:
         else:
             transport.writelines(corked)
 
-    def close_transport(self) -> None:
-        """Flush what is held, then close TCP (asyncio sends what is buffered first)."""
+    def close_transport(self) -> bool:
+        """Flush what is held, then close TCP (asyncio sends what is buffered
+        first).  True when this closed it with nothing left to send."""
         transport = self.transport
         if transport is not None and not transport.is_closing():
             self.flush()
             transport.close()
+            return transport.get_write_buffer_size() == 0
+        return False
 
     async def drain(self) -> None:
         """Wait until the transport's buffer is below the write limit (or the

@@ -189,7 +189,8 @@ class HttpProtocol(asyncio.Protocol):
             ConnectionInfo(
                 client=client,
                 server=_address(sockname),
-                is_tls=ctx.info.is_tls or transport.get_extra_info("sslcontext") is not None,
+                # The listener's: the factory's context says (no lookup per connection).
+                is_tls=ctx.info.is_tls,
                 # Decided once per connection: the peer does not change.
                 trusted_proxy=trusted is not None
                 and trusted.trusts_peer(client, sockname if isinstance(sockname, str) else None),

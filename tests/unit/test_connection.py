@@ -4,6 +4,7 @@ sans-I/O protocol as the client peer that frames and parses the bytes."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -35,6 +36,8 @@ class FakeTransport(asyncio.Transport):
         self.closing = False
         self.aborted = False
         self.write_limit: int | None = None
+        self.buffered = 0  # bytes a test says the kernel has not taken yet
+        self.finishing_tls = False  # a test's TLS shutdown that never ends
 
     def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
         self.write_limit = high
@@ -59,13 +62,22 @@ class FakeTransport(asyncio.Transport):
     def is_closing(self) -> bool:
         return self.closing
 
+    def get_write_buffer_size(self) -> int:
+        return self.buffered
+
     def close(self) -> None:
         if not self.closing:
             self.closing = True
-            asyncio.get_running_loop().call_soon(self.protocol.connection_lost, None)
+            # Like a real transport: close() ends the connection only once
+            # what is buffered has gone out (or a TLS shutdown has finished).
+            if not self.buffered and not self.finishing_tls:
+                asyncio.get_running_loop().call_soon(self.protocol.connection_lost, None)
 
     def abort(self) -> None:
         self.aborted = True
+        self.buffered = 0
+        self.finishing_tls = False
+        self.closing = False
         self.close()
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
@@ -321,6 +333,41 @@ async def test_peer_close_is_echoed_then_the_server_closes_tcp_and_recv_raises_o
     assert (info.value.code, info.value.reason) == (1000, "bye")
     await asyncio.wait_for(conn.wait_closed(), 1)
     assert conn.closed and conn.close_code == 1000 and conn.close_reason == "bye"
+
+
+def closing_at_once(conn: WebSocketConnection, at_once: bool) -> None:
+    """The server's `closes_at_once` (its transports are plain sockets)."""
+    conn.options = dataclasses.replace(conn.options, closes_at_once=at_once)
+
+
+@pytest.mark.parametrize("at_once", [True, False])
+async def test_the_server_closes_at_once_after_the_peers_close(at_once: bool) -> None:
+    conn, transport, peer = make_connection(ws_close_timeout=5)
+    closing_at_once(conn, at_once)
+    peer.protocol.send_close(1000, "bye")
+    peer.flush()
+    assert transport.closing
+    await asyncio.wait_for(conn.wait_closed(), 1)
+    assert conn.close_code == 1000 and not transport.aborted
+
+
+@pytest.mark.parametrize(
+    ("at_once", "stuck"),
+    [(True, "buffered"), (False, "buffered"), (False, "finishing_tls")],
+)
+async def test_a_close_that_cannot_finish_is_dropped_after_close_timeout(
+    at_once: bool, stuck: str
+) -> None:
+    # A peer that stopped reading (our close frame still buffered), or a TLS
+    # shutdown the peer never answers: close() alone would wait for ever.
+    conn, transport, peer = make_connection(ws_close_timeout=0.05)
+    closing_at_once(conn, at_once)
+    setattr(transport, stuck, 512 if stuck == "buffered" else True)
+    peer.protocol.send_close(1000, "bye")
+    peer.flush()
+    assert transport.closing
+    await asyncio.wait_for(conn.wait_closed(), 2)
+    assert transport.aborted
 
 
 async def test_an_error_close_code_raises_connection_closed_error() -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import ssl
 
 import pytest
 
@@ -46,7 +48,16 @@ def test_disabled_keepalive_compression_and_size_limit() -> None:
 
 
 def test_client_options_default_to_config_defaults() -> None:
-    assert connection_options_from_keywords() == connection_options(Config())
+    server = connection_options(Config())
+    # The one difference: a server knows its transports (plain sockets here).
+    assert connection_options_from_keywords() == dataclasses.replace(server, closes_at_once=False)
+
+
+def test_only_a_server_without_tls_closes_without_a_close_timer() -> None:
+    assert connection_options(Config()).closes_at_once
+    tls = Config(ssl_context=ssl.create_default_context(ssl.Purpose.CLIENT_AUTH))
+    assert not connection_options(tls).closes_at_once
+    assert not connection_options_from_keywords().closes_at_once
 
 
 def test_client_options_refuse_unknown_names_and_bad_values() -> None:
