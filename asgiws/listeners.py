@@ -20,6 +20,7 @@ connections.
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 import sys
 from collections.abc import Iterable
@@ -30,6 +31,7 @@ __all__ = [
     "bind_addresses",
     "bind_tcp",
     "can_share_port",
+    "fixed_local_address",
     "listen_sockets",
     "running_uvloop",
 ]
@@ -65,6 +67,20 @@ def listen_sockets(configured: int | None, uvloop: bool) -> int:
 def running_uvloop(loop: object) -> bool:
     """Whether `loop` (the running one) is uvloop's."""
     return type(loop).__module__.partition(".")[0] == "uvloop"
+
+
+def fixed_local_address(sock: socket.socket) -> tuple[str, int] | None:
+    """The local (host, port) of every connection `sock` accepts: its own,
+    when it listens on one IP address.  None when each connection's depends
+    on the interface it came in on (0.0.0.0, ::) or for a UNIX socket: the
+    server then asks each connection (a system call)."""
+    if sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return None
+    name = sock.getsockname()
+    host, port = str(name[0]), int(name[1])
+    if ipaddress.ip_address(host).is_unspecified:
+        return None
+    return host, port
 
 
 def bind_tcp(host: str, port: int, backlog: int, per_address: int = 1) -> list[socket.socket]:

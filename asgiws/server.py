@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from asgiws.access_log import AccessLog
 from asgiws.access_log import logger as access_logger
 from asgiws.config import Config, ConfigError
-from asgiws.listeners import bind_tcp, listen_sockets, running_uvloop
+from asgiws.listeners import bind_tcp, fixed_local_address, listen_sockets, running_uvloop
 from asgiws.logs import configure_logging
 from asgiws.memory import tune_malloc
 from asgiws.observer import HttpRequestDone, Observer, combine
@@ -210,53 +210,56 @@ class Server:
             return
         self.started = True
 
-    def _protocol_factory(self) -> Callable[[], asyncio.Protocol]:
-        """What the listening sockets call per accepted connection: built once
+    def _protocol_factory(
+        self, server_address: tuple[str, int] | None = None
+    ) -> Callable[[], asyncio.Protocol]:
+        """What a listening socket calls per accepted connection: built once
         (an import statement per connection costs ~7k instructions).  The
-        context is a placeholder: `connection_made` builds the real one
-        (with its `is_tls`: every connection of a listener with an SSL
-        context is TLS, and no other is)."""
+        context is a placeholder: `connection_made` builds the real one, with
+        its `is_tls` (every connection of a listener with an SSL context is
+        TLS, and no other is) and `server_address` when the listener fixes
+        it (`fixed_local_address`; None: looked up per connection)."""
         from asgiws.asgi.websocket import upgrade
         from asgiws.http.protocol import HttpProtocol
 
         is_tls = self.ssl_context is not None
-        ctx = ConnectionContext(self.config, self.server_state, ConnectionInfo(None, None, is_tls))
+        info = ConnectionInfo(None, server_address, is_tls)
+        ctx = ConnectionContext(self.config, self.server_state, info)
         return functools.partial(HttpProtocol, ctx, upgrade, asyncio.get_running_loop())
 
     async def _listen(self, sockets: Sequence[socket.socket] | None) -> None:
         config = self.config
         ssl_context = self.ssl_context
         loop = asyncio.get_running_loop()
-        factory = self._protocol_factory()
-        if sockets:
-            for sock in sockets:
-                self._servers.append(
-                    await loop.create_server(
-                        factory, sock=sock, ssl=ssl_context, backlog=config.backlog
-                    )
-                )
-        elif config.fd is not None:
-            # The family (TCP or UNIX) and type come from the socket itself.
-            sock = socket.socket(fileno=config.fd)
-            self._servers.append(
-                await loop.create_server(
-                    factory, sock=sock, ssl=ssl_context, backlog=config.backlog
-                )
-            )
-        elif config.uds is not None:
+        if not sockets and config.fd is None and config.uds is not None:
             # A stale socket keeps its permissions; a new one is 0o666, as uvicorn makes it.
             mode = remove_stale_socket(config.uds)
             self._servers.append(
                 await loop.create_unix_server(
-                    factory, path=config.uds, ssl=ssl_context, backlog=config.backlog
+                    self._protocol_factory(),
+                    path=config.uds,
+                    ssl=ssl_context,
+                    backlog=config.backlog,
                 )
             )
             os.chmod(config.uds, 0o666 if mode is None else stat.S_IMODE(mode))
             made = os.stat(config.uds)
             self._own_uds = (made.st_dev, made.st_ino)
         else:
-            per_address = listen_sockets(config.listen_sockets, running_uvloop(loop))
-            for sock in bind_tcp(config.host, config.port, config.backlog, per_address):
+            if sockets:
+                listening = list(sockets)
+            elif config.fd is not None:
+                # The family (TCP or UNIX) and type come from the socket itself.
+                listening = [socket.socket(fileno=config.fd)]
+            else:
+                per_address = listen_sockets(config.listen_sockets, running_uvloop(loop))
+                listening = bind_tcp(config.host, config.port, config.backlog, per_address)
+            factories: dict[tuple[str, int] | None, Callable[[], asyncio.Protocol]] = {}
+            for sock in listening:
+                address = fixed_local_address(sock)
+                factory = factories.get(address)
+                if factory is None:
+                    factory = factories[address] = self._protocol_factory(address)
                 self._servers.append(
                     await loop.create_server(
                         factory, sock=sock, ssl=ssl_context, backlog=config.backlog

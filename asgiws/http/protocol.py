@@ -181,14 +181,18 @@ class HttpProtocol(asyncio.Protocol):
         self.flow = FlowControl(self.transport)
         ctx = self.ctx
         client = _address(transport.get_extra_info("peername"))
-        sockname = transport.get_extra_info("sockname")
+        server = ctx.info.server  # the listener's own address, when it fixes it
+        sockname = None
+        if server is None:
+            sockname = transport.get_extra_info("sockname")
+            server = _address(sockname)
         trusted = ctx.server_state.trusted_proxies
         self.ctx = ConnectionContext(
             ctx.config,
             ctx.server_state,
             ConnectionInfo(
                 client=client,
-                server=_address(sockname),
+                server=server,
                 # The listener's: the factory's context says (no lookup per connection).
                 is_tls=ctx.info.is_tls,
                 # Decided once per connection: the peer does not change.

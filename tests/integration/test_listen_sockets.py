@@ -9,10 +9,16 @@ import socket
 import subprocess
 import sys
 
+import httpx
 import pytest
 import websockets
 
-from asgiws.listeners import UVLOOP_LISTEN_SOCKETS, bind_tcp, can_share_port
+from asgiws.listeners import (
+    UVLOOP_LISTEN_SOCKETS,
+    bind_tcp,
+    can_share_port,
+    fixed_local_address,
+)
 from tests.conftest import REPO_ROOT, StartServer
 
 pytestmark = pytest.mark.skipif(not can_share_port(), reason="SO_REUSEPORT groups are Linux's")
@@ -133,3 +139,32 @@ def test_serve_on_uvloop_binds_a_group_and_refuses_a_port_in_use() -> None:
             assert answers == [f"client {number}" for number in range(CLIENTS)]
 
     uvloop.run(main())
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "0.0.0.0"])
+def test_the_scope_names_the_address_the_client_reached(
+    run_server: StartServer, host: str
+) -> None:
+    # On one IP address the listener's own is every connection's; on every
+    # interface each connection's own is asked for.
+    server = run_server("tests.apps:scope_json", "--host", host)
+    response = httpx.get(f"http://127.0.0.1:{server.port}/", timeout=TIMEOUT)
+    assert response.json()["server"] == ["127.0.0.1", server.port]
+
+
+def test_fixed_local_address_is_the_listeners_unless_it_listens_everywhere() -> None:
+    sockets = [socket.socket(family) for family in (socket.AF_INET, socket.AF_INET6)]
+    unix = socket.socket(socket.AF_UNIX)
+    try:
+        sockets[0].bind(("127.0.0.1", 0))
+        assert fixed_local_address(sockets[0]) == sockets[0].getsockname()
+        sockets[1].bind(("::", 0))
+        assert fixed_local_address(sockets[1]) is None
+        wildcard = socket.socket(socket.AF_INET)
+        sockets.append(wildcard)
+        wildcard.bind(("0.0.0.0", 0))
+        assert fixed_local_address(wildcard) is None
+        assert fixed_local_address(unix) is None
+    finally:
+        for sock in [*sockets, unix]:
+            sock.close()
