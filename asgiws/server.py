@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from asgiws.access_log import AccessLog
 from asgiws.access_log import logger as access_logger
 from asgiws.config import Config, ConfigError
+from asgiws.connection.writer import Burst
 from asgiws.listeners import bind_tcp, fixed_local_address, listen_sockets, running_uvloop
 from asgiws.logs import configure_logging
 from asgiws.memory import tune_malloc
@@ -184,6 +185,7 @@ class Server:
         """Load the app, run lifespan startup, listen. Sets `started`, or `should_exit`
         with `exit_code` when something failed."""
         self._loop = asyncio.get_running_loop()
+        self.server_state.handshake_burst = Burst(self._loop)
         self._exit_event = asyncio.Event()
         if self._should_exit:
             self._exit_event.set()

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 if TYPE_CHECKING:
     from asgiws.config import Config
     from asgiws.connection.options import ConnectionOptions
+    from asgiws.connection.writer import Burst
     from asgiws.http.protocol import FreshConnections
     from asgiws.observer import Observer
     from asgiws.proxy_headers import TrustedProxies
@@ -121,6 +122,10 @@ class ServerState:
     """The connections that have not started a request yet, under one
     keep-alive timer (`asgiws.http.protocol.FreshConnections`), made by the
     first connection."""
+    handshake_burst: Burst | None = None
+    """Where the opening handshakes' 101 responses of a loop turn wait to be
+    written together (`asgiws.connection.writer.Burst`), made by
+    `Server.startup` on its loop; None: each is written at once."""
 
     def __post_init__(self) -> None:
         self.task_done = self.tasks.discard

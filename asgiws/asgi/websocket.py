@@ -481,9 +481,13 @@ class WebSocketSession:
         del self._head, self._handshake, self._deflate
         conn.subprotocol = subprotocol
         conn.response_headers = Headers.over(headers)  # kept while the connection lives
-        transport = conn.transport
-        assert transport is not None
-        transport.write(head)
+        burst = self._ctx.server_state.handshake_burst
+        if burst is None:
+            transport = conn.transport
+            assert transport is not None
+            transport.write(head)
+        else:
+            conn.write_with_burst(head, burst)
         conn.attach_engine(engine)
 
     def _respond_plain(self, status: int, text: str, reason: str) -> None:

@@ -36,7 +36,7 @@ from asgiws.connection.inbox import IDLE, Data, Inbox
 from asgiws.connection.keepalive import Keepalive
 from asgiws.connection.options import ConnectionLoggerLike, ConnectionOptions
 from asgiws.connection.reporting import Reporter
-from asgiws.connection.writer import Writer
+from asgiws.connection.writer import Burst, Writer
 from asgiws.datastructures import Headers
 from asgiws.exceptions import (
     ABNORMAL_CLOSURE,
@@ -290,6 +290,11 @@ class WebSocketConnection(asyncio.Protocol):
             self._registry.add(self)
         if self._engine is not None:
             self._opened()
+
+    def write_with_burst(self, data: bytes, burst: Burst) -> None:
+        """Write `data` (the 101 response) with `burst`, on the next loop
+        turn, ahead of anything this connection writes (`Burst`)."""
+        burst.hold(self._writer, data)
 
     def attach_engine(self, engine: Engine) -> None:
         """Open the connection after the opening handshake: bytes buffered so
@@ -545,7 +550,7 @@ class WebSocketConnection(asyncio.Protocol):
                     self._resume_reading()  # parse what was held for us
                 return data
             writer = self._writer
-            if writer.corked is not None:
+            if writer.corked is not None and not writer.in_burst:
                 writer.flush()  # the burst is answered: send the replies now
             if self._no_more_messages():
                 raise self._closed_exception()
@@ -874,12 +879,18 @@ class WebSocketConnection(asyncio.Protocol):
             # gracefully, only the TCP connection.
             transport.close()
             return
-        if engine.state is _OPEN:
+        state = engine.state
+        if state is _OPEN:
             # ValueError for a code that may not be sent: the caller's mistake.
             chunks = engine.send_close(code, reason)
             if self.debug:
                 self.logger.debug("> CLOSE %d %s", code, reason)
             self._writer.write(chunks)
+        elif state is _CLOSED and transport.is_closing():
+            # Both close frames went and TCP is being closed (the ASGI app
+            # returning after the peer's close): what is left is bounded
+            # already (`_process` armed the close timer where it could hang).
+            return
         self._continue_closing(engine)
 
     def _continue_closing(self, engine: Engine) -> None:

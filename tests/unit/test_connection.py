@@ -15,6 +15,7 @@ from websockets.protocol import Protocol, Side
 
 from asgiws.connection import WebSocketConnection
 from asgiws.connection.core import EVENTS_PER_TURN
+from asgiws.connection.writer import Burst
 from asgiws.exceptions import (
     ConnectionClosed,
     ConnectionClosedError,
@@ -776,3 +777,50 @@ async def test_control_frames_read_together_with_messages_are_answered() -> None
     peer.flush()
     assert [f.opcode for f in peer.frames()] == [Opcode.CLOSE]
     assert transport.closing
+
+
+async def test_a_burst_writes_what_its_connections_hold_together_on_the_next_turn() -> None:
+    burst = Burst(asyncio.get_running_loop())
+    first, first_transport, _ = make_connection()
+    second, second_transport, _ = make_connection()
+
+    async def accept_then_receive(conn: WebSocketConnection, head: bytes) -> None:
+        # As the ASGI session's step runs: the 101, then the app waits.
+        conn.write_with_burst(head, burst)
+        await conn.recv()
+
+    waiting = [
+        asyncio.create_task(accept_then_receive(first, b"HTTP/1.1 101 first\r\n\r\n")),
+        asyncio.create_task(accept_then_receive(second, b"HTTP/1.1 101 second\r\n\r\n")),
+    ]
+    await asyncio.sleep(0)  # both steps ran: each held its 101 and waits
+    assert first_transport.written == second_transport.written == b""
+    await asyncio.sleep(0)  # the next turn: the burst
+    assert first_transport.take() == b"HTTP/1.1 101 first\r\n\r\n"
+    assert second_transport.take() == b"HTTP/1.1 101 second\r\n\r\n"
+    for task in waiting:
+        task.cancel()
+
+
+async def test_what_a_connection_writes_before_its_burst_goes_out_behind_the_held_bytes() -> None:
+    burst = Burst(asyncio.get_running_loop())
+    conn, transport, _ = make_connection()
+    conn.write_with_burst(b"HEAD\r\n\r\n", burst)
+    await conn.send("hello")  # joins the held bytes: one write with the burst
+    assert transport.written == b""
+    await asyncio.sleep(0)
+    assert transport.take() == b"HEAD\r\n\r\n\x81\x05hello"
+    # A control frame is written at once, behind what is held.
+    conn.write_with_burst(b"HEAD2\r\n\r\n", burst)
+    pong = await conn.ping()
+    assert transport.written.startswith(b"HEAD2\r\n\r\n") and len(transport.written) > 9
+    pong.cancel()
+
+
+async def test_a_connection_lost_before_its_burst_writes_nothing() -> None:
+    burst = Burst(asyncio.get_running_loop())
+    conn, transport, _ = make_connection()
+    conn.write_with_burst(b"HEAD\r\n\r\n", burst)
+    conn.connection_lost(None)
+    await asyncio.sleep(0)
+    assert transport.written == b""
