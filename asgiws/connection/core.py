@@ -551,7 +551,9 @@ class WebSocketConnection(asyncio.Protocol):
                 return data
             writer = self._writer
             if writer.corked is not None and not writer.in_burst:
-                writer.flush()  # the burst is answered: send the replies now
+                # The received messages are answered: send the replies now
+                # (bytes held by a `Burst` wait for it instead).
+                writer.flush()
             if self._no_more_messages():
                 raise self._closed_exception()
             if inbox.waiter is not None:
