@@ -73,7 +73,7 @@ def fixed_local_address(sock: socket.socket) -> tuple[str, int] | None:
     """The local (host, port) of every connection `sock` accepts: its own,
     when it listens on one IP address.  None when each connection's depends
     on the interface it came in on (0.0.0.0, ::) or for a UNIX socket: the
-    server then asks each connection (a system call)."""
+    server then asks each connection's transport."""
     if sock.family not in (socket.AF_INET, socket.AF_INET6):
         return None
     name = sock.getsockname()
