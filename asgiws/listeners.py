@@ -126,7 +126,7 @@ def bind_addresses(
                     sock.listen(backlog)
                 # Port 0: the others join the port the kernel gave the first.
                 address = sock.getsockname()
-    except OSError:
+    except BaseException:
         for sock in sockets:
             sock.close()
         raise

@@ -96,8 +96,9 @@ def config_from_handler_options(**options: Any) -> Config:
     return Config(**values)
 
 
-def _build(value: Callable[[str], Any]) -> ConnectionOptions:
-    """ConnectionOptions from Config field values (`value("ws_max_size")`)."""
+def _build(value: Callable[[str], Any], *, closes_at_once: bool = False) -> ConnectionOptions:
+    """ConnectionOptions from Config field values (`value("ws_max_size")`);
+    `closes_at_once`: a server without TLS (`ConnectionOptions`)."""
     deflate = None
     if value("ws_per_message_deflate"):
         deflate = DeflateOptions(
@@ -121,14 +122,14 @@ def _build(value: Callable[[str], Any]) -> ConnectionOptions:
         shutdown_close_code=value("ws_shutdown_close_code"),
         logger=value("ws_logger"),
         deflate=deflate,
+        closes_at_once=closes_at_once,
     )
 
 
 def connection_options(config: Config) -> ConnectionOptions:
     """The options of the server-side connections of `config`; the server
     builds them once (`ServerState.ws_options`), not per connection."""
-    options = _build(lambda name: getattr(config, name))
-    return dataclasses.replace(options, closes_at_once=not config.is_ssl)
+    return _build(lambda name: getattr(config, name), closes_at_once=not config.is_ssl)
 
 
 def connection_options_from_keywords(**keywords: Any) -> ConnectionOptions:

@@ -107,6 +107,17 @@ class Writer:
         else:
             transport.writelines(corked)
 
+    def hold_for_burst(self, data: bytes) -> bool:
+        """Hold `data` as the next bytes, for a `Burst` to flush; False (and
+        `data` written at once, behind what is held) when already holding."""
+        if self.corked is not None:
+            self.write([data])
+            return False
+        self.corked = [data]
+        self.corked_size = len(data)
+        self.in_burst = True
+        return True
+
     def close_transport(self) -> bool:
         """Flush what is held, then close TCP (asyncio sends what is buffered
         first).  True when this closed it with nothing left to send."""
@@ -170,12 +181,8 @@ class Burst:
 
     def hold(self, writer: Writer, data: bytes) -> None:
         """`data` as `writer`'s next bytes, written with this turn's burst."""
-        if writer.corked is not None:
-            writer.write([data])  # already holding: behind what it holds, now
+        if not writer.hold_for_burst(data):
             return
-        writer.corked = [data]
-        writer.corked_size = len(data)
-        writer.in_burst = True
         writers = self.writers
         writers.append(writer)
         if len(writers) == 1:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import logging
 import socket
 import subprocess
 import sys
@@ -117,7 +118,9 @@ def test_bind_tcp_gives_a_group_one_port_and_refuses_a_port_in_use() -> None:
             sock.close()
 
 
-def test_serve_on_uvloop_binds_a_group_and_refuses_a_port_in_use() -> None:
+def test_serve_on_uvloop_binds_a_group_and_refuses_a_port_in_use(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     import uvloop
 
     import asgiws
@@ -137,7 +140,11 @@ def test_serve_on_uvloop_binds_a_group_and_refuses_a_port_in_use() -> None:
             assert refused.value.errno == errno.EADDRINUSE
             answers = await echo_from_many_clients(port)
             assert answers == [f"client {number}" for number in range(CLIENTS)]
+            # One "server listening on" line for the address, not one per socket.
+            listening = [r for r in caplog.records if "server listening on" in r.getMessage()]
+            assert len(listening) == 1
 
+    caplog.set_level(logging.INFO, logger="asgiws")
     uvloop.run(main())
 
 
