@@ -129,8 +129,7 @@ def upgrade(
     if trailing:
         conn.data_received(trailing)
 
-    # (Looked up once: asyncio.get_running_loop() is a getpid() system call.)
-    loop = asyncio.get_running_loop()
+    loop = conn.loop  # (see WebSocketConnection.loop)
     session = WebSocketSession(conn, head, handshake, deflate, ctx)
     if isinstance(conn, AsgiWebSocketConnection):
         conn.session = weakref.ref(session)

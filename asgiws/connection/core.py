@@ -143,6 +143,7 @@ class WebSocketConnection(asyncio.Protocol):
         "_writer",
         "debug",
         "latency",
+        "loop",
         "options",
         "path",
         "request_headers",
@@ -175,6 +176,11 @@ class WebSocketConnection(asyncio.Protocol):
         self.response_headers = _NO_HEADERS
         self.subprotocol: str | None = None
         self.latency = 0.0
+        # The loop the transport runs on, set by connection_made (no
+        # typing.cast: it is a Python call).  Kept rather than asked for:
+        # asyncio.get_running_loop() is a getpid() system call on Python
+        # 3.11, and recv() needs the loop for every message it waits for.
+        self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
 
         self._engine = engine
         self._registry = registry
@@ -284,6 +290,7 @@ class WebSocketConnection(asyncio.Protocol):
         self._writer.transport = self._inbox.transport = transport = cast(
             asyncio.Transport, transport
         )
+        self.loop = self._writer.loop = asyncio.get_running_loop()
         # pause_writing() fires above this many buffered bytes; send() then waits.
         transport.set_write_buffer_limits(high=self.options.write_limit)
         if self._registry is not None:
@@ -353,7 +360,7 @@ class WebSocketConnection(asyncio.Protocol):
                 # 256 KiB, ~3 us each): the rest waits for the next loop
                 # turn, so that the other connections are served in between.
                 self._hold(view[start:])
-                asyncio.get_running_loop().call_soon(self._next_turn)
+                self.loop.call_soon(self._next_turn)
                 return
             end = start + self._slice
             events = engine.receive_data(view[start:end])  # the engine copies what it keeps
@@ -562,7 +569,7 @@ class WebSocketConnection(asyncio.Protocol):
                 # A burst is over: no deque held while waiting (nor by this frame).
                 inbox.messages = messages = IDLE
             # Awaited here rather than in an Inbox coroutine: one frame less per wait.
-            waiter: asyncio.Future[Data | None] = asyncio.get_running_loop().create_future()
+            waiter: asyncio.Future[Data | None] = self.loop.create_future()
             inbox.waiter = waiter
             try:
                 handed = await waiter
@@ -733,7 +740,7 @@ class WebSocketConnection(asyncio.Protocol):
         achunks: Any,  # AsyncIterator[OutgoingData] | None
     ) -> None:
         # Claimed before the first await so that no other send() slips in.
-        done = self._fragmented_send = asyncio.get_running_loop().create_future()
+        done = self._fragmented_send = self.loop.create_future()
         writer = self._writer
         reporter = self._reporter
         started = False
@@ -795,7 +802,7 @@ class WebSocketConnection(asyncio.Protocol):
             if payload in keepalive.pings:
                 raise RuntimeError("already waiting for a pong with the same data")
         chunks = engine.send_ping(payload)  # ValueError above 125 bytes
-        waiter: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        waiter: asyncio.Future[float] = self.loop.create_future()
         keepalive.sent(payload, waiter)
         if self.debug:
             self.logger.debug("> PING %s", hex_dump(payload))

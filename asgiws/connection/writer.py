@@ -32,10 +32,21 @@ class Writer:
     then).
     """
 
-    __slots__ = ("corked", "corked_size", "drained", "fd", "in_burst", "paused", "transport")
+    __slots__ = (
+        "corked",
+        "corked_size",
+        "drained",
+        "fd",
+        "in_burst",
+        "loop",
+        "paused",
+        "transport",
+    )
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
+        # The transport's loop, set with it (see WebSocketConnection.loop).
+        self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
         # Frames held back while a burst of received messages is answered;
         # None when nothing is held.
         self.corked: list[bytes] | None = None
@@ -78,7 +89,7 @@ class Writer:
             self.corked = [chunks[0]]
             self.corked_size = len(chunks[0])
             # Bounds the delay to one loop iteration.
-            asyncio.get_running_loop().call_soon(self.flush)
+            self.loop.call_soon(self.flush)
             return
         self.write(chunks)
 
