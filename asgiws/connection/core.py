@@ -1027,6 +1027,10 @@ def write_prepared_to_each(
     data = server_frames[0] if len(server_frames) == 1 else None
     one = messages[0] if len(messages) == 1 else None
     written = 0
+    write_plain = shared_write.write_plain
+    if write_plain is not None and data is not None and type(connections) is list:
+        # The common case below, checked and written in C; the loop gets the rest.
+        written, connections = write_plain(connections, data, max_queued)
     skipped: list[tuple[WebSocketConnection, BroadcastSkipReason]] | None = None
     # The common case's members, for write_each: their transports and sockets
     # (one member appears once per call, so no member's bytes change order).
@@ -1077,3 +1081,7 @@ def write_prepared_to_each(
         assert write_each is not None and data is not None  # (what collects them)
         write_each(transports, fds, data)
     return written, skipped
+
+
+# The classes whose slots the C `write_plain` reads for the loop above.
+shared_write.bind_plain(WebSocketConnection, Writer, Engine, _OPEN)

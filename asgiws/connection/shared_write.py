@@ -11,6 +11,12 @@ not take.  Without the extension, or with `ASGIWS_NO_EXTENSIONS=1`,
 `write_each` is None and the fan-out calls each transport's `write()`
 itself, in its loop: the same bytes on the wire.
 
+`write_plain(connections, data, max_queued)` (C too) runs the fan-out's
+member loop for its common case (`asgiws.connection.write_prepared_to_each`
+says which) and writes those members as `write_each` would; the others come
+back for the Python loop.  `bind_plain` names the classes whose slots it
+reads, once, when `asgiws.connection.core` is imported.
+
 `stream_fd(transport)` is the descriptor a transport may be written around:
 its own stream socket, not under TLS; -1 otherwise.  A
 connection's `Writer` looks it up once (`Writer.fd`).
@@ -21,11 +27,19 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from asgiws.websocket.mask import extensions_enabled
 
-__all__ = ["SharedWriteTransport", "WriteEach", "stream_fd", "write_each"]
+__all__ = [
+    "SharedWriteTransport",
+    "WriteEach",
+    "WritePlain",
+    "bind_plain",
+    "stream_fd",
+    "write_each",
+    "write_plain",
+]
 
 
 class SharedWriteTransport(Protocol):
@@ -40,6 +54,9 @@ class SharedWriteTransport(Protocol):
 
 WriteEach = Callable[[Sequence[SharedWriteTransport], Sequence[int], bytes], None]
 """write_each(transports, fds, data); the C version takes lists only."""
+
+WritePlain = Callable[[list[Any], bytes, "int | None"], tuple[int, list[Any]]]
+"""write_plain(connections, data, max_queued) -> (written, the others)."""
 
 
 def stream_fd(transport: asyncio.BaseTransport) -> int:
@@ -74,3 +91,21 @@ def _c_write_each() -> WriteEach | None:
 write_each = _c_write_each()
 """The C `write_each`; None without the extension or with ASGIWS_NO_EXTENSIONS=1
 (read at each fan-out, so tests can swap it)."""
+
+write_plain: WritePlain | None = None
+"""The C `write_plain` once `bind_plain` has named its classes; None without
+the extension (read at each fan-out, so tests can swap it)."""
+
+
+def bind_plain(
+    connection_class: type, writer_class: type, engine_class: type, open_state: object
+) -> None:
+    """Tell the C `write_plain` which classes' slots it reads, and make it
+    `write_plain`; nothing without the extension."""
+    global write_plain
+    if write_each is None:  # (the same module, and the same switch)
+        return
+    from asgiws.connection import _speedups
+
+    _speedups.bind_plain(connection_class, writer_class, engine_class, open_state)
+    write_plain = _speedups.write_plain
