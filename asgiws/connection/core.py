@@ -1023,14 +1023,22 @@ def write_prepared_to_each(
     to their sockets where the transport holds nothing; without the C
     accelerator, each transport's `write()` in the loop.  Anything else goes
     through the method, which decides and reports.
+
+    With the C accelerator, `shared_write.write_plain` first runs the same
+    checks and writes over the whole list (the loop's checks were ~60 % of
+    a delivery's user-space instructions), and the loop only sees the
+    members it gave back: those on their first fan-out (socket not looked
+    up yet) and everything that is not the common case.
     """
     data = server_frames[0] if len(server_frames) == 1 else None
     one = messages[0] if len(messages) == 1 else None
     written = 0
     write_plain = shared_write.write_plain
-    if write_plain is not None and data is not None and type(connections) is list:
-        # The common case below, checked and written in C; the loop gets the rest.
-        written, connections = write_plain(connections, data, max_queued)
+    if write_plain is not None and data is not None:
+        # The common case below, checked and written in C; the loop gets the
+        # rest.  (A set, as broadcast() is often given, is listed first.)
+        members = connections if type(connections) is list else list(connections)
+        written, connections = write_plain(members, data, max_queued)
     skipped: list[tuple[WebSocketConnection, BroadcastSkipReason]] | None = None
     # The common case's members, for write_each: their transports and sockets
     # (one member appears once per call, so no member's bytes change order).
