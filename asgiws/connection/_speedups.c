@@ -184,7 +184,8 @@ static const char *const engine_slot_names[ENGINE_SLOTS] = {
 static Py_ssize_t engine_slots[ENGINE_SLOTS];
 
 /* Subclasses of conn_type seen to keep its slots (no attribute of the same
- * name in between); others go to the Python loop. */
+ * name in between, no __getattribute__ of their own); others go to the
+ * Python loop. */
 #define KNOWN_TYPES 8
 static PyTypeObject *known_types[KNOWN_TYPES];
 
@@ -273,7 +274,8 @@ keeps_slots(PyTypeObject *type)
             free_entry = i;
         }
     }
-    if (!PyType_IsSubtype(type, conn_type)) {
+    /* (An own __getattribute__ could answer for the slots: left to Python.) */
+    if (!PyType_IsSubtype(type, conn_type) || type->tp_getattro != conn_type->tp_getattro) {
         return 0;
     }
     for (int i = 0; i < CONN_SLOTS; i++) {

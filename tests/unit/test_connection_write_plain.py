@@ -216,10 +216,17 @@ async def test_a_subclass_that_replaces_a_slot_is_left_to_python(
         def debug(self, value: bool) -> None:
             WebSocketConnection.__dict__["debug"].__set__(self, value)
 
-    member = members(Verbose)
-    looked_up(member)
-    assert write_plain([member.conn], FRAME, None) == (0, [member.conn])
-    assert member.received() == b""
+    class Watched(WebSocketConnection):
+        """Answers every attribute read itself."""
+
+        def __getattribute__(self, name: str) -> Any:
+            return True if name == "debug" else super().__getattribute__(name)
+
+    for cls in (Verbose, Watched):
+        member = members(cls)
+        looked_up(member)
+        assert write_plain([member.conn], FRAME, None) == (0, [member.conn]), cls
+        assert member.received() == b""
 
 
 async def test_write_prepared_to_each_counts_both_paths(
