@@ -43,6 +43,7 @@
 #include "structmember.h" /* T_OBJECT_EX: a __slots__ entry */
 
 #include <errno.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -239,11 +240,23 @@ bind_plain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     PyTypeObject *conn = (PyTypeObject *)args[0], *writer = (PyTypeObject *)args[1];
     PyTypeObject *engine = (PyTypeObject *)args[2];
-    if (find_slots(conn, conn_slot_names, CONN_SLOTS, conn_slots, conn_slot_descrs) < 0
-        || find_slots(writer, writer_slot_names, WRITER_SLOTS, writer_slots, NULL) < 0
-        || find_slots(engine, engine_slot_names, ENGINE_SLOTS, engine_slots, NULL) < 0) {
+    /* Found first, kept only if all are there: a failed call changes nothing. */
+    Py_ssize_t c_offsets[CONN_SLOTS], w_offsets[WRITER_SLOTS], e_offsets[ENGINE_SLOTS];
+    PyObject *descrs[CONN_SLOTS] = {NULL};
+    if (find_slots(conn, conn_slot_names, CONN_SLOTS, c_offsets, descrs) < 0
+        || find_slots(writer, writer_slot_names, WRITER_SLOTS, w_offsets, NULL) < 0
+        || find_slots(engine, engine_slot_names, ENGINE_SLOTS, e_offsets, NULL) < 0) {
+        for (int i = 0; i < CONN_SLOTS; i++) {
+            Py_XDECREF(descrs[i]);
+        }
         return NULL;
     }
+    for (int i = 0; i < CONN_SLOTS; i++) {
+        conn_slots[i] = c_offsets[i];
+        Py_XSETREF(conn_slot_descrs[i], descrs[i]);
+    }
+    memcpy(writer_slots, w_offsets, sizeof writer_slots);
+    memcpy(engine_slots, e_offsets, sizeof engine_slots);
     for (int i = 0; i < KNOWN_TYPES; i++) {
         Py_CLEAR(known_types[i]);
     }

@@ -242,7 +242,9 @@ async def test_write_prepared_to_each_counts_both_paths(
     assert paused.transport.written == b""
 
 
-def test_bind_plain_needs_the_slots(tmp_path: Path) -> None:
+async def test_bind_plain_needs_the_slots_and_a_failed_call_changes_nothing(
+    tmp_path: Path, members: Callable[..., Member]
+) -> None:
     module = build_extension(SOURCE, "asgiws.connection._speedups", tmp_path)
     with pytest.raises(RuntimeError, match="bind_plain"):
         module.write_plain([], b"m", None)
@@ -250,10 +252,25 @@ def test_bind_plain_needs_the_slots(tmp_path: Path) -> None:
     class NoSlots:
         pass
 
+    class Other:
+        __slots__ = ("_lost", "_engine", "_writer", "_fragmented_send", "_reporter", "debug")
+
     with pytest.raises(AttributeError):
         module.bind_plain(NoSlots, Writer, Engine, EngineState.OPEN)
     with pytest.raises(TypeError, match="not a slot"):
         module.bind_plain(WebSocketConnection, Writer, type("E", (), {"state": 1}), None)
+    with pytest.raises(RuntimeError, match="bind_plain"):
+        module.write_plain([], b"m", None)
+
+    module.bind_plain(WebSocketConnection, Writer, Engine, EngineState.OPEN)
+    # Other's slots sit elsewhere; the engine class is not one: refused, and
+    # the binding that was there still reads WebSocketConnection right.
+    with pytest.raises(TypeError, match="not a slot"):
+        module.bind_plain(Other, Writer, type("E", (), {"state": 1}), None)
+    member = members()
+    looked_up(member)
+    assert module.write_plain([member.conn], FRAME, None) == (1, [])
+    assert member.received() == FRAME
 
 
 def test_bad_arguments(c_module: ModuleType) -> None:
