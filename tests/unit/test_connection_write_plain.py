@@ -253,7 +253,7 @@ async def test_bind_plain_needs_the_slots_and_a_failed_call_changes_nothing(
         pass
 
     class Other:
-        __slots__ = ("_lost", "_engine", "_writer", "_fragmented_send", "_reporter", "debug")
+        __slots__ = ("_engine", "_fragmented_send", "_lost", "_reporter", "_writer", "debug")
 
     with pytest.raises(AttributeError):
         module.bind_plain(NoSlots, Writer, Engine, EngineState.OPEN)
