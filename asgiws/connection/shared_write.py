@@ -107,5 +107,7 @@ def bind_plain(
         return
     from asgiws.connection import _speedups
 
+    if not hasattr(_speedups, "bind_plain"):
+        return  # an older build (not rebuilt since): the Python loop does it all
     _speedups.bind_plain(connection_class, writer_class, engine_class, open_state)
     write_plain = _speedups.write_plain

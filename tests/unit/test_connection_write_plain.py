@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -17,6 +18,7 @@ from typing import Any
 
 import pytest
 
+import asgiws.connection
 from asgiws.asgi.websocket import AsgiWebSocketConnection
 from asgiws.connection import WebSocketConnection, shared_write, write_prepared_to_each
 from asgiws.connection.writer import Writer
@@ -280,3 +282,15 @@ def test_bad_arguments(c_module: ModuleType) -> None:
         c_module.write_plain([], bytearray(b"m"), None)
     with pytest.raises(TypeError, match="int or None"):
         c_module.write_plain([], b"m", 1.5)
+
+
+def test_an_older_build_leaves_the_fan_out_to_python(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A build from before write_plain (not rebuilt since) still imports."""
+    older = ModuleType("asgiws.connection._speedups")
+    older.write_each = lambda transports, fds, data: None  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "asgiws.connection._speedups", older)
+    monkeypatch.setattr(asgiws.connection, "_speedups", older, raising=False)
+    monkeypatch.setattr(shared_write, "write_each", older.write_each)
+    monkeypatch.setattr(shared_write, "write_plain", None)
+    shared_write.bind_plain(WebSocketConnection, Writer, Engine, EngineState.OPEN)
+    assert shared_write.write_plain is None
