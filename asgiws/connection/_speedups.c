@@ -106,6 +106,23 @@ write_around(PyObject *transport, int fd, const char *buf, Py_ssize_t len)
     return sent > 0 ? (Py_ssize_t)sent : 0;
 }
 
+/* `data` to one transport: around it, straight to its socket `fd`, where
+ * write_around allows, and whatever that did not send through it (all of
+ * it for an `fd` of -1).  0, or -1 on a Python error. */
+static int
+write_one(PyObject *transport, long fd, PyObject *data)
+{
+    const Py_ssize_t len = PyBytes_GET_SIZE(data);
+    Py_ssize_t taken = 0;
+    if (fd >= 0 && fd <= INT_MAX && len > 0) {
+        taken = write_around(transport, (int)fd, PyBytes_AS_STRING(data), len);
+    }
+    if (taken < 0 || (taken < len && transport_write(transport, data, taken) < 0)) {
+        return -1;
+    }
+    return 0;
+}
+
 static PyObject *
 write_each(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -127,8 +144,6 @@ write_each(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_ValueError, "write_each: one fd per transport");
         return NULL;
     }
-    const char *buf = PyBytes_AS_STRING(data);
-    const Py_ssize_t len = PyBytes_GET_SIZE(data);
     for (Py_ssize_t i = 0; i < count; i++) {
         /* Borrowed items: hold them, the transport's methods run Python code
          * that could change the lists. */
@@ -138,18 +153,9 @@ write_each(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         Py_INCREF(fd_item);
         long fd = PyLong_AsLong(fd_item);
         Py_DECREF(fd_item);
-        Py_ssize_t taken = 0;
-        if (fd == -1 && PyErr_Occurred()) {
-            taken = -1;
-        }
-        else if (fd >= 0 && fd <= INT_MAX && len > 0) {
-            taken = write_around(transport, (int)fd, buf, len);
-        }
-        if (taken >= 0 && taken < len && transport_write(transport, data, taken) < 0) {
-            taken = -1;
-        }
+        int failed = (fd == -1 && PyErr_Occurred()) || write_one(transport, fd, data) < 0;
         Py_DECREF(transport);
-        if (taken < 0) {
+        if (failed) {
             return NULL;
         }
         if (PyList_GET_SIZE(transports) != count || PyList_GET_SIZE(fds) != count) {
@@ -381,8 +387,6 @@ write_plain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                         "write_plain: a list of connections, bytes, and an int or None");
         return NULL;
     }
-    const char *buf = PyBytes_AS_STRING(data);
-    const Py_ssize_t len = PyBytes_GET_SIZE(data);
     PyObject *rest = PyList_New(0);
     if (rest == NULL) {
         return NULL;
@@ -397,15 +401,8 @@ write_plain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         long fd = -1;
         int plain = common_case(conn, max_queued, &transport, &fd);
         if (plain == 1) {
-            Py_ssize_t taken = 0;
-            if (fd >= 0 && fd <= INT_MAX && len > 0) {
-                taken = write_around(transport, (int)fd, buf, len);
-            }
-            if (taken >= 0 && taken < len && transport_write(transport, data, taken) < 0) {
-                taken = -1;
-            }
+            plain = write_one(transport, fd, data) < 0 ? -1 : 1;
             Py_DECREF(transport);
-            plain = taken < 0 ? -1 : 1;
             written += plain == 1;
         }
         else if (plain == 0 && PyList_Append(rest, conn) < 0) {
