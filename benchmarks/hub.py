@@ -38,6 +38,12 @@ and the report's header say which ran.
 The load generator's CPU share is reported beside every phase: a row
 whose load generator is near 1.00 measured the client, not the server.
 
+The paced table ends each size with the machine's floor, `send-floor`
+(benchmarks/send_floor.c, built at start; --no-floor leaves it out): one
+core doing nothing but one send() of a 66-byte record per subscriber every
+100 ms, read with epoll on the other core.  A server can only add to its
+cost and latency, so a target that row misses no server meets on the machine.
+
 Writes benchmarks/results/hub-YYYY-MM-DD.{json,md,png}.  Not a test.
 """
 
@@ -63,7 +69,7 @@ sys.path.insert(0, str(REPO))
 
 from picows import WSMsgType  # noqa: E402
 
-from benchmarks import loadgen  # noqa: E402
+from benchmarks import loadgen, send_floor  # noqa: E402
 from benchmarks.hub_client import (  # noqa: E402
     PYTHON,
     BenchmarkError,
@@ -141,6 +147,7 @@ ROWS: dict[str, tuple[ServerSpec, int]] = {  # name -> (spec, processes)
 }
 # The uvicorn loop a row's ratio is taken against: the Starlette rows against
 # the Starlette loop, the raw ASGI rows against the raw ASGI loop.
+FLOOR_ROW = "send-floor"  # benchmarks/send_floor.c: the machine, no server
 BASE_ROW = {name: "uvicorn-loop" for name in ROWS} | {
     "uvicorn-starlette-loop": "uvicorn-starlette-loop",
     "asgiws-starlette-hub": "uvicorn-starlette-loop",
@@ -528,6 +535,27 @@ def report(
                 f"{cell(rounds, 'paced', 'max_ms')} | "
                 f"{cell(rounds, 'paced', 'max_backlog', '{:.0f}')} |"
             )
+        floor = results.get(FLOOR_ROW, {}).get(size, [])
+        if floor:
+            cells = [
+                f"{FLOOR_ROW} (C, one send() per subscriber, no server)",
+                f"{size:,}",
+                *[""] * 4,  # no fixed-rate phase
+                cell(floor, "paced", "server_us_per_delivery", "{:.2f}"),
+                "",  # the receiver is C on epoll, not the load generator
+                cell(floor, "paced", "p50_ms"),
+                cell(floor, "paced", "p99_ms"),
+                cell(floor, "paced", "max_ms"),
+                "",
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+    if FLOOR_ROW in results:
+        lines += [
+            "",
+            f"`{FLOOR_ROW}`: benchmarks/send_floor.c on the same CPUs, a 66-byte record sent to "
+            f"each subscriber every {PACE * 1000:g} ms and read with epoll.  A server only adds "
+            "to its cost and latency: a target that row misses, no server meets on this machine.",
+        ]
     (out / f"hub-{stamp}.md").write_text("\n".join(lines) + "\n")
     chart(results, args, out / f"hub-{stamp}.png")
     print("\n".join(lines))
@@ -607,6 +635,11 @@ def main() -> int:
         action="store_true",
         help="count frames with the Python subscriber classes, not the C build",
     )
+    parser.add_argument(
+        "--no-floor",
+        action="store_true",
+        help=f"leave out the {FLOOR_ROW} row (benchmarks/send_floor.c: the machine's floor)",
+    )
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     args = parser.parse_args()
     results: dict[str, dict[int, list[dict[str, Any]]]] = {}
@@ -614,6 +647,7 @@ def main() -> int:
         counter = None if args.python_subscribers else build_counter(Path(logs))
         how = "C (benchmarks/hub_counter.c)" if counter else "Python (benchmarks/hub_client.py)"
         print(f"subscribers: frames checked and counted in {how}", file=sys.stderr, flush=True)
+        floor = None if args.no_floor else send_floor.build(Path(logs))
         for round_ in range(args.rounds):
             for size in args.sizes:
                 for name in args.rows:
@@ -625,6 +659,13 @@ def main() -> int:
                         row["retried"] = True
                     print(f"  {row}", file=sys.stderr, flush=True)
                     results.setdefault(name, {}).setdefault(size, []).append(row)
+                if floor is not None:
+                    print(f"round {round_ + 1}: {FLOOR_ROW} x {size}", file=sys.stderr, flush=True)
+                    row = send_floor.run(
+                        floor, size, args.duration, args.warmup, SERVER_CPU, LOADGEN_CPU
+                    )
+                    print(f"  {row}", file=sys.stderr, flush=True)
+                    results.setdefault(FLOOR_ROW, {}).setdefault(size, []).append(row)
     args.out.mkdir(parents=True, exist_ok=True)
     report(results, args, args.out)
     return 0

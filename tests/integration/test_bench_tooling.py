@@ -9,8 +9,11 @@ saturated, the peers serve every WebSocket scenario), not speed.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import datetime
 import json
+import os
 import subprocess
 import sys
 import time
@@ -20,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from benchmarks import cost, loadgen
+from benchmarks import cost, loadgen, send_floor
 from benchmarks.servers import REPO, RunningServer, free_port, http_ok, spec_named
 
 LOADGEN = REPO / "benchmarks" / "loadgen.py"
@@ -224,3 +227,88 @@ def test_peer_servers_serve_every_websocket_scenario(started: Any, name: str) ->
     else:
         assert deflate["value"] is None
         assert deflate["note"] == "server does not negotiate deflate"
+
+
+# ---------------------------------------------------------------- the hub's floor
+
+
+def floor_cpus() -> tuple[str, str]:
+    cpus = sorted(os.sched_getaffinity(0))
+    return str(cpus[0]), str(cpus[-1])
+
+
+def test_send_floor_times_every_record_it_sends(tmp_path: Path) -> None:
+    binary = send_floor.build(tmp_path)
+    assert binary is not None
+    row = send_floor.run(binary, 50, 0.3, 0.1, *floor_cpus())
+    assert "error" not in row, row
+    assert row["rounds"] == 3
+    paced = row["paced"]
+    assert paced["server_us_per_delivery"] > 0 and paced["loadgen_us_per_read"] > 0
+    # Latencies are times since the round's stamp: positive, ordered, well
+    # under the 100 ms between rounds for 50 loopback subscribers.
+    assert 0 < paced["p50_ms"] <= paced["p99_ms"] <= paced["max_ms"] < 100
+
+
+def test_send_floor_says_what_is_wrong_with_its_arguments(tmp_path: Path) -> None:
+    binary = send_floor.build(tmp_path)
+    assert binary is not None
+    done = subprocess.run(
+        [str(binary), "10", "2", "100", "2", *floor_cpus()],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "ROUNDS > WARMUP_ROUNDS" in done.stderr
+    row = send_floor.run(binary, 0, 0.1, 0.1, *floor_cpus())
+    assert "SUBSCRIBERS >= 1" in row["error"][-1]
+
+
+def test_hub_report_ends_each_size_with_the_floor(tmp_path: Path) -> None:
+    from benchmarks import hub
+
+    def paced(us: float, p99: float) -> dict[str, Any]:
+        return {
+            "paced": {
+                "server_us_per_delivery": us,
+                "p50_ms": p99 / 2,
+                "p99_ms": p99,
+                "max_ms": p99 + 1,
+            }
+        }
+
+    args = argparse.Namespace(
+        sizes=[1000, 10000],
+        rows=["asgiws-hub"],
+        rate=50_000.0,
+        sampled=200,
+        rounds=3,
+        duration=5.0,
+    )
+    results: dict[str, dict[int, list[dict[str, Any]]]] = {
+        "asgiws-hub": {
+            size: [{**paced(9.0, 90.0), "rate": {"server_us_per_delivery": 10.0}}]
+            for size in args.sizes
+        },
+        hub.FLOOR_ROW: {
+            1000: [paced(7.0, 9.0)],
+            10000: [paced(8.0, 70.0), paced(7.0, 80.0), paced(9.0, 75.0)],
+        },
+    }
+    hub.report(results, args, tmp_path)
+    table = (tmp_path / f"hub-{datetime.date.today().isoformat()}.md").read_text().splitlines()
+    rows = [
+        line
+        for line in table
+        if line.startswith("| asgiws-hub |") or line.startswith(f"| {hub.FLOOR_ROW} ")
+    ]
+    header = next(line for line in table if "@ 1 msg / 100 ms" in line)
+    # The paced table: each size's rows, then its floor, every row as wide as the header.
+    assert [r.split(" | ")[1] for r in rows[-4:]] == ["1,000", "1,000", "10,000", "10,000"]
+    assert rows[-1].startswith(f"| {hub.FLOOR_ROW} ")
+    assert all(r.count("|") == header.count("|") for r in rows[-4:])
+    cells = [c.strip() for c in rows[-1].split("|")[1:-1]]
+    assert cells[6] == "8.00"  # the median server µs per delivery of three rounds
+    assert cells[8:11] == ["37.5", "75.0", "76.0"]  # p50, p99, max medians
