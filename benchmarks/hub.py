@@ -443,7 +443,8 @@ def report(
     impls = sorted(
         {
             r.get("subscriber_impl", "?")
-            for sizes in results.values()
+            for name, sizes in results.items()
+            if name != FLOOR_ROW  # its subscribers are send_floor.c's own
             for rs in sizes.values()
             for r in rs
             if "error" not in r
@@ -588,7 +589,21 @@ def chart(
         axis.set_xticks([j + 0.4 - width / 2 for j in range(len(args.sizes))])
         axis.set_xticklabels([f"{s:,} subscribers" for s in args.sizes])
         axis.set_title(title)
+    right.set_yscale("log")  # 10 ms and seconds in one chart
     right.axhline(50, color="red", linestyle="--", linewidth=1)
+    floor = [
+        median_of(results.get(FLOOR_ROW, {}).get(s, []), "paced", "p99_ms") for s in args.sizes
+    ]
+    if any(p is not None for p in floor):  # the machine's floor, over each size's bars
+        right.hlines(
+            [p for p in floor if p is not None],
+            [j - width / 2 for j, p in enumerate(floor) if p is not None],
+            [j + 0.8 - width / 2 for j, p in enumerate(floor) if p is not None],
+            colors="black",
+            linewidth=2,
+            label=f"{FLOOR_ROW} (no server)",
+        )
+        right.legend(fontsize=8)
     left.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)

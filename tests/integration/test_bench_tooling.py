@@ -289,7 +289,13 @@ def test_hub_report_ends_each_size_with_the_floor(tmp_path: Path) -> None:
     )
     results: dict[str, dict[int, list[dict[str, Any]]]] = {
         "asgiws-hub": {
-            size: [{**paced(9.0, 90.0), "rate": {"server_us_per_delivery": 10.0}}]
+            size: [
+                {
+                    **paced(9.0, 90.0),
+                    "rate": {"server_us_per_delivery": 10.0},
+                    "subscriber_impl": "c",
+                }
+            ]
             for size in args.sizes
         },
         hub.FLOOR_ROW: {
@@ -309,6 +315,7 @@ def test_hub_report_ends_each_size_with_the_floor(tmp_path: Path) -> None:
     assert [r.split(" | ")[1] for r in rows[-4:]] == ["1,000", "1,000", "10,000", "10,000"]
     assert rows[-1].startswith(f"| {hub.FLOOR_ROW} ")
     assert all(r.count("|") == header.count("|") for r in rows[-4:])
+    assert "subscribers counting frames by bytes in C" in table[2]  # not the floor's
     cells = [c.strip() for c in rows[-1].split("|")[1:-1]]
     assert cells[6] == "8.00"  # the median server µs per delivery of three rounds
     assert cells[8:11] == ["37.5", "75.0", "76.0"]  # p50, p99, max medians
