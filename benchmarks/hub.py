@@ -145,9 +145,9 @@ ROWS: dict[str, tuple[ServerSpec, int]] = {  # name -> (spec, processes)
         1,
     ),
 }
+FLOOR_ROW = "send-floor"  # benchmarks/send_floor.c: the machine, no server
 # The uvicorn loop a row's ratio is taken against: the Starlette rows against
 # the Starlette loop, the raw ASGI rows against the raw ASGI loop.
-FLOOR_ROW = "send-floor"  # benchmarks/send_floor.c: the machine, no server
 BASE_ROW = {name: "uvicorn-loop" for name in ROWS} | {
     "uvicorn-starlette-loop": "uvicorn-starlette-loop",
     "asgiws-starlette-hub": "uvicorn-starlette-loop",
@@ -677,7 +677,13 @@ def main() -> int:
                 if floor is not None:
                     print(f"round {round_ + 1}: {FLOOR_ROW} x {size}", file=sys.stderr, flush=True)
                     row = send_floor.run(
-                        floor, size, args.duration, args.warmup, SERVER_CPU, LOADGEN_CPU
+                        floor,
+                        size,
+                        args.duration,
+                        args.warmup,
+                        round(PACE * 1000),
+                        SERVER_CPU,
+                        LOADGEN_CPU,
                     )
                     print(f"  {row}", file=sys.stderr, flush=True)
                     results.setdefault(FLOOR_ROW, {}).setdefault(size, []).append(row)

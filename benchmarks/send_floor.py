@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 SOURCE = Path(__file__).with_suffix(".c")
-PACE_MS = 100  # the hub benchmark's paced phase: one message every 100 ms
 
 
 def build(directory: Path) -> Path | None:
@@ -47,14 +46,16 @@ def run(
     subscribers: int,
     seconds: float,
     warmup_seconds: float,
+    pace_ms: int,
     server_cpu: str,
     client_cpu: str,
 ) -> dict[str, Any]:
-    """One run at `subscribers`, shaped as a hub benchmark row: the `paced`
+    """One run at `subscribers`, a record every `pace_ms` (the hub benchmark
+    passes its paced phase's), shaped as a hub benchmark row: the `paced`
     phase's server CPU µs per delivery (the sender's per send) and latency."""
-    warmup = round(warmup_seconds * 1000 / PACE_MS)
-    rounds = warmup + max(1, round(seconds * 1000 / PACE_MS))
-    command = [str(binary), str(subscribers), str(rounds), str(PACE_MS), str(warmup)]
+    warmup = round(warmup_seconds * 1000 / pace_ms)
+    rounds = warmup + max(1, round(seconds * 1000 / pace_ms))
+    command = [str(binary), str(subscribers), str(rounds), str(pace_ms), str(warmup)]
     done = subprocess.run(
         [*command, server_cpu, client_cpu], capture_output=True, text=True, timeout=300
     )
@@ -78,6 +79,9 @@ def main() -> int:
     parser.add_argument("--subscribers", type=int, default=10_000)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--warmup", type=float, default=1.0)
+    parser.add_argument(
+        "--pace-ms", type=int, default=100, help="as benchmarks/hub.py's paced phase"
+    )
     parser.add_argument("--server-cpu", default="0")
     parser.add_argument("--client-cpu", default="1")
     args = parser.parse_args()
@@ -86,7 +90,13 @@ def main() -> int:
         if binary is None:
             return 1
         result = run(
-            binary, args.subscribers, args.seconds, args.warmup, args.server_cpu, args.client_cpu
+            binary,
+            args.subscribers,
+            args.seconds,
+            args.warmup,
+            args.pace_ms,
+            args.server_cpu,
+            args.client_cpu,
         )
     print(json.dumps(result))
     return 1 if "error" in result else 0

@@ -240,7 +240,7 @@ def floor_cpus() -> tuple[str, str]:
 def test_send_floor_times_every_record_it_sends(tmp_path: Path) -> None:
     binary = send_floor.build(tmp_path)
     assert binary is not None
-    row = send_floor.run(binary, 50, 0.3, 0.1, *floor_cpus())
+    row = send_floor.run(binary, 50, 0.3, 0.1, 100, *floor_cpus())
     assert "error" not in row, row
     assert row["rounds"] == 3
     paced = row["paced"]
@@ -262,7 +262,7 @@ def test_send_floor_says_what_is_wrong_with_its_arguments(tmp_path: Path) -> Non
     )
     assert done.returncode == 2
     assert "ROUNDS > WARMUP_ROUNDS" in done.stderr
-    row = send_floor.run(binary, 0, 0.1, 0.1, *floor_cpus())
+    row = send_floor.run(binary, 0, 0.1, 0.1, 100, *floor_cpus())
     assert "SUBSCRIBERS >= 1" in row["error"][-1]
 
 
