@@ -1,6 +1,11 @@
+from typing import Any
+
 COMPRESSED_TAIL: bytes
 
 def apply_mask(data: bytes | bytearray | memoryview, mask: bytes) -> bytes: ...
+def deflate_frame(
+    compressor: Any, data: bytes | bytearray | memoryview, flush_mode: int, opcode: int, /
+) -> bytes: ...
 def scan_frames(
     buffer: bytes | bytearray | memoryview,
     pos: int,

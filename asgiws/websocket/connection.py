@@ -661,20 +661,21 @@ class Engine:
             # 5.4: fragments of one message MUST NOT be interleaved with another
             raise InvalidState("a fragmented message is in progress; finish it with fin=True")
         deflate = self._deflate
-        rsv1 = False
-        if deflate is not None:
-            payload = deflate.compress(payload)
-            rsv1 = True  # RFC 7692 6.1: the "Per-Message Compressed" bit
         if self.sends_plain_frames:
-            # The common frames, inline: FIN, RSV1, opcode, unmasked, and one
-            # bytes object up to SPLIT_THRESHOLD (what encode_frame builds).
+            if deflate is not None:
+                # compressed, header and all, in one bytes object
+                return [deflate.compress_frame(opcode, payload)]
+            # The common frames, inline: FIN, opcode, unmasked, and one bytes
+            # object up to SPLIT_THRESHOLD (what encode_frame builds).
             length = len(payload)
-            b0 = 0xC0 | opcode if rsv1 else 0x80 | opcode
             if length < 126:
-                return [PACK8(b0, length) + payload]
+                return [PACK8(0x80 | opcode, length) + payload]
             if length <= SPLIT_THRESHOLD:
-                return [PACK16(b0, 126, length) + payload]
-        return self._frame(opcode, payload, rsv1=rsv1)
+                return [PACK16(0x80 | opcode, 126, length) + payload]
+        elif deflate is not None:
+            # RFC 7692 6.1: the "Per-Message Compressed" bit
+            return self._frame(opcode, deflate.compress(payload), rsv1=True)
+        return self._frame(opcode, payload)
 
     def send_text(self, data: str) -> list[bytes]:
         return self._send_message(TEXT, data.encode("utf-8"))

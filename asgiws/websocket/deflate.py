@@ -28,11 +28,14 @@ are safe: the output is bounded by max_size either way.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from asgiws.websocket.errors import CloseCode, HandshakeError, InvalidResponse, ProtocolError
+from asgiws.websocket.frames import encode_header
 from asgiws.websocket.headers import ExtensionParams, format_extension, parse_extension_list
+from asgiws.websocket.mask import BytesLike, extensions_enabled
 from asgiws.websocket.zlib_backend import IS_ZLIB_NG, zlib
 
 EXTENSION_NAME = "permessage-deflate"
@@ -90,6 +93,40 @@ class DeflateParams:
     def codec(self, *, is_server: bool) -> MessageDeflate:
         """A fresh compressor/decompressor pair for one connection."""
         return MessageDeflate(self, is_server=is_server)
+
+
+def deflate_output(compressor: Any, data: BytesLike, flush_mode: int, *, fin: bool) -> bytes:
+    """`data` through a zlib compressobj, then `flush_mode`; the end of a
+    message (`fin`) without the 4 octets 7.2.1 removes."""
+    head = compressor.compress(data)
+    tail = compressor.flush(flush_mode)
+    out: bytes = head + tail if head else tail
+    if fin and out.endswith(TAIL):
+        # 7.2.1: "Remove 4 octets (that are 0x00 0x00 0xff 0xff) from the
+        # tail end."  (Both flushes end with that empty stored block.)
+        out = out[:-4]
+    return out
+
+
+def python_deflate_frame(compressor: Any, data: BytesLike, flush_mode: int, opcode: int) -> bytes:
+    """A whole message compressed into one unmasked frame, FIN and RSV1 set
+    (RFC 7692 6.1): what a server sends.  The C `deflate_frame` builds the
+    same bytes with one allocation."""
+    payload = deflate_output(compressor, data, flush_mode, fin=True)
+    return encode_header(opcode, len(payload), rsv1=True) + payload
+
+
+DeflateFrame = Callable[[Any, BytesLike, int, int], bytes]
+c_deflate_frame: DeflateFrame | None = None
+if extensions_enabled():
+    try:
+        from asgiws.websocket._speedups import deflate_frame as _c_deflate_frame
+    except ImportError:  # not built, or built before deflate_frame
+        pass
+    else:
+        c_deflate_frame = _c_deflate_frame
+
+deflate_frame: DeflateFrame = c_deflate_frame or python_deflate_frame
 
 
 SharedCompressionKey = tuple[int, int, int]
@@ -165,21 +202,26 @@ class MessageDeflate:
         return (self._level, self._mem_level, -self._compress_wbits)
 
     # --- sending ----------------------------------------------------------------
-    def compress(self, data: bytes | bytearray | memoryview, *, fin: bool = True) -> bytes:
+    def _new_compressor(self) -> Any:
+        c = self._compressor = zlib.compressobj(
+            self._level, zlib.DEFLATED, self._compress_wbits, self._mem_level
+        )
+        return c
+
+    def compress(self, data: BytesLike, *, fin: bool = True) -> bytes:
         """Compress a whole message (`fin`) or one fragment of it."""
         c = self._compressor
         if c is None:
-            c = self._compressor = zlib.compressobj(
-                self._level, zlib.DEFLATED, self._compress_wbits, self._mem_level
-            )
-        head = c.compress(data)
-        tail = c.flush(self._final_flush if fin else zlib.Z_SYNC_FLUSH)
-        out: bytes = head + tail if head else tail
-        if fin and out.endswith(TAIL):
-            # 7.2.1: "Remove 4 octets (that are 0x00 0x00 0xff 0xff) from the
-            # tail end."  (Both flushes end with that empty stored block.)
-            out = out[:-4]
-        return out
+            c = self._new_compressor()
+        return deflate_output(c, data, self._final_flush if fin else zlib.Z_SYNC_FLUSH, fin=fin)
+
+    def compress_frame(self, opcode: int, data: BytesLike) -> bytes:
+        """A whole message compressed into one unmasked frame (a server's):
+        `compress(data)` behind its header, FIN and RSV1 set."""
+        c = self._compressor
+        if c is None:
+            c = self._new_compressor()
+        return deflate_frame(c, data, self._final_flush, opcode)
 
     # --- receiving --------------------------------------------------------------
     def _new_decompressor(self) -> Any:

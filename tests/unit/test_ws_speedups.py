@@ -1,6 +1,8 @@
 """The engine's fast paths give exactly the events of the general paths:
 the C whole-message scanner (`scan_frames`), the big-frame payload assembler
-(C `PayloadAssembler` and its Python twin), and whole-message inflate."""
+(C `PayloadAssembler` and its Python twin), whole-message inflate, and the
+C `deflate_frame` (a server's compressed message in one frame) against its
+Python twin."""
 
 from __future__ import annotations
 
@@ -14,9 +16,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import asgiws.websocket as ws_pkg
+from asgiws.websocket import deflate as deflate_module
 from asgiws.websocket import frames as frames_module
 from asgiws.websocket.connection import ClientEngine, ServerEngine
-from asgiws.websocket.deflate import DeflateParams, MessageDeflate
+from asgiws.websocket.deflate import (
+    TAIL,
+    DeflateFrame,
+    DeflateParams,
+    MessageDeflate,
+    python_deflate_frame,
+)
 from asgiws.websocket.events import BytesMessage, ConnectionFailed, Event, TextMessage
 from asgiws.websocket.frames import (
     ASSEMBLE_THRESHOLD,
@@ -29,6 +38,7 @@ from asgiws.websocket.frames import (
 )
 from asgiws.websocket.mask import PythonPayloadAssembler, python_apply_mask
 from tests.unit.c_build import build_extension
+from tests.unit.test_ws_deflate import zlib_ng_module
 
 SOURCE = Path(ws_pkg.__file__).parent / "_speedups.c"
 MASK = b"\x37\xfa\x21\x3d"
@@ -373,3 +383,142 @@ def test_whole_message_inflate_matches_streamed_inflate(messages: list[bytes]) -
         out = streamed.decompress(compressed[:half], None)
         out += streamed.decompress(compressed[half:], None)
         assert out + streamed.finish(None) == message
+
+
+# --- compressing a whole message into a frame -------------------------------------
+
+
+def deflate_backends() -> list[ModuleType]:
+    """The zlibs a server compresses with: the standard library's and zlib-ng."""
+    return [zlib, zlib_ng_module()]
+
+
+def frames_of(
+    frame_builder: DeflateFrame,
+    backend: ModuleType,
+    messages: list[tuple[int, bytes]],
+    flush_mode: int,
+) -> list[bytes]:
+    """Each message through one compressor (context kept across messages, as
+    a connection keeps it) into a frame by `frame_builder`."""
+    compressor = backend.compressobj(6, backend.DEFLATED, -14, 5)
+    return [frame_builder(compressor, data, flush_mode, opcode) for opcode, data in messages]
+
+
+def assert_frames_decode_to(frames: list[bytes], messages: list[tuple[int, bytes]]) -> None:
+    """A client engine reads the frames back as the messages sent."""
+    client = ClientEngine(max_size=None, deflate=DeflateParams(server_max_window_bits=14))
+    events = client.receive_data(b"".join(frames))
+    assert events == [
+        TextMessage(data.decode()) if opcode == TEXT else BytesMessage(data)
+        for opcode, data in messages
+    ]
+
+
+message_st = st.one_of(
+    st.tuples(st.just(TEXT), st.text(max_size=400).map(str.encode)),
+    st.tuples(st.just(BINARY), st.binary(max_size=400)),  # incompressible: 126+ bytes
+    st.tuples(st.sampled_from([TEXT, BINARY]), st.just(b"")),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    messages=st.lists(message_st, min_size=1, max_size=8),
+    flush_mode=st.sampled_from([zlib.Z_SYNC_FLUSH, zlib.Z_FULL_FLUSH]),
+    backend_index=st.sampled_from([0, 1]),
+)
+def test_c_deflate_frame_builds_the_frames_of_the_python_one(
+    speedups: ModuleType,
+    messages: list[tuple[int, bytes]],
+    flush_mode: int,
+    backend_index: int,
+) -> None:
+    backend = deflate_backends()[backend_index]
+    got = frames_of(speedups.deflate_frame, backend, messages, flush_mode)
+    assert got == frames_of(python_deflate_frame, backend, messages, flush_mode)
+    assert_frames_decode_to(got, messages)
+
+
+@pytest.mark.parametrize("size", [125, 126, 65535, 65536, 200_000])
+def test_deflate_frame_headers_at_every_length_boundary(speedups: ModuleType, size: int) -> None:
+    """Random bytes do not compress: the frame's payload is the message's
+    size plus a few bytes, so these sizes cross the 7-, 16- and 64-bit
+    length encodings (RFC 6455 5.2) near their edges."""
+    message: list[tuple[int, bytes]] = [(BINARY, os.urandom(size))]
+    for backend in deflate_backends():
+        for builder in (speedups.deflate_frame, python_deflate_frame):
+            frames = frames_of(builder, backend, message, zlib.Z_SYNC_FLUSH)
+            assert_frames_decode_to(frames, message)
+        assert frames_of(speedups.deflate_frame, backend, message, zlib.Z_SYNC_FLUSH) == (
+            frames_of(python_deflate_frame, backend, message, zlib.Z_SYNC_FLUSH)
+        )
+
+
+def test_deflate_frame_refuses_bad_arguments(speedups: ModuleType) -> None:
+    compressor = zlib.compressobj(6, zlib.DEFLATED, -14)
+    with pytest.raises(TypeError, match="4 arguments"):
+        speedups.deflate_frame(compressor, b"x", zlib.Z_SYNC_FLUSH)
+    with pytest.raises(ValueError, match="opcode"):
+        speedups.deflate_frame(compressor, b"x", zlib.Z_SYNC_FLUSH, 16)
+    with pytest.raises(TypeError):  # a str is not a buffer: the compressor's own error
+        speedups.deflate_frame(compressor, "text", zlib.Z_SYNC_FLUSH, TEXT)
+    with pytest.raises(AttributeError):
+        speedups.deflate_frame(object(), b"x", zlib.Z_SYNC_FLUSH, TEXT)
+
+
+@pytest.mark.parametrize("c_path", [True, False], ids=["c", "python"])
+def test_server_engine_sends_compressed_messages_a_client_reads(
+    speedups: ModuleType, monkeypatch: pytest.MonkeyPatch, c_path: bool
+) -> None:
+    """What a server sends with deflate negotiated, either way it builds the
+    frames: a client engine reads the same messages back, context kept."""
+    monkeypatch.setattr(
+        deflate_module,
+        "deflate_frame",
+        speedups.deflate_frame if c_path else python_deflate_frame,
+    )
+    params = DeflateParams(server_max_window_bits=14)
+    server = ServerEngine(max_size=None, deflate=params)
+    client = ClientEngine(max_size=None, deflate=params)
+    texts = ["hello " * 40, "", "hello " * 40, "κόσμε"]
+    frames: list[bytes] = []
+    for text in texts:
+        frames += server.send_text(text)
+    frames += server.send_binary(b"\x00\xff" * 300)
+    events = client.receive_data(b"".join(frames))
+    assert events == [*map(TextMessage, texts), BytesMessage(b"\x00\xff" * 300)]
+    # RSV1 on each: these went out compressed
+    assert all(frame[0] & 0x40 for frame in frames)
+
+
+class FixedOutput:
+    """A compressor whose output is given: frames of exact payload lengths,
+    and a tail that straddles the two calls' outputs."""
+
+    def __init__(self, head: bytes, tail: bytes) -> None:
+        self.head, self.tail = head, tail
+
+    def compress(self, data: bytes) -> bytes:
+        return self.head
+
+    def flush(self, mode: int) -> bytes:
+        return self.tail
+
+
+@pytest.mark.parametrize("length", [0, 1, 125, 126, 127, 65535, 65536, 65537])
+@pytest.mark.parametrize("split", [0, 1, 2, 3, 4], ids=lambda n: f"tail-{n}-in-flush")
+def test_deflate_frame_encodes_exact_lengths_and_a_split_tail(
+    speedups: ModuleType, length: int, split: int
+) -> None:
+    body = b"\x01" * length + TAIL
+    cut = len(body) - split  # the flush's output holds `split` octets of the tail
+    compressor = FixedOutput(body[:cut], body[cut:])
+    frame = speedups.deflate_frame(compressor, b"", zlib.Z_SYNC_FLUSH, BINARY)
+    assert frame == python_deflate_frame(compressor, b"", zlib.Z_SYNC_FLUSH, BINARY)
+    assert frame == b"".join(encode_frame(BINARY, b"\x01" * length, rsv1=True))
+    # no tail at the end: nothing is cut
+    untouched = FixedOutput(b"", b"\x01" * length)
+    assert speedups.deflate_frame(untouched, b"", zlib.Z_SYNC_FLUSH, TEXT) == b"".join(
+        encode_frame(TEXT, b"\x01" * length, rsv1=True)
+    )
