@@ -5,7 +5,7 @@
  *   of the receive buffer, unmasked and, for text, decoded, in one call (the
  *   fallback is frames.py's general parser, which handles every frame anyway);
  * - deflate_frame: compress a whole message into one server frame (the
- *   fallback is deflate.py's compress_frame).
+ *   fallback is deflate.py's python_deflate_frame).
  * Tests compare both paths. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
