@@ -224,7 +224,7 @@ def encode_compressed_server_frame(
     """One unmasked frame of a whole message compressed by `compressor`
     (from `deflate.shared_compressor(key)`), RSV1 set: valid on every server
     connection whose `shared_compression_key` is that key."""
-    return encode_frame(opcode, compressor.compress(payload), rsv1=True)
+    return [compressor.compress_frame(opcode, payload)]
 
 
 class Engine:
