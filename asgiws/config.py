@@ -470,7 +470,10 @@ class Config:
     )
     ws_deflate_client_max_window_bits: int | None = option(
         None,
-        "Ask clients to compress with at most this window; default: as offered.",
+        "Ask clients to compress with at most this window. Default on a server: 12"
+        " when the client's offer lets the server choose (as websockets; a 4 KiB"
+        " inflate window per connection instead of 32 KiB), else as offered; on a"
+        " client: offer the parameter with no value.",
         allowed=WINDOW_BITS,
     )
     ws_deflate_server_no_context_takeover: bool = option(

@@ -14,7 +14,10 @@ from typing import Any
 import httpx
 import pytest
 
-from asgiws.websocket.deflate import DEFAULT_SERVER_MAX_WINDOW_BITS
+from asgiws.websocket.deflate import (
+    DEFAULT_CLIENT_MAX_WINDOW_BITS,
+    DEFAULT_SERVER_MAX_WINDOW_BITS,
+)
 from tests.conftest import REPO_ROOT, StartServer
 from tests.integration.interop_messages import check_echo_report, message_mix
 
@@ -65,8 +68,12 @@ DEFLATE_SETTINGS: dict[str, Any] = {
 }
 EXPECTED_EXTENSIONS = {
     "plain": "",
-    # The server's own default window (--ws-deflate-server-max-window-bits).
-    "deflate": f"permessage-deflate; server_max_window_bits={DEFAULT_SERVER_MAX_WINDOW_BITS}",
+    # The server's own default windows (ws accepts any client window: the
+    # server picks DEFAULT_CLIENT_MAX_WINDOW_BITS).
+    "deflate": (
+        f"permessage-deflate; server_max_window_bits={DEFAULT_SERVER_MAX_WINDOW_BITS}"
+        f"; client_max_window_bits={DEFAULT_CLIENT_MAX_WINDOW_BITS}"
+    ),
     "deflate-9-10": "permessage-deflate; server_max_window_bits=9; client_max_window_bits=10",
 }
 

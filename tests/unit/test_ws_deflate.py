@@ -126,7 +126,32 @@ def test_config_defaults_are_the_engines_defaults() -> None:
     "offer, options, response, params",
     [
         ("permessage-deflate", D, "permessage-deflate", DeflateParams()),
-        ("permessage-deflate; client_max_window_bits", D, "permessage-deflate", DeflateParams()),
+        (
+            # the client lets us choose: websockets' 12 bits unless configured
+            "permessage-deflate; client_max_window_bits",
+            D,
+            "permessage-deflate; client_max_window_bits=12",
+            DeflateParams(client_max_window_bits=12),
+        ),
+        (
+            "permessage-deflate; client_max_window_bits",
+            full_window(client_max_window_bits=15),
+            "permessage-deflate; client_max_window_bits=15",
+            DeflateParams(),
+        ),
+        (
+            # the smaller of the client's limit and our default
+            "permessage-deflate; client_max_window_bits=14",
+            D,
+            "permessage-deflate; client_max_window_bits=12",
+            DeflateParams(client_max_window_bits=12),
+        ),
+        (
+            "permessage-deflate; client_max_window_bits=10",
+            D,
+            "permessage-deflate; client_max_window_bits=10",
+            DeflateParams(client_max_window_bits=10),
+        ),
         (
             "permessage-deflate; client_max_window_bits",
             full_window(client_max_window_bits=10),
