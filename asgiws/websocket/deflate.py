@@ -62,12 +62,11 @@ DEFAULT_SERVER_MAX_WINDOW_BITS = 14 if IS_ZLIB_NG else 12
 # server inflates with that window, so a connection that receives compressed
 # messages holds 4 KiB of inflate window instead of 32 KiB (a decompressor
 # measured 19 KiB instead of 40 on zlib-ng, 12 instead of 40 on Python's
-# zlib, once its window is full), and the client compresses with less
-# memory and CPU (Autobahn 13.x, whose client sets the pace, measured
-# 1.24-1.54x slower per case group at 15 bits than uvicorn's 12);
-# client-to-server messages compress less well across many
-# messages.  A client that sends no client_max_window_bits may use 15 bits
-# whatever we prefer (RFC 7692 7.1.2.2).
+# zlib, once its window is full), and the client compresses with less memory
+# and CPU (Autobahn 13.x, whose client sets the pace, measured 1.24-1.54x
+# slower per case group at 15 bits than uvicorn's 12).  In exchange, client
+# messages compress less well across many messages.  A client that sends no
+# client_max_window_bits may use 15 bits whatever we prefer (7.1.2.2).
 DEFAULT_CLIENT_MAX_WINDOW_BITS = 12
 # RFC 7692 7.1.2.1/7.1.2.2: a window parameter that is absent means the
 # full 15-bit window.
@@ -385,7 +384,7 @@ def accept_offer(
         ours = options.client_max_window_bits
         client_bits = min(
             DEFAULT_CLIENT_MAX_WINDOW_BITS if ours is None else ours,
-            15 if offered_client_bits is None else offered_client_bits,
+            RFC_MAX_WINDOW_BITS if offered_client_bits is None else offered_client_bits,
         )
         response.append(("client_max_window_bits", str(client_bits)))
     # else 7.1.2.2: "If a received extension negotiation offer doesn't have the
