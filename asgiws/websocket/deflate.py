@@ -379,7 +379,7 @@ def accept_offer(
     elif server_bits < 15:
         response.append(("server_max_window_bits", str(server_bits)))
 
-    client_bits = 15
+    client_bits = RFC_MAX_WINDOW_BITS
     if client_bits_offered:
         ours = options.client_max_window_bits
         client_bits = min(
