@@ -5,8 +5,11 @@
                              [--baseline-rev REV]
 
 Servers are pinned to CPU 0, load generators (benchmarks/loadgen.py, wrk) to
-CPU 1.  Each round starts every server afresh and runs all scenarios on it;
-rounds interleave servers so slow drift of the machine hits all of them alike.
+CPU 1.  The runs go scenario by scenario: every round of every server for one
+scenario, then the next scenario, each measurement on a freshly started server.
+Servers follow each other in the same order in odd rounds and the reverse one
+in even rounds.  So the measurements a ratio compares are minutes apart, not
+a whole round of every scenario, and the machine's drift hits them alike.
 Writes DIR/YYYY-MM-DD.json, .md and .png (ratios against uvicorn-fast).
 
 The cost pass (on unless --no-cost; benchmarks/cost.py) follows the throughput
@@ -60,8 +63,7 @@ LOADGEN_CPU = "1"
 SCENARIO_TIMEOUT = 180.0
 AUTOBAHN_TIMEOUT = 1200.0
 
-# Scenario order on a fresh server: idle RSS first, so its baseline is not
-# inflated by buffers earlier scenarios left behind.
+# The order scenarios run in, each on a freshly started server.
 SCENARIOS = (
     "ws_idle_rss",
     "http_hello",
@@ -313,6 +315,7 @@ class Progress:
         self.total = total
         self.done = 0
         self.started = time.monotonic()
+        self.heading = ""
 
     def step(self, server: str, scenario: str, result: dict[str, Any]) -> None:
         self.done += 1
@@ -341,6 +344,12 @@ class Progress:
 
     def note(self, text: str) -> None:
         print(text, flush=True)
+
+    def section(self, heading: str) -> None:
+        """Print `heading` unless it is the one printed last."""
+        if heading != self.heading:
+            self.heading = heading
+            self.note(heading)
 
 
 # ---------------------------------------------------------------- reporting
@@ -778,7 +787,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         raw, cost_raw, plans = run_rounds(
-            specs, pairs, scenarios, rounds, settings, args.autobahn, args.cost
+            specs, scenarios, rounds, settings, args.autobahn, args.cost
         )
         report = build_report(
             raw,
@@ -813,20 +822,27 @@ def with_baseline_rows(
     return out, pairs
 
 
-def round_order(specs: list[ServerSpec], pairs: dict[str, str], number: int) -> list[ServerSpec]:
-    """`specs`, with each current/@REV pair swapped in even rounds: neither side
-    always goes first."""
-    order = list(specs)
-    if number % 2 == 0:
-        for i, spec in enumerate(order[:-1]):
-            if pairs.get(spec.name) == order[i + 1].name:
-                order[i], order[i + 1] = order[i + 1], order[i]
-    return order
+def round_order(specs: list[ServerSpec], number: int) -> list[ServerSpec]:
+    """`specs` in odd rounds, reversed in even ones: no server always goes first,
+    and each current/@REV pair (adjacent in `specs`) swaps its order too."""
+    return list(specs) if number % 2 else list(reversed(specs))
+
+
+def schedule(
+    specs: list[ServerSpec], scenarios: list[str], rounds: int
+) -> list[tuple[int, str, ServerSpec]]:
+    """(round index, scenario, server) in the order they run: scenario by
+    scenario, every round of it, the servers in `round_order` within a round."""
+    return [
+        (number - 1, scenario, spec)
+        for scenario in scenarios
+        for number in range(1, rounds + 1)
+        for spec in round_order(specs, number)
+    ]
 
 
 def run_rounds(
     specs: list[ServerSpec],
-    pairs: dict[str, str],
     scenarios: list[str],
     rounds: int,
     settings: Settings,
@@ -834,7 +850,8 @@ def run_rounds(
     with_cost: bool = False,
 ) -> tuple[dict[str, Rounds], dict[str, Rounds], dict[str, cost.RatePlan]]:
     """The throughput rounds, then (`with_cost`) the cost rounds, whose rates come
-    from the throughput medians; both interleave servers the same way."""
+    from the throughput medians; both follow `schedule`, each measurement on a
+    freshly started server."""
     logs = Path(tempfile.mkdtemp(prefix="asgiws-bench-"))
     costed = [m.key for m in cost.COST_METRICS if m.key in scenarios] if with_cost else []
     print(
@@ -844,23 +861,21 @@ def run_rounds(
         flush=True,
     )
     progress = Progress(len(specs) * len(scenarios) * rounds)
-    raw: dict[str, Rounds] = {s.name: [] for s in specs}
+    raw: dict[str, Rounds] = {s.name: [{} for _ in range(rounds)] for s in specs}
     measure = throughput(settings)
-    for round_number in range(1, rounds + 1):
-        progress.note(f"--- round {round_number}/{rounds}")
-        for spec in round_order(specs, pairs, round_number):
-            raw[spec.name].append(run_server_round(spec, scenarios, measure, logs, progress))
-    cost_raw: dict[str, Rounds] = {s.name: [] for s in specs}
+    for index, scenario, spec in schedule(specs, scenarios, rounds):
+        progress.section(f"--- {scenario}, round {index + 1}/{rounds}")
+        raw[spec.name][index].update(run_server_round(spec, [scenario], measure, logs, progress))
+    cost_raw: dict[str, Rounds] = {s.name: [{} for _ in range(rounds)] for s in specs}
     plans = cost.plans(raw, costed)
     progress.total += sum(len(cost.served(raw[s.name], plans)) for s in specs) * rounds
-    for round_number in range(1, rounds + 1) if plans else ():
-        progress.note(f"--- cost round {round_number}/{rounds}")
-        for spec in round_order(specs, pairs, round_number):
-            own = cost.served(raw[spec.name], plans)
-            if own:
-                cost_raw[spec.name].append(
-                    run_server_round(spec, own, paced(settings, plans), logs, progress)
-                )
+    for index, scenario, spec in schedule(specs, list(plans), rounds):
+        if scenario in cost.served(raw[spec.name], plans):
+            progress.section(f"--- cost of {scenario}, round {index + 1}/{rounds}")
+            cost_raw[spec.name][index].update(
+                run_server_round(spec, [scenario], paced(settings, plans), logs, progress)
+            )
+    cost_raw = {name: [r for r in rs if r] for name, rs in cost_raw.items()}
     if autobahn:
         for spec in specs:
             progress.note(f"autobahn 12.x/13.x against {spec.name} ...")

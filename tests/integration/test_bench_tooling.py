@@ -145,6 +145,19 @@ def test_baseline_rev_compares_cost_per_unit_with_saturated_rounds_left_out() ->
     assert dearer["worse"]
 
 
+def test_runs_go_scenario_by_scenario_with_the_servers_reversed_in_even_rounds() -> None:
+    from benchmarks import run
+
+    specs = [spec_named(n) for n in ("asgiws-fast", "uvicorn-fast", "granian")]
+    order = [(i, sc, spec.name) for i, sc, spec in run.schedule(specs, ["a", "b"], 3)]
+    # Every measurement of a scenario before the next scenario: the two numbers
+    # a ratio compares are never a whole round of other scenarios apart.
+    assert [sc for _, sc, _ in order] == ["a"] * 9 + ["b"] * 9
+    forward = ["asgiws-fast", "uvicorn-fast", "granian"]
+    assert [name for _, _, name in order[:9]] == forward + forward[::-1] + forward
+    assert [i for i, _, _ in order[:9]] == [0] * 3 + [1] * 3 + [2] * 3
+
+
 # ---------------------------------------------------------------- paced load
 
 
