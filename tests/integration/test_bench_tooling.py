@@ -158,6 +158,23 @@ def test_runs_go_scenario_by_scenario_with_the_servers_reversed_in_even_rounds()
     assert [i for i, _, _ in order[:9]] == [0] * 3 + [1] * 3 + [2] * 3
 
 
+def test_a_connection_the_server_closed_first_counts_as_time_wait() -> None:
+    import socket
+
+    from benchmarks import run
+
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        client = socket.create_connection(listener.getsockname())
+        accepted, _ = listener.accept()
+        accepted.close()  # the server side closes first, as after a closing handshake
+        assert client.recv(1) == b""
+        client.close()
+    # The accepted side now waits out TIME_WAIT for 60 s (others' may expire
+    # meanwhile, so only this one is certain): the count settle_time_wait() polls.
+    assert run.time_wait_sockets() >= 1
+    assert run.settle_time_wait(limit=10**6, timeout=0.0) >= 1
+
+
 # ---------------------------------------------------------------- paced load
 
 
