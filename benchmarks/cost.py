@@ -221,7 +221,13 @@ def markdown(report: dict[str, Any]) -> list[str]:
         "## Server CPU per unit of work",
         "",
         "Every server is offered the same fixed rates, below saturation, by a paced load "
-        f"generator ({settings['cost_warmup']} s warm-up, {settings['cost_duration']} s "
+        f"generator ({settings['cost_warmup']} s warm-up"
+        + (
+            f", {settings['cost_first_warmup']} s before the first rate"
+            if "cost_first_warmup" in settings
+            else ""
+        )
+        + f", {settings['cost_duration']} s "
         "measured per rate, the rates one after another on the same connections; HTTP on "
         "keep-alive connections of loadgen.py, not wrk).  Cell: server CPU microseconds "
         "(user + system, the whole process tree) per completed unit, median over the "

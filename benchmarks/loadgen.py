@@ -239,17 +239,20 @@ async def run_levels(
     raises if that takes too long: every unit handed out must complete)."""
     window.paced = True
     levels = []
-    for rate in args.rate:
+    first_warmup = args.warmup if args.first_warmup is None else args.first_warmup
+    for number, rate in enumerate(args.rate):
         pacer = Pacer(rate / units_per_fire, slots, window)
         window.latencies_ns.clear()
         task = asyncio.ensure_future(pacer.run())
         try:
-            sample = await measure(window, args.warmup, args.duration)
+            warmup = first_warmup if number == 0 else args.warmup
+            sample = await measure(window, warmup, args.duration)
         finally:
             pacer.running = False
             await task
         await settle()
         levels.append(level_result(rate, sample, pacer.missed, units_per_fire))
+        levels[-1]["warmup_s"] = warmup
         if window.latencies_ns:
             latencies = sorted(window.latencies_ns)
             levels[-1]["p99_ms"] = percentile(latencies, 99) / 1e6
@@ -1140,6 +1143,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--duration", type=float, default=5.0, help="measured seconds")
     parser.add_argument("--warmup", type=float, default=0.5, help="unmeasured seconds first")
+    parser.add_argument(
+        "--first-warmup",
+        type=float,
+        help="with --rate: unmeasured seconds before the first rate (default: --warmup), "
+        "so a freshly started server is measured warm",
+    )
     parser.add_argument(
         "--server-pid", type=int, help="server process: its CPU share, and RSS for ws_idle_rss"
     )

@@ -191,6 +191,15 @@ def test_paced_rate_is_met_and_an_impossible_one_is_saturated(started: Any, scen
     assert impossible["missed"] > 0
 
 
+def test_the_first_rate_gets_the_longer_warm_up_of_a_fresh_server(started: Any) -> None:
+    server = started("asgiws-fast")
+    began = time.monotonic()
+    # SHORT's 0.2 s warm-up for every rate but the first, which gets 1.5 s.
+    result = run_loadgen(server, "ws_echo_1k", "--rate", "400", "800", "--first-warmup", "1.5")
+    assert [level["warmup_s"] for level in result["levels"]] == [1.5, 0.2]
+    assert time.monotonic() - began >= 1.5 + 0.2 + 2 * 0.6
+
+
 def test_paced_broadcast_counts_deliveries(started: Any) -> None:
     server = started("asgiws-fast")
     # --quick: 200 subscribers; 4,000 deliveries/s are 20 fan-outs a second.
