@@ -75,13 +75,16 @@ _OPEN, _CLOSED = EngineState.OPEN, EngineState.CLOSED
 _DEFAULT_LOGGER = logging.getLogger("asgiws.websocket")
 
 
-EVENTS_PER_TURN = 1024
+EVENTS_PER_TURN = 256
 """Events (messages, pings, pongs) one connection handles in one turn of the
 event loop before the rest of its read waits for the next turn: no peer can
-hold the loop, and every other connection, for the length of a big read."""
-SMALL_SLICE = 8 * 1024
-"""Bytes per engine call while a peer sends floods of tiny frames: ~750
-pings, a few milliseconds, so that a turn ends close to EVENTS_PER_TURN."""
+hold the loop, and every other connection, for the length of a big read.
+(Messages stop a turn sooner, at max_queue; this bounds control frames.)
+With 1,024, four ping floods held `/health` at ~100 ms (p50); with 256 and
+2 KiB slices, ~20 ms (docs/SECURITY.md)."""
+SMALL_SLICE = 2 * 1024
+"""Bytes per engine call while a peer sends floods of tiny frames: ~190
+pings, about a millisecond, so that a turn ends close to EVENTS_PER_TURN."""
 
 
 # One empty Headers for every connection until the handshake sets its own

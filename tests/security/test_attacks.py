@@ -248,6 +248,10 @@ def test_health_latency_under_slowloris_and_ping_flood(
         "at 5 s)",
     )
     assert still_open
+    # A flooding peer gets a bounded share of each loop turn (EVENTS_PER_TURN):
+    # the typical health check waits a few short turns, not a read's worth of
+    # pings (p50 ~100 ms with 1,024 events and 8 KiB slices, ~20 ms now).
+    assert p50 < 50
     assert p99 < 250
 
 
