@@ -748,7 +748,9 @@ async def test_a_read_full_of_pings_is_answered_over_several_loop_turns() -> Non
     # A ping flood: one read holding thousands of tiny frames must not hold
     # the event loop (and every other connection) until all are answered.
     conn, transport, peer = make_connection()
-    pings = max(12 * EVENTS_PER_TURN, 12_000)  # 11-byte frames: over read_limit (64 KiB)
+    # More pings than one turn handles, in more bytes than one engine call
+    # parses (read_limit), with each masked 5-byte ping 11 bytes on the wire.
+    pings = max(12 * EVENTS_PER_TURN, 2 * conn.options.read_limit // 11)
     for _ in range(pings):
         peer.protocol.send_ping(b"flood")
     burst = b"".join(peer.protocol.data_to_send())
