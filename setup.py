@@ -1,6 +1,7 @@
 """Build hook for the optional C accelerators (WebSocket: masking, UTF-8
-checks, whole-message scanning; HTTP: whole request heads; connections: a
-broadcast's shared frame written to many sockets).
+checks, whole-message scanning, permessage-deflate on zlib-ng's native API;
+HTTP: whole request heads; connections: a broadcast's shared frame written to
+many sockets).
 
 Everything else is declared in pyproject.toml.  The extension is optional: with
 no compiler, or with ASGIWS_NO_EXTENSIONS=1 at build time, the install carries
@@ -8,6 +9,7 @@ on and the pure-Python fallback is used.
 """
 
 import os
+import sys
 
 from setuptools import Extension, setup
 
@@ -17,6 +19,15 @@ if os.environ.get("ASGIWS_NO_EXTENSIONS", "") in ("", "0"):
         Extension(
             "asgiws.websocket._speedups",
             sources=["asgiws/websocket/_speedups.c"],
+            optional=True,
+        )
+    )
+    ext_modules.append(
+        Extension(
+            "asgiws.websocket._zlib_ng",
+            sources=["asgiws/websocket/_zlib_ng.c"],
+            # dlopen()/dlsym() live in libdl before glibc 2.34
+            libraries=["dl"] if sys.platform.startswith("linux") else [],
             optional=True,
         )
     )

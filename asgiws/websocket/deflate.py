@@ -7,7 +7,9 @@ connection compressor/decompressor built from it.
 
 zlib is zlib-ng's drop-in module when it is installed, the standard
 library's otherwise (`zlib_backend` picks it; ASGIWS_ZLIB=stdlib forces the
-latter).  Everything below holds on both.
+latter).  Everything below holds on both.  With zlib-ng, compressors and
+decompressors come from `_zlib_ng` (zlib-ng's native API, the same calls
+and bytes without the package's wrapper) when it is built and binds.
 
 Window bits 8: zlib refuses a raw deflater with wbits=8 (madler/zlib#171),
 and so does zlib-ng, so we compress with wbits=9.  That stays within an
@@ -36,7 +38,7 @@ from asgiws.websocket.errors import CloseCode, HandshakeError, InvalidResponse, 
 from asgiws.websocket.frames import encode_header
 from asgiws.websocket.headers import ExtensionParams, format_extension, parse_extension_list
 from asgiws.websocket.mask import BytesLike, extensions_enabled
-from asgiws.websocket.zlib_backend import IS_ZLIB_NG, zlib
+from asgiws.websocket.zlib_backend import IS_ZLIB_NG, NATIVE, zlib
 
 EXTENSION_NAME = "permessage-deflate"
 TAIL = b"\x00\x00\xff\xff"
@@ -139,7 +141,14 @@ if extensions_enabled():
     else:
         c_deflate_frame = _c_deflate_frame
 
-deflate_frame: DeflateFrame = c_deflate_frame or python_deflate_frame
+codecs: Any = zlib if NATIVE is None else NATIVE
+"""Where compressors and decompressors come from: `compressobj(level,
+method, wbits, memLevel)` and `decompressobj(wbits=)` of zlib's API."""
+
+deflate_frame: DeflateFrame = (
+    (c_deflate_frame or python_deflate_frame) if NATIVE is None else NATIVE.deflate_frame
+)
+"""Builds a whole server message's frame from one of `codecs`' compressors."""
 
 
 SharedCompressionKey = tuple[int, int, int]
@@ -216,7 +225,7 @@ class MessageDeflate:
 
     # --- sending ----------------------------------------------------------------
     def _new_compressor(self) -> Any:
-        c = self._compressor = zlib.compressobj(
+        c = self._compressor = codecs.compressobj(
             self._level, zlib.DEFLATED, self._compress_wbits, self._mem_level
         )
         return c
@@ -239,9 +248,9 @@ class MessageDeflate:
     # --- receiving --------------------------------------------------------------
     def _new_decompressor(self) -> Any:
         try:
-            d = zlib.decompressobj(wbits=self._decompress_wbits)
+            d = codecs.decompressobj(wbits=self._decompress_wbits)
         except ValueError:  # an old zlib without raw 8-bit inflate
-            d = zlib.decompressobj(wbits=-9)
+            d = codecs.decompressobj(wbits=-9)
         self._decompressor = d
         return d
 

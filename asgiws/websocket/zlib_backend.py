@@ -20,6 +20,13 @@ keep match distances within w_size - 262).  What differs:
   ~30 KiB at the defaults, and Z_FULL_FLUSH (our no_context_takeover) clears
   that table every message, which makes it slower than zlib there.
   Inflating costs the same on both.  docs/PERFORMANCE.md has the numbers.
+
+With zlib-ng, `NATIVE` is the C extension `_zlib_ng` bound to the zlib-ng
+inside the package's module: the same compressobj/decompressobj calls and
+the same compressed bytes, without the package's Python wrapper around each
+call (~5k instructions per compressed echo).  None when that extension is
+not built, ASGIWS_NO_EXTENSIONS=1 is set, or the binding is refused (a
+zlib-ng other than 2.x): deflate.py then calls the package's module.
 """
 
 from __future__ import annotations
@@ -27,6 +34,8 @@ from __future__ import annotations
 import os
 from types import ModuleType
 from typing import TYPE_CHECKING
+
+from asgiws.websocket.mask import extensions_enabled
 
 ENV_VAR = "ASGIWS_ZLIB"
 STDLIB = "stdlib"
@@ -54,6 +63,22 @@ def backend_name(module: ModuleType) -> str:
     return f"zlib {module.ZLIB_RUNTIME_VERSION}"
 
 
+def bind_native(ng: ModuleType) -> ModuleType | None:
+    """Our `_zlib_ng` extension bound to zlib-ng module `ng`'s library, or
+    None when it is not built or cannot bind (it says why in ImportError)."""
+    try:
+        from asgiws.websocket import _zlib_ng
+    except ImportError:  # not built: the package's wrapper does the same
+        return None
+    if ng.__file__ is None:
+        return None
+    try:
+        _zlib_ng.bind(ng.__file__, ng.error)
+    except ImportError:  # not the zlib-ng 2.x this extension is built for
+        return None
+    return _zlib_ng
+
+
 def _pick() -> ModuleType:
     import zlib as stdlib_zlib
 
@@ -71,3 +96,6 @@ NAME = backend_name(zlib)
 
 IS_ZLIB_NG = hasattr(zlib, "ZLIBNG_VERSION")
 """True when that is zlib-ng (the server's default window depends on it)."""
+
+NATIVE = bind_native(zlib) if IS_ZLIB_NG and extensions_enabled() else None
+"""zlib-ng's native API (`_zlib_ng`) when deflate.py may call it directly."""

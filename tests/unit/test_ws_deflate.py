@@ -2,16 +2,20 @@
 window, bounded inflate, and interop with websockets' sans-I/O protocol.
 
 What compresses runs on each zlib the server may use (the `backend` fixture):
-the standard library's and zlib-ng's, which the `standard` extra installs."""
+the standard library's, zlib-ng's module, which the `standard` extra
+installs, and zlib-ng's native API through our `_zlib_ng` extension."""
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import subprocess
 import sys
+import tempfile
 import tracemalloc
 import zlib
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -57,6 +61,9 @@ from asgiws.websocket.deflate import (
     shared_compressor,
 )
 from asgiws.websocket.zlib_backend import import_zlib_ng
+from tests.unit.c_build import build_extension
+
+NATIVE_SOURCE = Path(deflate_module.__file__).parent / "_zlib_ng.c"
 
 # A server that allows the full window: the negotiation below then follows the
 # offer alone.
@@ -77,12 +84,33 @@ def zlib_ng_module() -> ModuleType:
     return module
 
 
-@pytest.fixture(params=["stdlib", "zlib-ng"])
+@functools.cache
+def native_zlib_ng() -> ModuleType:
+    """Our `_zlib_ng` extension built from source (see `c_build`: tested
+    whether or not the package build compiled it) and bound to zlib-ng."""
+    directory = Path(tempfile.mkdtemp(prefix="asgiws-zlib-ng-"))
+    module = build_extension(NATIVE_SOURCE, "asgiws.websocket._zlib_ng", directory)
+    ng = zlib_ng_module()
+    assert ng.__file__ is not None
+    module.bind(ng.__file__, ng.error)
+    return module
+
+
+@pytest.fixture(params=["stdlib", "zlib-ng", "zlib-ng-native"])
 def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    """The zlib module permessage-deflate runs on for this test, each in turn."""
+    """Where permessage-deflate's compressors and decompressors come from
+    for this test, each in turn (the zlib API's compressobj/decompressobj)."""
     module = zlib if request.param == "stdlib" else zlib_ng_module()
     monkeypatch.setattr(deflate_module, "zlib", module)
-    return module
+    if request.param == "zlib-ng-native":
+        codecs = native_zlib_ng()
+        frame_builder = codecs.deflate_frame
+    else:
+        codecs = module
+        frame_builder = deflate_module.c_deflate_frame or deflate_module.python_deflate_frame
+    monkeypatch.setattr(deflate_module, "codecs", codecs)
+    monkeypatch.setattr(deflate_module, "deflate_frame", frame_builder)
+    return codecs
 
 
 # Hypothesis runs every example under one `backend`: that fixture is constant.
