@@ -467,7 +467,7 @@ class Engine:
         chain = self._chain
         # With a chain, it bounds and collects each frame for the extensions.
         message_gate: MessageAssembler | ExtensionChain = messages if chain is None else chain
-        decoder.feed(data)
+        fresh: BytesLike | None = data  # fed by the first whole-message pass, or below
         events: list[Event] = []
         while True:
             theirs = self._theirs
@@ -477,8 +477,14 @@ class Engine:
                     # Between messages: whole plain messages in one C call
                     # (nothing without the extension); next_part() below
                     # handles everything else.
+                    if fresh is None:
+                        whole = decoder.whole_messages(messages.max_size)
+                        idle = decoder.idle
+                    else:
+                        whole, idle = decoder.feed_whole(fresh, messages.max_size)
+                        fresh = None
                     try:
-                        for item in decoder.whole_messages(messages.max_size):
+                        for item in whole:
                             if type(item) is str:
                                 events.append(TextMessage(item))
                             elif type(item) is bytes:
@@ -492,12 +498,15 @@ class Engine:
                     except ProtocolError as exc:
                         self._receive_error(Trigger.PROTOCOL_ERROR, exc, events)
                         continue
-                    if decoder.idle:
+                    if idle:
                         break  # all taken (the common case): skip next_part()
             elif theirs is _DISCARDING:
                 gate = None  # data frames are checked as frames only, then dropped
             else:
                 break  # the peer's close frame or an unreadable frame: nothing more counts
+            if fresh is not None:
+                decoder.feed(fresh)  # (in the middle of a message, or discarding)
+                fresh = None
             try:
                 part = decoder.next_part(gate)
             except ProtocolError as exc:

@@ -362,6 +362,32 @@ class FrameDecoder:
         self._pos = pos
         return messages
 
+    def feed_whole(
+        self, data: BytesLike, max_size: int | None
+    ) -> tuple[list[WholeMessage], bool]:
+        """`feed(data)`, then `whole_messages(max_size)` and `idle`, in one
+        call: the engine's common read between messages.
+
+        When nothing is buffered or in progress, the scanner reads `data`
+        itself and only what it leaves (an incomplete or unusual frame) is
+        buffered: the usual read of whole frames is never copied into the
+        buffer.  Same preconditions and results as `whole_messages()`.
+        """
+        scan = self._scan
+        if scan is None or self._remaining or self._whole is not None or self._buf:
+            self.feed(data)
+            return self.whole_messages(max_size), self.idle
+        end = len(data)
+        if end < 2:
+            self._buf += data
+            return [], not end
+        limit = -1 if max_size is None else max_size
+        messages, pos = scan(data, 0, self._expect_masked, limit, self._compression)
+        if pos == end:
+            return messages, True
+        self._buf += data[pos:] if pos else data  # (_pos is 0: the buffer was empty)
+        return messages, False
+
     def _take(self, n: int) -> bytes:
         start = self._pos
         self._pos = start + n

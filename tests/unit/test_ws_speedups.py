@@ -6,6 +6,7 @@ Python twin."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import zlib
 from pathlib import Path
@@ -275,6 +276,52 @@ def test_decoder_holds_no_bytes_once_the_scanner_took_them_all(speedups: ModuleT
     assert part is not None and not part.last
     assert decoder.buffered == 0
     assert not decoder.idle
+
+
+def vars_of(part: frames_module.FramePart | None) -> dict[str, object] | None:
+    """A frame part's fields (FramePart has slots and no equality)."""
+    if part is None:
+        return None
+    return {name: getattr(part, name) for name in frames_module.FramePart.__slots__}
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    frames=st.lists(
+        st.tuples(
+            st.sampled_from([TEXT, BINARY, PING]),
+            st.booleans(),  # compressed (RSV1, data frames only)
+            st.binary(max_size=300),
+        ),
+        max_size=6,
+    ),
+    cuts=st.lists(st.integers(0, 2000), max_size=5),
+)
+def test_feed_whole_is_feed_then_whole_messages_then_idle(
+    speedups: ModuleType, frames: list[tuple[int, bool, bytes]], cuts: list[int]
+) -> None:
+    """What the engine's first pass takes from each read (the scanner reads
+    the fresh bytes in place) is what feeding them and scanning the buffer
+    takes; a control frame stops both, for next_part()."""
+    stream = b"".join(
+        b"".join(encode_frame(op, data, rsv1=rsv1 and op != PING, mask=MASK))
+        for op, rsv1, data in frames
+    )
+    bounds = sorted({0, len(stream), *(c for c in cuts if c < len(stream))})
+    one_call, two_calls = (
+        frames_module.FrameDecoder(expect_masked=True, compression=True, scan=speedups.scan_frames)
+        for _ in range(2)
+    )
+    for start, end in itertools.pairwise(bounds):
+        piece = stream[start:end]
+        two_calls.feed(piece)
+        expected = (two_calls.whole_messages(None), two_calls.idle)
+        assert one_call.feed_whole(piece, None) == expected
+        assert one_call.buffered == two_calls.buffered
+        if not expected[1] and one_call.buffered >= 2:
+            # what is left starts with a frame the scanner does not take
+            parts = [decoder.next_part() for decoder in (one_call, two_calls)]
+            assert [vars_of(part) for part in parts] == [vars_of(parts[1])] * 2
 
 
 def test_invalid_utf8_behind_good_messages_fails_with_1007(speedups: ModuleType) -> None:
