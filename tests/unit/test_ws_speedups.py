@@ -251,6 +251,20 @@ def test_scanner_takes_plain_frames_and_stops_at_anything_else(speedups: ModuleT
     ) == ([], 0)
 
 
+def test_scan_frames_refuses_bad_arguments(speedups: ModuleType) -> None:
+    frame = b"".join(encode_frame(TEXT, b"abc", mask=MASK))
+    with pytest.raises(TypeError, match="4 or 5 arguments"):
+        speedups.scan_frames(frame, 0, True)
+    with pytest.raises(TypeError):
+        speedups.scan_frames(frame.decode("latin-1"), 0, True, -1)  # not a buffer
+    with pytest.raises(TypeError):
+        speedups.scan_frames(frame, "0", True, -1)
+    with pytest.raises(ValueError, match="pos out of range"):
+        speedups.scan_frames(frame, len(frame) + 1, True, -1)
+    # a bytearray, from a position, as the decoder's buffer is read
+    assert speedups.scan_frames(bytearray(b"xx" + frame), 2, True, -1) == (["abc"], 2 + len(frame))
+
+
 def test_decoder_holds_no_bytes_once_the_scanner_took_them_all(speedups: ModuleType) -> None:
     # An idle connection keeps no received bytes, and the engine skips the
     # general parser only when nothing is left for it.
