@@ -536,10 +536,6 @@ class WebSocketConnection(asyncio.Protocol):
             # hung up): keep the closing handshake going.
             self._continue_closing(engine)
 
-    def _no_more_messages(self) -> bool:
-        """No message can arrive any more and the close frames are known."""
-        return self._lost or (self._engine is not None and self._engine.state is _CLOSED)
-
     async def recv(self) -> Data:
         """The next message: str for text, bytes for binary.
 
@@ -564,7 +560,8 @@ class WebSocketConnection(asyncio.Protocol):
                 # The received messages are answered: send the replies now
                 # (bytes held by a `Burst` wait for it instead).
                 writer.flush()
-            if self._no_more_messages():
+            # No message can arrive any more and the close frames are known.
+            if self._lost or (self._engine is not None and self._engine.state is _CLOSED):
                 raise self._closed_exception()
             if inbox.waiter is not None:
                 raise RuntimeError("another coroutine is already waiting in recv()")

@@ -91,7 +91,11 @@ class Writer:
             # Bounds the delay to one loop iteration.
             self.loop.call_soon(self.flush)
             return
-        self.write(chunks)
+        transport = self.transport
+        if transport is not None and len(chunks) == 1:
+            transport.write(chunks[0])  # write(), inline: once per message sent
+        else:
+            self.write(chunks)
 
     def queued(self) -> int:
         """Outgoing bytes not yet handed to the kernel: the transport's buffer
