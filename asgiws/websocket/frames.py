@@ -371,10 +371,16 @@ class FrameDecoder:
         When nothing is buffered or in progress, the scanner reads `data`
         itself and only what it leaves (an incomplete or unusual frame) is
         buffered: the usual read of whole frames is never copied into the
-        buffer.  Same preconditions and results as `whole_messages()`.
+        buffer.  Same preconditions and results as `whole_messages()`;
+        `data` is not empty (`receive_data()` returns before).
         """
         scan = self._scan
-        if scan is None or self._remaining or self._whole is not None or self._buf:
+        if scan is None:
+            # Nothing is taken here without the scanner, and the fed bytes
+            # are buffered or collected whole: not idle.
+            self.feed(data)
+            return [], False
+        if self._remaining or self._whole is not None or self._buf:
             self.feed(data)
             return self.whole_messages(max_size), self.idle
         end = len(data)

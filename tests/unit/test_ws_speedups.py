@@ -311,19 +311,23 @@ def vars_of(part: frames_module.FramePart | None) -> dict[str, object] | None:
     ),
     cuts=st.lists(st.integers(0, 2000), max_size=5),
 )
+@pytest.mark.parametrize("scanner", [True, False], ids=["c", "python"])
 def test_feed_whole_is_feed_then_whole_messages_then_idle(
-    speedups: ModuleType, frames: list[tuple[int, bool, bytes]], cuts: list[int]
+    speedups: ModuleType, scanner: bool, frames: list[tuple[int, bool, bytes]], cuts: list[int]
 ) -> None:
     """What the engine's first pass takes from each read (the scanner reads
     the fresh bytes in place) is what feeding them and scanning the buffer
-    takes; a control frame stops both, for next_part()."""
+    takes; a control frame stops both, for next_part().  Without the
+    scanner, nothing is taken and everything is left to next_part()."""
     stream = b"".join(
         b"".join(encode_frame(op, data, rsv1=rsv1 and op != PING, mask=MASK))
         for op, rsv1, data in frames
     )
     bounds = sorted({0, len(stream), *(c for c in cuts if c < len(stream))})
     one_call, two_calls = (
-        frames_module.FrameDecoder(expect_masked=True, compression=True, scan=speedups.scan_frames)
+        frames_module.FrameDecoder(
+            expect_masked=True, compression=True, scan=speedups.scan_frames if scanner else None
+        )
         for _ in range(2)
     )
     for start, end in itertools.pairwise(bounds):
