@@ -61,6 +61,16 @@ def test_mask_is_an_involution_and_accepts_buffers(impl: str, c_apply_mask: Mask
         fn(b"abc", b"abc")
 
 
+def test_c_mask_refuses_bad_arguments(c_apply_mask: MaskFn) -> None:
+    call: Any = c_apply_mask  # (called wrongly on purpose)
+    with pytest.raises(TypeError, match="2 arguments"):
+        call(b"abc")
+    with pytest.raises(TypeError):
+        call("text", b"\x01\x02\x03\x04")  # a str is not a buffer
+    with pytest.raises(TypeError):
+        call(b"abc", 1234)
+
+
 def test_env_var_forces_the_python_fallback() -> None:
     code = (
         "from asgiws.websocket import mask;"
