@@ -13,6 +13,7 @@ import os
 import random
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -148,6 +149,28 @@ def test_errors_are_the_packages_and_say_what_is_wrong() -> None:
         compressor.compress("text")  # a str is not bytes
     with pytest.raises(ValueError, match="non-negative"):
         native.decompressobj().decompress(b"", -1)
+
+
+def test_a_stream_busy_in_another_thread_is_refused_not_corrupted() -> None:
+    """Big inputs are compressed with the GIL released: meanwhile the same
+    stream refuses a second caller instead of interleaving two inputs."""
+    native = native_zlib_ng()
+    compressor = native.compressobj(6, 8, -15, 8)
+    big = os.urandom(32 * 2**20)
+    done: list[bytes] = []
+    worker = threading.Thread(target=lambda: done.append(compressor.compress(big)))
+    worker.start()
+    refused = 0
+    while worker.is_alive() and not refused:  # bounded by the worker's one call
+        try:
+            compressor.compress(b"")
+        except RuntimeError as exc:
+            assert "in use by another thread" in str(exc)
+            refused += 1
+    worker.join(timeout=60)
+    assert refused == 1
+    stream = done[0] + compressor.flush(SYNC)
+    assert native.decompressobj(wbits=-15).decompress(stream + TAIL) == big
 
 
 def test_bind_refuses_what_is_not_a_loaded_zlib_ng(tmp_path: Path) -> None:
