@@ -599,7 +599,9 @@ static PyTypeObject InflaterType = {
  * extension module of the `zlib-ng` package, and `error`, its error class.
  * Returns zlib-ng's version; raises ImportError when the library is not
  * loaded, lacks a function, or is not zlib-ng 2.x (whose zng_stream this
- * module is compiled for). */
+ * module is compiled for), and RuntimeError once bound (the streams made
+ * so far must be ended by the library that began them).  Nothing is bound
+ * unless everything is found. */
 static PyObject *
 bind(PyObject *module, PyObject *args)
 {
@@ -607,15 +609,25 @@ bind(PyObject *module, PyObject *args)
     PyErr_SetString(PyExc_ImportError, "binding zlib-ng needs dlopen()");
     return NULL;
 #else
+    static const char *const names[] = {
+        "zng_deflateInit2", "zng_deflate", "zng_deflateEnd",
+        "zng_inflateInit2", "zng_inflate", "zng_inflateEnd",
+    };
+    void *found[6];
     const char *path;
     PyObject *error;
     void *handle;
     const char *(*version)(void);
+    size_t i;
     if (!PyArg_ParseTuple(args, "sO:bind", &path, &error))
         return NULL;
     if (!PyType_Check(error) || !PyType_IsSubtype((PyTypeObject *)error,
                                                   (PyTypeObject *)PyExc_Exception)) {
         PyErr_SetString(PyExc_TypeError, "error must be an exception class");
+        return NULL;
+    }
+    if (zlib_error != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "zlib-ng is already bound");
         return NULL;
     }
     /* RTLD_NOLOAD: the copy of zlib-ng the package already loaded, or none */
@@ -624,26 +636,30 @@ bind(PyObject *module, PyObject *args)
         PyErr_Format(PyExc_ImportError, "%s is not loaded", path);
         return NULL;
     }
-#define FIND(var, name)                                                              \
-    *(void **)(&var) = dlsym(handle, name);                                          \
-    if (var == NULL) {                                                               \
-        PyErr_Format(PyExc_ImportError, "%s does not export %s", path, name);        \
-        return NULL;                                                                 \
+    *(void **)(&version) = dlsym(handle, "zlibng_version");
+    if (version == NULL) {
+        PyErr_Format(PyExc_ImportError, "%s does not export zlibng_version", path);
+        return NULL;
     }
-    FIND(version, "zlibng_version");
     if (strncmp(version(), "2.", 2) != 0) {
         PyErr_Format(PyExc_ImportError, "zlib-ng %s is not 2.x", version());
         return NULL;
     }
-    FIND(zng_deflateInit2, "zng_deflateInit2");
-    FIND(zng_deflate, "zng_deflate");
-    FIND(zng_deflateEnd, "zng_deflateEnd");
-    FIND(zng_inflateInit2, "zng_inflateInit2");
-    FIND(zng_inflate, "zng_inflate");
-    FIND(zng_inflateEnd, "zng_inflateEnd");
-#undef FIND
+    for (i = 0; i < 6; i++) {
+        found[i] = dlsym(handle, names[i]);
+        if (found[i] == NULL) {
+            PyErr_Format(PyExc_ImportError, "%s does not export %s", path, names[i]);
+            return NULL;
+        }
+    }
+    *(void **)(&zng_deflateInit2) = found[0];
+    *(void **)(&zng_deflate) = found[1];
+    *(void **)(&zng_deflateEnd) = found[2];
+    *(void **)(&zng_inflateInit2) = found[3];
+    *(void **)(&zng_inflate) = found[4];
+    *(void **)(&zng_inflateEnd) = found[5];
     Py_INCREF(error);
-    Py_XSETREF(zlib_error, error);
+    zlib_error = error;
     return PyUnicode_FromString(version());
 #endif
 }

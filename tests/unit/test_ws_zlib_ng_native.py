@@ -187,6 +187,8 @@ def test_bind_refuses_what_is_not_a_loaded_zlib_ng(tmp_path: Path) -> None:
     with pytest.raises(TypeError, match="exception class"):
         copy.bind(ng.__file__, object)
     assert copy.bind(ng.__file__, ng.error) == ng.ZLIBNG_VERSION
+    with pytest.raises(RuntimeError, match="already bound"):
+        copy.bind(ng.__file__, ng.error)
     assert copy.compressobj(6, 8, -15, 5).flush(SYNC) == b"\x00" + TAIL  # an empty stored block
 
 
