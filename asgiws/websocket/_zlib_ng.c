@@ -232,6 +232,19 @@ deflater_run(Deflater *self, Py_buffer *data, int32_t flush, Output *out)
     return 0;
 }
 
+/* A compressobj()/decompressobj() whose init failed with `err`: what
+ * zlib's raise (MemoryError, or ValueError for a bad level, wbits or
+ * memLevel). */
+static PyObject *
+init_failed(PyObject *self, int32_t err)
+{
+    Py_DECREF(self);
+    if (err == Z_MEM_ERROR)
+        return PyErr_NoMemory();
+    PyErr_SetString(PyExc_ValueError, "Invalid initialization option");
+    return NULL;
+}
+
 static PyObject *
 compressobj(PyObject *module, PyObject *args)
 {
@@ -253,12 +266,7 @@ compressobj(PyObject *module, PyObject *args)
         self->ready = 1;
         return (PyObject *)self;
     }
-    Py_DECREF(self);
-    if (err == Z_MEM_ERROR)
-        return PyErr_NoMemory();
-    /* what zlib's compressobj raises for a bad level, wbits or memLevel */
-    PyErr_SetString(PyExc_ValueError, "Invalid initialization option");
-    return NULL;
+    return init_failed((PyObject *)self, err);
 }
 
 static void
@@ -459,11 +467,7 @@ decompressobj(PyObject *module, PyObject *args, PyObject *kwargs)
         self->ready = 1;
         return (PyObject *)self;
     }
-    Py_DECREF(self);
-    if (err == Z_MEM_ERROR)
-        return PyErr_NoMemory();
-    PyErr_SetString(PyExc_ValueError, "Invalid initialization option");
-    return NULL;
+    return init_failed((PyObject *)self, err);
 }
 
 static void

@@ -119,7 +119,11 @@ ONE_BACKEND_PER_TEST = [HealthCheck.function_scoped_fixture]
 
 def backend_chosen(env: dict[str, str]) -> str:
     """The backend a fresh process picks with `env` added to ours."""
-    code = "from asgiws.websocket.zlib_backend import NAME; print(NAME)"
+    return printed_by("from asgiws.websocket.zlib_backend import NAME; print(NAME)", env)
+
+
+def printed_by(code: str, env: dict[str, str]) -> str:
+    """What a fresh process running `code` prints, `env` added to ours."""
     run = subprocess.run(
         [sys.executable, "-c", code],
         env={**os.environ, **env},

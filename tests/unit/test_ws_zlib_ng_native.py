@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -23,7 +21,12 @@ from hypothesis import strategies as st
 from asgiws.websocket.deflate import TAIL, python_deflate_frame
 from asgiws.websocket.frames import BINARY, TEXT
 from tests.unit.c_build import build_extension
-from tests.unit.test_ws_deflate import NATIVE_SOURCE, native_zlib_ng, zlib_ng_module
+from tests.unit.test_ws_deflate import (
+    NATIVE_SOURCE,
+    native_zlib_ng,
+    printed_by,
+    zlib_ng_module,
+)
 
 SYNC, FULL = 2, 3  # Z_SYNC_FLUSH, Z_FULL_FLUSH
 
@@ -194,15 +197,7 @@ def test_bind_refuses_what_is_not_a_loaded_zlib_ng(tmp_path: Path) -> None:
 
 def chosen(env: dict[str, str]) -> str:
     """What a fresh process's deflate.py compresses with, `env` added to ours."""
-    code = "from asgiws.websocket import deflate; print(deflate.codecs.__name__)"
-    return subprocess.run(
-        [sys.executable, "-c", code],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stdout.strip()
+    return printed_by("from asgiws.websocket import deflate; print(deflate.codecs.__name__)", env)
 
 
 def test_the_server_compresses_on_the_native_api_unless_told_otherwise() -> None:
