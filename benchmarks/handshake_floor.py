@@ -15,12 +15,20 @@ parser, no timers, no limits), so it is what any Python ASGI server pays
 at least: the transport, the task, the app's coroutines and the system
 calls.  Plain `GET` gets `200 ok` so that readiness probes work.
 
-Each round runs the three servers one after the other on the same load
+Each round runs the servers one after the other on the same load
 (`loadgen.py ws_handshake`, server on CPU 0, load generator on CPU 1, as
-run.py does) and the table gives medians: handshakes/s, the server's CPU
-per handshake split into user and system time (`/proc/PID/stat`), and the
-load generator's CPU share (near 1.00: the client, not the server, is the
-limit).
+run.py does; in reversed order in even rounds) and the table gives
+medians: handshakes/s, the server's CPU per handshake split into user and
+system time (`/proc/PID/stat`), and the load generator's CPU share (near
+1.00: the client, not the server, is the limit).
+
+    python benchmarks/handshake_floor.py --rate 1000 --servers asgiws-fast uvicorn-fast
+
+With `--rate` the load is paced at that many handshakes per second, as in
+run.py's cost pass, and the table also gives how often the server went to
+sleep per handshake (its voluntary context switches): at low rates a
+handshake's cost is mostly what a server pays when it wakes, and that part
+the flat-out rate does not show.
 """
 
 from __future__ import annotations
@@ -168,41 +176,91 @@ def user_system_seconds(pid: int) -> tuple[float, float]:
     return user, system
 
 
-def one_run(spec: ServerSpec, settings: Settings, logs: Path) -> dict[str, float]:
+def sleeps(pid: int) -> int:
+    """Times the process tree went to sleep: its voluntary context switches."""
+    total = 0
+    for member in tree_pids(pid):
+        try:
+            status = Path(f"/proc/{member}/status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("voluntary_ctxt_switches:"):
+                total += int(line.split()[1])
+    return total
+
+
+def one_run(
+    spec: ServerSpec, settings: Settings, logs: Path, rate: float | None = None
+) -> dict[str, float]:
+    """One measurement on a fresh server: flat out, or paced at `rate`/s.
+
+    The user/system split and the sleeps are counted over the whole load
+    generator run (warm-up included) and scaled to the measured window's
+    handshakes: the split as a share of the measured CPU time, the sleeps
+    per handshake offered over the run's paced seconds."""
     with RunningServer(spec, free_port(), logs / f"{spec.name}.log") as server:
         server.wait_ready()
         user0, system0 = user_system_seconds(server.pid)
-        result = run_loadgen("ws_handshake", server, settings)
+        sleeps0 = sleeps(server.pid)
+        result = run_loadgen("ws_handshake", server, settings, None if rate is None else [rate])
         user1, system1 = user_system_seconds(server.pid)
-    if result.get("value") is None:
-        raise RuntimeError(f"{spec.name}: {result.get('error')}")
-    rate = float(result["value"])
-    server_us = float(result["server_cpu"]) / rate * 1e6
+        sleeps1 = sleeps(server.pid)
+    if rate is None:
+        if result.get("value") is None:
+            raise RuntimeError(f"{spec.name}: {result.get('error')}")
+        achieved = float(result["value"])
+        server_us = float(result["server_cpu"]) / achieved * 1e6
+        loadgen_cpu = float(result["loadgen_cpu"])
+        seconds = settings.warmup + settings.duration
+    else:
+        if not result.get("levels"):
+            raise RuntimeError(f"{spec.name}: {result.get('error')}")
+        level = result["levels"][0]
+        if level["saturated"] or level["server_us_per_unit"] is None:
+            raise RuntimeError(f"{spec.name}: saturated at {rate:.0f} handshakes/s")
+        achieved = float(level["achieved"])
+        server_us = float(level["server_us_per_unit"])
+        loadgen_cpu = float(level["loadgen_cpu"])
+        seconds = settings.cost_first_warmup + settings.cost_duration
     user, system = user1 - user0, system1 - system0
     user_share = user / (user + system) if user + system else 0.0
     return {
-        "rate": rate,
+        "rate": achieved,
         "server_us": server_us,
         "user_us": server_us * user_share,
         "system_us": server_us * (1 - user_share),
-        "loadgen_cpu": float(result["loadgen_cpu"]),
+        "sleeps": (sleeps1 - sleeps0) / (achieved * seconds),
+        "loadgen_cpu": loadgen_cpu,
     }
 
 
-def compare(rounds: int, duration: float) -> str:
-    specs = [spec_named(name) for name in COMPARED] + [FLOOR]
-    settings = Settings(duration=duration, warmup=1.0, wrk_seconds=0, quick=False)
+def compare(
+    rounds: int, duration: float, names: list[str] | None = None, rate: float | None = None
+) -> str:
+    names = names or [*COMPARED, FLOOR.name]
+    specs = [FLOOR if name == FLOOR.name else spec_named(name) for name in names]
+    settings = Settings(
+        duration=duration,
+        warmup=1.0,
+        wrk_seconds=0,
+        quick=False,
+        cost_duration=duration,
+        cost_first_warmup=3.0,
+    )
     runs: dict[str, list[dict[str, float]]] = {spec.name: [] for spec in specs}
     with tempfile.TemporaryDirectory() as logs:
         for number in range(rounds):
-            for spec in specs:
-                run = one_run(spec, settings, Path(logs))
+            for spec in specs if number % 2 == 0 else specs[::-1]:
+                run = one_run(spec, settings, Path(logs), rate)
                 runs[spec.name].append(run)
                 print(f"round {number + 1} {spec.name}: {run}", file=sys.stderr)
+    paced = rate is not None
     lines = [
         "| server | handshakes/s | server µs / handshake | user µs | system µs "
-        "| load generator CPU |",
-        "|---|---:|---:|---:|---:|---:|",
+        + ("| sleeps / handshake " if paced else "")
+        + "| load generator CPU |",
+        "|---|---:|---:|---:|---:|---:|" + ("---:|" if paced else ""),
     ]
     for name, results in runs.items():
 
@@ -211,7 +269,9 @@ def compare(rounds: int, duration: float) -> str:
 
         lines.append(
             f"| {name} | {median('rate'):,.0f} | {median('server_us'):.1f} | "
-            f"{median('user_us'):.1f} | {median('system_us'):.1f} | {median('loadgen_cpu'):.2f} |"
+            f"{median('user_us'):.1f} | {median('system_us'):.1f} | "
+            + (f"{median('sleeps'):.2f} | " if paced else "")
+            + f"{median('loadgen_cpu'):.2f} |"
         )
     return "\n".join(lines)
 
@@ -225,6 +285,16 @@ def main(argv: list[str] | None = None) -> int:
     serve_command.add_argument("--port", type=int, required=True)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=float, default=5.0, help="seconds measured per run")
+    parser.add_argument(
+        "--servers",
+        nargs="+",
+        metavar="SERVER",
+        help=f"benchmarks/servers.py names, or python-floor (default: {' '.join(COMPARED)} "
+        "and python-floor)",
+    )
+    parser.add_argument(
+        "--rate", type=float, help="pace the load at this many handshakes/s (the cost pass)"
+    )
     parser.add_argument("--out", type=Path, help="also write the table here")
     args = parser.parse_args(argv)
     if args.command == "serve":
@@ -232,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
 
         uvloop.run(serve(args.port))
         return 0
-    table = compare(args.rounds, args.duration)
+    table = compare(args.rounds, args.duration, args.servers, args.rate)
     print(table)
     if args.out is not None:
         args.out.write_text(table + "\n")

@@ -358,3 +358,31 @@ def test_hub_report_ends_each_size_with_the_floor(tmp_path: Path) -> None:
     cells = [c.strip() for c in rows[-1].split("|")[1:-1]]
     assert cells[6] == "8.00"  # the median server µs per delivery of three rounds
     assert cells[8:11] == ["37.5", "75.0", "76.0"]  # p50, p99, max medians
+
+
+# ---------------------------------------------------------------- the handshake floor
+
+
+def test_handshake_floor_paced_gives_the_rate_cost_and_sleeps_per_handshake() -> None:
+    from benchmarks import handshake_floor
+
+    table = handshake_floor.compare(1, 1.0, ["python-floor"], rate=200)
+    header, _rule, row = table.splitlines()
+    assert "sleeps / handshake" in header
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    name, rate, server_us, user_us, system_us, sleeps, _loadgen = cells
+    assert name == "python-floor"
+    assert 180 <= float(rate.replace(",", "")) <= 220
+    assert float(server_us) > 0
+    assert abs(float(user_us) + float(system_us) - float(server_us)) < 0.2
+    # At 200 handshakes/s the server idles between arrivals: it sleeps at
+    # least once per handshake (each arrives alone), and not more often than
+    # a handshake's three reads, accept and write could wake it.
+    assert 0.5 <= float(sleeps) <= 6
+
+
+def test_handshake_floor_says_when_a_paced_rate_saturates() -> None:
+    from benchmarks import handshake_floor
+
+    with pytest.raises(RuntimeError, match="python-floor: saturated at 1000000 handshakes/s"):
+        handshake_floor.compare(1, 0.5, ["python-floor"], rate=1_000_000)
