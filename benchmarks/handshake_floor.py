@@ -55,6 +55,7 @@ from benchmarks.servers import (
     free_port,
     spec_named,
     tree_pids,
+    tree_status_sum,
 )
 
 FLOOR = ServerSpec(
@@ -178,16 +179,7 @@ def user_system_seconds(pid: int) -> tuple[float, float]:
 
 def sleeps(pid: int) -> int:
     """Times the process tree went to sleep: its voluntary context switches."""
-    total = 0
-    for member in tree_pids(pid):
-        try:
-            status = Path(f"/proc/{member}/status").read_text()
-        except OSError:
-            continue
-        for line in status.splitlines():
-            if line.startswith("voluntary_ctxt_switches:"):
-                total += int(line.split()[1])
-    return total
+    return tree_status_sum(pid, "voluntary_ctxt_switches")
 
 
 def one_run(

@@ -331,16 +331,23 @@ def tree_pids(root: int) -> list[int]:
     return found
 
 
-def tree_rss_kib(root: int) -> int:
-    """Sum of VmRSS (KiB) over a process tree."""
+def tree_status_sum(root: int, field: str) -> int:
+    """Sum of a numeric `/proc/PID/status` field (VmRSS, voluntary_ctxt_switches...)
+    over a process tree; a process that ended meanwhile counts nothing."""
     total = 0
+    prefix = field + ":"
     for pid in tree_pids(root):
         try:
             status = Path(f"/proc/{pid}/status").read_text()
         except OSError:
             continue
         for line in status.splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(prefix):
                 total += int(line.split()[1])
                 break
     return total
+
+
+def tree_rss_kib(root: int) -> int:
+    """Sum of VmRSS (KiB) over a process tree."""
+    return tree_status_sum(root, "VmRSS")
