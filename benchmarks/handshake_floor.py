@@ -26,8 +26,8 @@ system time (`/proc/PID/stat`), and the load generator's CPU share (near
 
 With `--rate` the load is paced at that many handshakes per second, as in
 run.py's cost pass, and the table also gives how often the server went to
-sleep per handshake (its voluntary context switches): at low rates a
-handshake's cost is mostly what a server pays when it wakes, and that part
+sleep per handshake (its voluntary context switches): at low rates part of
+a handshake's cost is what a server pays when it wakes, and that part
 the flat-out rate does not show.
 """
 
