@@ -617,7 +617,7 @@ bind(PyObject *module, PyObject *args)
         "zng_deflateInit2", "zng_deflate", "zng_deflateEnd",
         "zng_inflateInit2", "zng_inflate", "zng_inflateEnd",
     };
-    void *found[6];
+    void *found[sizeof names / sizeof names[0]];
     const char *path;
     PyObject *error;
     void *handle;
@@ -649,7 +649,7 @@ bind(PyObject *module, PyObject *args)
         PyErr_Format(PyExc_ImportError, "zlib-ng %s is not 2.x", version());
         return NULL;
     }
-    for (i = 0; i < 6; i++) {
+    for (i = 0; i < sizeof names / sizeof names[0]; i++) {
         found[i] = dlsym(handle, names[i]);
         if (found[i] == NULL) {
             PyErr_Format(PyExc_ImportError, "%s does not export %s", path, names[i]);
