@@ -53,26 +53,6 @@ NO_RESPONSE = 0
 HTTP answer (the handshake timeout), as proxies log a response code 0."""
 
 
-# Header names and values most WebSocket handshakes carry, one shared bytes
-# object each: the scope keeps the request's headers for the connection's
-# life, and an idle connection should not hold its own copy of b"upgrade"
-# (~40 bytes per field; done here, not per HTTP request, where the fields
-# are short-lived).
-_SHARED_FIELD_BYTES = {
-    b: b
-    for b in (
-        b"host", b"connection", b"upgrade", b"origin", b"user-agent", b"pragma",
-        b"cache-control", b"accept-encoding", b"accept-language", b"cookie",
-        b"sec-websocket-version", b"sec-websocket-key", b"sec-websocket-extensions",
-        b"sec-websocket-protocol", b"authorization", b"x-forwarded-for",
-        b"x-forwarded-proto", b"forwarded", b"x-real-ip",
-        b"websocket", b"Upgrade", b"13", b"no-cache", b"gzip, deflate, br",
-        b"gzip, deflate, br, zstd", b"gzip, deflate",
-        b"permessage-deflate; client_max_window_bits", b"permessage-deflate",
-    )
-}  # fmt: skip
-
-
 def upgrade(
     transport: asyncio.Transport, head: RequestHead, trailing: bytes, ctx: ConnectionContext
 ) -> None:
@@ -120,9 +100,7 @@ def upgrade(
         reported_client=None if observer is None else client_and_secure(head, ctx)[0],
     )
     conn.path = head.path
-    # The request's header names and values as the shared bytes where there are some.
-    shared = _SHARED_FIELD_BYTES
-    head.headers[:] = [(shared.get(n, n), shared.get(v, v)) for n, v in head.headers]
+    # (Common names and values are shared bytes already: wire.SHARED_FIELD_BYTES.)
     conn.request_headers = Headers.over(head.headers)  # the scope's list, shared
     transport.set_protocol(conn)
     conn.connection_made(transport)

@@ -2,4 +2,8 @@
 
 def scan_head(
     buffer: bytes, pos: int, end: int, /
-) -> tuple[bytes, bytes, bytes, bytes, list[tuple[bytes, bytes]]] | None: ...
+) -> (
+    tuple[bytes, bytes, bytes, bytes, list[tuple[bytes, bytes]], int, list[tuple[bytes, bytes]]]
+    | None
+): ...
+def share(names_and_values: tuple[bytes, ...], /) -> None: ...

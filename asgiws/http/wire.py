@@ -73,6 +73,25 @@ _FRAMING_FIELDS = (b"transfer-encoding", b"content-length")
 # (`WireCheck.whole`).
 _KNOWN_METHODS = frozenset((b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"OPTIONS", b"PATCH"))
 
+# Header names and values many requests carry, one shared bytes object each,
+# which every head's fields use instead of copies of their own: a WebSocket's
+# scope keeps the request's headers for the connection's life, and an idle
+# connection should not hold its own b"upgrade" (~40 bytes per field).  The
+# C scanner returns these objects without allocating (`_speedups.share`).
+SHARED_FIELD_BYTES = {
+    b: b
+    for b in (
+        b"host", b"connection", b"upgrade", b"origin", b"user-agent", b"pragma",
+        b"cache-control", b"accept-encoding", b"accept-language", b"cookie",
+        b"sec-websocket-version", b"sec-websocket-key", b"sec-websocket-extensions",
+        b"sec-websocket-protocol", b"authorization", b"x-forwarded-for",
+        b"x-forwarded-proto", b"forwarded", b"x-real-ip", b"content-type",
+        b"content-length", b"accept", b"websocket", b"Upgrade", b"13", b"no-cache",
+        b"gzip, deflate, br", b"gzip, deflate, br, zstd", b"gzip, deflate", b"*/*",
+        b"permessage-deflate; client_max_window_bits", b"permessage-deflate",
+    )
+}  # fmt: skip
+
 # What the checker expects next.
 _HEAD, _BODY, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_END, _TRAILERS, _PASS = range(7)
 _MAX_CHUNK_LINE = 4096
@@ -131,9 +150,26 @@ class CheckedHead:
 
 _new_checked_head = object.__new__
 
-ScannedHead = tuple[bytes, bytes, bytes, bytes, list[tuple[bytes, bytes]]]
-"""A clean head's method, target, major and minor version digits, and its
-fields (names lower-cased, values trimmed of spaces and tabs)."""
+Field = tuple[bytes, bytes]
+
+ScannedHead = tuple[bytes, bytes, bytes, bytes, list[Field], int, list[Field]]
+"""A clean head's method, target, major and minor version digits, its
+fields (names lower-cased, values trimmed of spaces and tabs), its size as
+the head limit counts it (`head_size`) and the fields among them whose names
+are in `FRAMING_POLICY_FIELDS` (the same pairs, in order)."""
+
+FRAMING_POLICY_FIELDS = frozenset(
+    (b"host", b"content-length", b"transfer-encoding", b"connection", b"upgrade", b"expect")
+)
+"""The fields `WireCheck._framing` reads: the body's framing and what request
+policy needs (Host, Connection, Upgrade, Expect).  The scanners set them
+apart as they read, so that the head's other fields are looked at once."""
+
+
+def head_size(method: bytes, target: bytes, fields: list[Field]) -> int:
+    """The size the head limit applies to: " ", " HTTP/1.1", CRLF and the
+    final CRLF, plus ": " and CRLF per field (single spaces assumed)."""
+    return len(method) + len(target) + 14 + sum(len(n) + len(v) + 4 for n, v in fields)
 
 
 def python_scan_head(buf: bytes, pos: int, end: int) -> ScannedHead | None:
@@ -145,14 +181,23 @@ def python_scan_head(buf: bytes, pos: int, end: int) -> ScannedHead | None:
         return None
     method, target, major, minor = match.group(1, 2, 3, 4)
     fields = []
+    framing = []
+    size = len(method) + len(target) + 14  # (head_size, written out in the loop)
+    shared = SHARED_FIELD_BYTES.get
     # Matched: each line is `token ":" value`, so the first colon ends the
     # name.  (Splitting is cheaper than a findall that captures the same pairs.)
     first_field = match.end(4) + 2
     if first_field < end - 2:  # (a head may have no fields)
         for line in buf[first_field : end - 2].split(b"\r\n"):
             name, _, value = line.partition(b":")
-            fields.append((name.lower(), value.strip(b" \t")))
-    return method, target, major, minor, fields
+            name = name.lower()
+            value = value.strip(b" \t")
+            pair = (shared(name, name), shared(value, value))
+            fields.append(pair)
+            size += len(name) + len(value) + 4
+            if name in FRAMING_POLICY_FIELDS:
+                framing.append(pair)
+    return method, target, major, minor, fields, size, framing
 
 
 def _c_scan_head() -> Callable[[bytes, int, int], ScannedHead | None] | None:
@@ -162,6 +207,7 @@ def _c_scan_head() -> Callable[[bytes, int, int], ScannedHead | None] | None:
         from asgiws.http import _speedups
     except ImportError:  # not built: the Python scanner reads the same heads
         return None
+    _speedups.share(tuple(SHARED_FIELD_BYTES))
     return _speedups.scan_head
 
 
@@ -241,7 +287,7 @@ class WireCheck:
                 if 0 <= head_end <= pos + self._max_head - 2:
                     scanned = scan_head(buf, pos, head_end + 2)
                     if scanned is not None:
-                        method, target, major, minor, fields = scanned
+                        method, target, major, minor, fields, size, framing = scanned
                         # HTTP/1.1 in origin form, most requests, needs no
                         # further look at the request line.
                         if minor != b"1" or major != b"1" or target[:1] != b"/":
@@ -249,7 +295,7 @@ class WireCheck:
                             if error is not None:
                                 return buf[:pos], error
                         self._request_line = (method, target, "1.1" if minor == b"1" else "1.0")
-                        error = self._framing(fields)
+                        error = self._framing(fields, size, framing)
                         if error is not None:
                             return buf[: head_end + 2], error
                         if (
@@ -360,7 +406,9 @@ class WireCheck:
             else:
                 # RFC 9112 5: a field value has no leading or trailing
                 # whitespace (the pattern skips what leads).
-                self._fields.append((name, match[2].rstrip(b" \t")))
+                value = match[2].rstrip(b" \t")
+                shared = SHARED_FIELD_BYTES.get
+                self._fields.append((shared(name, name), shared(value, value)))
             self._lines += 1
             return None
         # The empty line: the head (or the trailers) ends.
@@ -374,7 +422,10 @@ class WireCheck:
             # refuses them, so both parsers do.
             return _bad("empty line before the request line")
         fields, self._fields = self._fields, []
-        return self._framing(fields)
+        assert self._request_line is not None
+        method, target, _ = self._request_line
+        framing = [pair for pair in fields if pair[0] in FRAMING_POLICY_FIELDS]
+        return self._framing(fields, head_size(method, target, fields), framing)
 
     def _request_line_done(self, line: bytes) -> WireError | None:
         match = _REQUEST_LINE.fullmatch(line)
@@ -386,14 +437,14 @@ class WireCheck:
             self._request_line = (method, target, "1.1" if minor == b"1" else "1.0")
         return error
 
-    def _framing(self, fields: list[tuple[bytes, bytes]]) -> WireError | None:
+    def _framing(self, fields: list[Field], size: int, framing: list[Field]) -> WireError | None:
         """RFC 9112 6.3: how the body of the request whose head has `fields`
-        ends; and the head, for the parser (`heads`)."""
+        ends; and the head, for the parser (`heads`).  `size`: the head's
+        (`head_size`); `framing`: its fields named in FRAMING_POLICY_FIELDS."""
         assert self._request_line is not None
         method, target, version = self._request_line
         lengths: list[bytes] = []
         codings: list[str] = []
-        size = len(method) + len(target) + 14
         hosts = 0
         framing_fields = False
         # CheckedHead's __init__ written out (one Python call per request fewer).
@@ -405,8 +456,7 @@ class WireCheck:
         head.connection = connection = []
         head.upgrade = upgrade = []
         head.expect_continue = False
-        for name, value in fields:
-            size += len(name) + len(value) + 4
+        for name, value in framing:
             if name == b"host":
                 hosts += 1
             elif name == b"content-length":

@@ -43,6 +43,7 @@ from asgiws.websocket.frames import (
     TEXT,
     Close,
     FrameDecoder,
+    close_of,
     encode_close_payload,
     encode_frame,
     parse_close_payload,
@@ -206,7 +207,7 @@ def _failure_close(code: int, reason: str) -> Close:
     or less"); ValueError for a code that may not be sent."""
     reason = reason.encode("utf-8")[: MAX_CONTROL_PAYLOAD - 2].decode("utf-8", "ignore")
     encode_close_payload(code, reason)
-    return Close(code, reason)
+    return close_of(code, reason)
 
 
 def encode_server_frame(opcode: int, payload: BytesLike) -> list[bytes]:
@@ -580,7 +581,7 @@ class Engine:
                 self._receive_error(Trigger.PROTOCOL_ERROR, exc, events)
             self._fire(Trigger.RECEIVE_CLOSE)  # invalid, but the peer's stream is over
             return
-        self._close_received = Close(code, reason)
+        self._close_received = close_of(code, reason)
         if self._rcvd_then_sent is None:
             self._rcvd_then_sent = True
         if reporting:
@@ -590,7 +591,7 @@ class Engine:
             # previously send a Close frame, the endpoint MUST send a Close
             # frame in response. (When sending a Close frame in response, the
             # endpoint typically echos the status code it received.)"
-            echo = Close(code, "")
+            echo = close_of(code, "")
             self._queue(self._close_frame(echo, encode_close_payload(code, "")))
         self._fire(Trigger.RECEIVE_CLOSE)
 
@@ -735,7 +736,7 @@ class Engine:
         the peer closed TCP."""
         payload = encode_close_payload(code, reason)
         self._fire(Trigger.SEND_CLOSE)
-        return self._close_frame(Close(code, reason), payload)
+        return self._close_frame(close_of(code, reason), payload)
 
 
 class ServerEngine(Engine):

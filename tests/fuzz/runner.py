@@ -105,7 +105,11 @@ def main(argv: list[str] | None = None) -> int:
             targets.C_PAYLOAD_ASSEMBLER = module.PayloadAssembler
             targets.C_APPLY_MASK = module.apply_mask
         elif speedups_path is not None:
-            targets.C_SCAN_HEAD = load_extension(speedups_path, "asgiws.http._speedups").scan_head
+            module = load_extension(speedups_path, "asgiws.http._speedups")
+            # The shared names and values the package hands in, so that their
+            # lookup is fuzzed too.
+            module.share(tuple(targets.wire_module.SHARED_FIELD_BYTES))
+            targets.C_SCAN_HEAD = module.scan_head
         one_input = target.run
         target.run(data)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from hypothesis import given, settings
@@ -22,9 +23,13 @@ SOURCE = Path(http_pkg.__file__).parent / "_speedups.c"
 
 
 @pytest.fixture(scope="module")
-def c_scan_head(tmp_path_factory: pytest.TempPathFactory) -> Scan:
-    module = build_extension(SOURCE, "asgiws.http._speedups", tmp_path_factory.mktemp("c"))
-    scan: Scan = module.scan_head
+def c_speedups(tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
+    return build_extension(SOURCE, "asgiws.http._speedups", tmp_path_factory.mktemp("c"))
+
+
+@pytest.fixture(scope="module")
+def c_scan_head(c_speedups: ModuleType) -> Scan:
+    scan: Scan = c_speedups.scan_head
     return scan
 
 
@@ -47,14 +52,48 @@ def both(scan: Scan, head: bytes) -> ScannedHead | None:
                 b"1",
                 b"1",
                 [(b"host", b"x"), (b"x-empty", b""), (b"user-agent", b"curl/8")],
+                21 + 9 + 11 + 20,
+                [(b"host", b"x")],
             ),
         ),
         # no fields at all
-        (b"OPTIONS * HTTP/1.0\r\n\r\n", (b"OPTIONS", b"*", b"1", b"0", [])),
+        (b"OPTIONS * HTTP/1.0\r\n\r\n", (b"OPTIONS", b"*", b"1", b"0", [], 22, [])),
         # tabs and obs-text inside a value are kept
         (
             b"GET / HTTP/1.1\r\nHost: x\r\nX: a\tb \xe9\xff\r\n\r\n",
-            (b"GET", b"/", b"1", b"1", [(b"host", b"x"), (b"x", b"a\tb \xe9\xff")]),
+            (
+                b"GET",
+                b"/",
+                b"1",
+                b"1",
+                [(b"host", b"x"), (b"x", b"a\tb \xe9\xff")],
+                18 + 9 + 11,
+                [(b"host", b"x")],
+            ),
+        ),
+        # every field framing and policy read is set apart, in order
+        (
+            b"POST / HTTP/1.1\r\nEXPECT: 100-continue\r\nHost: x\r\nX: 1\r\n"
+            b"Connection: Upgrade\r\nUpgrade: websocket\r\nContent-Length: 0\r\n"
+            b"Transfer-Encoding: chunked\r\nHosts: y\r\n\r\n",
+            (
+                b"POST",
+                b"/",
+                b"1",
+                b"1",
+                fields := [
+                    (b"expect", b"100-continue"),
+                    (b"host", b"x"),
+                    (b"x", b"1"),
+                    (b"connection", b"Upgrade"),
+                    (b"upgrade", b"websocket"),
+                    (b"content-length", b"0"),
+                    (b"transfer-encoding", b"chunked"),
+                    (b"hosts", b"y"),
+                ],
+                wire.head_size(b"POST", b"/", fields),
+                [pair for pair in fields if pair[0] not in (b"x", b"hosts")],
+            ),
         ),
     ],
 )
@@ -99,11 +138,49 @@ def test_the_window_is_respected(c_scan_head: Scan) -> None:
     start = len(first)
     end = stream.index(b"\r\n\r\n", start) + 2
     assert c_scan_head(stream, start, end) == python_scan_head(stream, start, end)
-    assert c_scan_head(stream, start, end) == (b"GET", b"/2", b"1", b"1", [(b"host", b"y")])
+    assert c_scan_head(stream, start, end) == (
+        b"GET",
+        b"/2",
+        b"1",
+        b"1",
+        [(b"host", b"y")],
+        wire.head_size(b"GET", b"/2", [(b"host", b"y")]),
+        [(b"host", b"y")],
+    )
     with pytest.raises(ValueError):
         c_scan_head(stream, 0, len(stream) + 1)
     with pytest.raises(TypeError):
         c_scan_head(bytearray(stream), 0, end)  # type: ignore[arg-type]
+
+
+def test_common_names_and_values_are_the_shared_objects(
+    c_speedups: ModuleType, c_scan_head: Scan
+) -> None:
+    """Names and values in SHARED_FIELD_BYTES come back as those objects from
+    either scanner, names matched case-insensitively and values exactly, so
+    that a WebSocket's request headers, kept for its life, hold no copies."""
+    c_speedups.share(tuple(wire.SHARED_FIELD_BYTES))
+    head = (
+        b"GET /chat HTTP/1.1\r\nHOST: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Version: 13\r\nX-Other: websocket\r\nAccept: WEBSOCKET\r\n\r\n"
+    )
+    shared = wire.SHARED_FIELD_BYTES
+    for scan in (c_scan_head, python_scan_head):
+        scanned = scan(head, 0, head.index(b"\r\n\r\n") + 2)
+        assert scanned is not None
+        identities = [(n is shared.get(n), v is shared.get(v)) for n, v in scanned[4]]
+        assert identities == [
+            (True, False),  # host: x
+            (True, True),  # upgrade: websocket
+            (True, True),  # connection: Upgrade
+            (True, True),  # sec-websocket-version: 13
+            (False, True),  # x-other: websocket
+            (True, False),  # accept: WEBSOCKET (values match exactly)
+        ]
+    with pytest.raises(TypeError):
+        c_speedups.share(("not bytes",))
+    with pytest.raises(TypeError):
+        c_speedups.share((b"x" * 64,))
 
 
 _LINE_BYTES = st.sampled_from(
