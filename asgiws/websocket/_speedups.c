@@ -67,7 +67,7 @@ done:
 static const char COMPRESSED_TAIL[4] = {0x00, 0x00, (char)0xff, (char)0xff};
 
 /* scan_frames(buffer, pos, expect_masked, max_size, compressed=False)
- *     -> (messages, new_pos)
+ *     -> (messages, new_pos, close)
  *
  * Starting at `pos`, takes every frame that is complete in `buffer` and is a
  * whole message on its own: FIN set, RSV2/RSV3 clear, opcode text or binary,
@@ -81,14 +81,18 @@ static const char COMPRESSED_TAIL[4] = {0x00, 0x00, (char)0xff, (char)0xff};
  * checks the result.  Stops, without consuming it, at the first frame
  * that is anything else (incomplete, fragmented, RSV1 without `compressed`,
  * control, invalid, bad UTF-8): the Python parser takes it from there and
- * applies every rule, including the errors. */
+ * applies every rule, including the errors.  The one control frame taken is
+ * the peer's close frame, when it is complete and keeps the frame rules (FIN
+ * set, no RSV bit, masked as expected, a payload of at most 125 bytes): the
+ * scan ends with it, and `close` is its unmasked payload (None otherwise),
+ * for the engine to read as its general parser would hand it over. */
 static PyObject *
 scan_frames(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     Py_buffer view;
     Py_ssize_t pos, max_size;
     int expect_masked, compressed = 0;
-    PyObject *messages, *result = NULL;
+    PyObject *messages, *close = NULL, *result = NULL;
     /* (parsed by hand: PyArg_ParseTuple cost ~0.6k instructions a read) */
     if (nargs < 4 || nargs > 5) {
         PyErr_Format(PyExc_TypeError, "scan_frames() takes 4 or 5 arguments (%zd given)", nargs);
@@ -130,6 +134,24 @@ scan_frames(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             const unsigned char *payload;
             PyObject *item;
             int deflated = (b0 & 0xF0) == 0xC0;
+            if (b0 == 0x88 && length <= 125 && masked == (expect_masked != 0)) {
+                /* 5.5: a close frame, final and at most 125 bytes */
+                header = masked ? 6 : 2;
+                if (avail < header + (Py_ssize_t)length)
+                    break;
+                close = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)length);
+                if (close == NULL) {
+                    Py_CLEAR(messages);
+                    goto done;
+                }
+                if (masked)
+                    xor_mask(buf + pos + 6, (unsigned char *)PyBytes_AS_STRING(close),
+                             (Py_ssize_t)length, buf + pos + 2);
+                else
+                    memcpy(PyBytes_AS_STRING(close), buf + pos + 2, (size_t)length);
+                pos += header + (Py_ssize_t)length;
+                break; /* nothing after the peer's close frame counts */
+            }
             if (!((b0 & 0xF0) == 0x80 || (deflated && compressed)) || (opcode != 1 && opcode != 2))
                 break;
             if (masked != (expect_masked != 0))
@@ -213,8 +235,10 @@ scan_frames(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             pos += header + (Py_ssize_t)length;
         }
     }
-    result = Py_BuildValue("(Nn)", messages, pos);
+    result = Py_BuildValue("(NnN)", messages, pos, close != NULL ? close : Py_NewRef(Py_None));
+    close = NULL;
 done:
+    Py_XDECREF(close);
     PyBuffer_Release(&view);
     return result;
 }
@@ -469,6 +493,11 @@ PyInit__speedups(void)
             Py_DECREF(m);
             return NULL;
         }
+    }
+    /* scan_frames returns (messages, new_pos, close): frames.py checks for it */
+    if (PyModule_AddIntConstant(m, "SCANS_CLOSE_FRAMES", 1) < 0) {
+        Py_DECREF(m);
+        return NULL;
     }
     return m;
 }

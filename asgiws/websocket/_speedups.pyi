@@ -1,6 +1,7 @@
 from typing import Any
 
 COMPRESSED_TAIL: bytes
+SCANS_CLOSE_FRAMES: int
 
 def apply_mask(data: bytes | bytearray | memoryview, mask: bytes) -> bytes: ...
 def deflate_frame(
@@ -13,7 +14,7 @@ def scan_frames(
     max_size: int,
     compressed: bool = False,
     /,
-) -> tuple[list[str | bytes | tuple[bool, bytes]], int]: ...
+) -> tuple[list[str | bytes | tuple[bool, bytes]], int, bytes | None]: ...
 
 class PayloadAssembler:
     def __init__(self, size: int, /) -> None: ...

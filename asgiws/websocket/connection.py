@@ -479,10 +479,10 @@ class Engine:
                     # (nothing without the extension); next_part() below
                     # handles everything else.
                     if fresh is None:
-                        whole = decoder.whole_messages(messages.max_size)
+                        whole, close = decoder.whole_messages(messages.max_size)
                         idle = decoder.idle
                     else:
-                        whole, idle = decoder.feed_whole(fresh, messages.max_size)
+                        whole, idle, close = decoder.feed_whole(fresh, messages.max_size)
                         fresh = None
                     try:
                         for item in whole:
@@ -498,7 +498,16 @@ class Engine:
                                 events.append(messages.inflated_message(is_text, payload))
                     except ProtocolError as exc:
                         self._receive_error(Trigger.PROTOCOL_ERROR, exc, events)
+                        if close is not None:
+                            # (taken behind the failed message: as when
+                            # discarding, only the close frame counts)
+                            self._on_close(close, events)
                         continue
+                    if close is not None:
+                        # The peer's close frame, behind the messages (most
+                        # closing handshakes): nothing after it counts.
+                        self._on_close(close, events)
+                        break
                     if idle:
                         break  # all taken (the common case): skip next_part()
             elif theirs is _DISCARDING:

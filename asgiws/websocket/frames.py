@@ -33,7 +33,11 @@ WholeMessage = str | bytes | tuple[bool, bytes]
 """What the scanner returns per message: text, binary, or (is_text, payload)
 for a compressed message still to be inflated, its payload followed by the
 4 octets RFC 7692 7.2.2 appends before inflating (`deflate.TAIL`)."""
-ScanFrames = Callable[[BytesLike, int, bool, int, bool], tuple[list[WholeMessage], int]]
+ScanFrames = Callable[
+    [BytesLike, int, bool, int, bool], tuple[list[WholeMessage], int, bytes | None]
+]
+"""(buffer, pos, expect_masked, max_size, compressed) -> (messages, new pos,
+the payload of the peer's close frame when the scan ended with one)."""
 
 c_scan_frames: ScanFrames | None = None
 """The C fast path for whole single-frame messages (see `FrameDecoder.whole_messages`);
@@ -44,8 +48,9 @@ if extensions_enabled():
     except ImportError:  # not built
         pass
     else:
-        # (an older build hands compressed payloads out without the tail)
-        if hasattr(_speedups, "COMPRESSED_TAIL"):
+        # (an older build hands compressed payloads out without the tail,
+        # or leaves the close frame to the general parser)
+        if hasattr(_speedups, "SCANS_CLOSE_FRAMES"):
             c_scan_frames = _speedups.scan_frames
 
 
@@ -350,39 +355,44 @@ class FrameDecoder:
         None (no byte buffered, no frame in progress or collected whole)."""
         return self._pos == len(self._buf) and not self._remaining and self._whole is None
 
-    def whole_messages(self, max_size: int | None) -> list[WholeMessage]:
+    def whole_messages(self, max_size: int | None) -> tuple[list[WholeMessage], bytes | None]:
         """Fast path: every message at the head of the buffer that is one
         complete frame (FIN, text or binary, at most `max_size` bytes on the
         wire, no RSV bit but RSV1 when compression is negotiated), consumed in
         one C call: str (valid UTF-8) or bytes, or (is_text, payload) for a
         compressed one, which the message assembler inflates and checks.
+        Then the payload of the peer's close frame when one that keeps the
+        frame rules came behind them (consumed too, and the last thing
+        taken: nothing after it counts), else None; `parse_close_payload`
+        judges the payload, as for one from `next_part()`.
 
         Only call it between messages (no fragmented message in progress):
-        the scanner knows no fragmentation state.  Returns [] without the C
-        extension or in the middle of a frame; `next_part()` then handles what
-        is left, with all the rules and errors -- this only ever skips work
-        for frames that parse without any.
+        the scanner knows no fragmentation state.  Returns ([], None) without
+        the C extension or in the middle of a frame; `next_part()` then
+        handles what is left, with all the rules and errors -- this only ever
+        skips work for frames that parse without any.
         """
         scan = self._scan
         if scan is None or self._remaining or self._whole is not None:
-            return []  # (a frame collected whole may be complete, waiting for next_part)
+            return [], None  # (a frame collected whole may be complete, waiting for next_part)
         buf = self._buf
         pos = self._pos
         if len(buf) - pos < 2:
-            return []
+            return [], None
         limit = -1 if max_size is None else max_size
-        messages, pos = scan(buf, pos, self._expect_masked, limit, self._compression)
+        messages, pos, close = scan(buf, pos, self._expect_masked, limit, self._compression)
         if pos == len(buf):  # all taken: hold no bytes (what _compact does)
             buf.clear()
             pos = 0
         self._pos = pos
-        return messages
+        return messages, close
 
     def feed_whole(
         self, data: BytesLike, max_size: int | None
-    ) -> tuple[list[WholeMessage], bool]:
+    ) -> tuple[list[WholeMessage], bool, bytes | None]:
         """`feed(data)`, then `whole_messages(max_size)` and `idle`, in one
-        call: the engine's common read between messages.
+        call: the engine's common read between messages.  Returns (messages,
+        idle, close payload or None).
 
         When nothing is buffered or in progress, the scanner reads `data`
         itself and only what it leaves (an incomplete or unusual frame) is
@@ -395,20 +405,21 @@ class FrameDecoder:
             # Nothing is taken here without the scanner, and the fed bytes
             # are buffered or collected whole: not idle.
             self.feed(data)
-            return [], False
+            return [], False, None
         if self._remaining or self._whole is not None or self._buf:
             self.feed(data)
-            return self.whole_messages(max_size), self.idle
+            messages, close = self.whole_messages(max_size)
+            return messages, self.idle, close
         end = len(data)
         if end < 2:
             self._buf += data
-            return [], not end
+            return [], not end, None
         limit = -1 if max_size is None else max_size
-        messages, pos = scan(data, 0, self._expect_masked, limit, self._compression)
+        messages, pos, close = scan(data, 0, self._expect_masked, limit, self._compression)
         if pos == end:
-            return messages, True
+            return messages, True, close
         self._buf += data[pos:] if pos else data  # (_pos is 0: the buffer was empty)
-        return messages, False
+        return messages, False, close
 
     def _take(self, n: int) -> bytes:
         start = self._pos

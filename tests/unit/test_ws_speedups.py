@@ -58,7 +58,7 @@ def run_engine(
     max_size: int | None,
     server: bool = True,
     deflate: DeflateParams | None = None,
-) -> tuple[list[Event], list[bytes]]:
+) -> tuple[list[Event], list[bytes], tuple[object, ...]]:
     engine = (
         ServerEngine(max_size=max_size, deflate=deflate)
         if server
@@ -71,7 +71,16 @@ def run_engine(
         events += engine.receive_data(stream[prev:cut])
         sent += engine.data_to_send()
         prev = cut
-    return events, sent
+    # Where the closing handshake stands, which no event shows after an
+    # error (the peer's close frame is then taken without one).
+    closing = (
+        engine.their_state,
+        engine.our_state,
+        engine.close_received,
+        engine.failure,
+        engine.should_close_transport(),
+    )
+    return events, sent, closing
 
 
 def assert_scanner_matches_general_parser(
@@ -90,6 +99,7 @@ def assert_scanner_matches_general_parser(
         mp.setattr(frames_module, "c_scan_frames", speedups.scan_frames)
         got = run_engine(stream, cuts, max_size=max_size, server=server, deflate=deflate)
     assert got[0] == expected[0]
+    assert got[2] == expected[2]
     # A client masks its replies with fresh random keys: compare sizes only.
     assert (got[1] if server else [len(c) for c in got[1]]) == (
         expected[1] if server else [len(c) for c in expected[1]]
@@ -99,13 +109,17 @@ def assert_scanner_matches_general_parser(
 # A frame: (opcode, fin, payload).  Text payloads are sometimes invalid UTF-8;
 # opcodes include control frames and continuations, so streams exercise the
 # hand-over between the C scanner and the general parser, and its errors.
+# Close frames carry a good payload, none, or a bad one (1 byte, an invalid
+# code, a reason that is not UTF-8), and frames may follow them.
+CLOSE_PAYLOADS = (b"\x03\xe8", b"\x03\xe8bye", b"", b"\x03", b"\x03\xed", b"\x0f\xa0\xff")
 frame_st = st.tuples(
-    st.sampled_from([TEXT, BINARY, CONT, PING, TEXT, BINARY]),
+    st.sampled_from([TEXT, BINARY, CONT, PING, TEXT, BINARY, CLOSE]),
     st.booleans() | st.just(True),
     st.one_of(
         st.text(max_size=300).map(lambda t: t.encode()),
         st.binary(max_size=300),
         st.just(b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80"),  # surrogate
+        st.sampled_from(CLOSE_PAYLOADS),
     ),
 )
 
@@ -113,7 +127,7 @@ frame_st = st.tuples(
 def encode_stream(frames: list[tuple[int, bool, bytes]], *, masked: bool) -> bytes:
     out = b""
     for opcode, fin, payload in frames:
-        if opcode == PING:
+        if opcode in (PING, CLOSE):
             payload, fin = payload[:125], True
         out += b"".join(encode_frame(opcode, payload, fin=fin, mask=MASK if masked else None))
     return out
@@ -141,7 +155,7 @@ def test_c_scanner_gives_the_events_of_the_general_parser(
 # the stream (context takeover), or sent plain, or is corrupt deflate data;
 # some are fragmented, pings interleave.
 compressed_frame_st = st.tuples(
-    st.sampled_from(["deflate", "deflate", "plain", "corrupt", "fragmented", "ping"]),
+    st.sampled_from(["deflate", "deflate", "plain", "corrupt", "fragmented", "ping", "close"]),
     st.booleans(),  # text?
     st.one_of(
         st.text(max_size=300).map(lambda t: t.encode()),
@@ -162,6 +176,10 @@ def encode_compressed_stream(
         opcode = TEXT if is_text else BINARY
         if kind == "ping":
             out += b"".join(encode_frame(PING, payload[:125], mask=mask))
+            continue
+        if kind == "close":
+            close = CLOSE_PAYLOADS[len(payload) % len(CLOSE_PAYLOADS)]
+            out += b"".join(encode_frame(CLOSE, close, mask=mask))
             continue
         if kind == "plain":
             out += b"".join(encode_frame(opcode, payload, mask=mask))
@@ -211,15 +229,17 @@ def test_scanner_takes_compressed_frames_only_when_asked(speedups: ModuleType) -
     tail = speedups.COMPRESSED_TAIL
     assert tail == b"\x00\x00\xff\xff"
     frame = b"".join(encode_frame(TEXT, b"\x01\x02", rsv1=True, mask=MASK))
-    assert speedups.scan_frames(frame, 0, True, -1) == ([], 0)
+    assert speedups.scan_frames(frame, 0, True, -1) == ([], 0, None)
     assert speedups.scan_frames(frame, 0, True, -1, True) == (
         [(True, b"\x01\x02" + tail)],
         len(frame),
+        None,
     )
     binary = b"".join(encode_frame(BINARY, b"\x03", rsv1=True))
     assert speedups.scan_frames(binary, 0, False, -1, True) == (
         [(False, b"\x03" + tail)],
         len(binary),
+        None,
     )
 
 
@@ -233,8 +253,9 @@ def test_scanner_takes_plain_frames_and_stops_at_anything_else(speedups: ModuleT
         ],
         masked=True,
     )
-    messages, pos = speedups.scan_frames(stream, 0, True, -1)
+    messages, pos, close = speedups.scan_frames(stream, 0, True, -1)
     assert messages == ["κόσμε", b"\x00\x01"]
+    assert close is None
     assert stream[pos] == 0x80 | PING  # the ping is left for the general parser
     # Each of these stops the scan before consuming the frame.
     for frame in (
@@ -242,13 +263,41 @@ def test_scanner_takes_plain_frames_and_stops_at_anything_else(speedups: ModuleT
         b"".join(encode_frame(TEXT, b"abc", fin=False, mask=MASK)),  # fragment
         b"".join(encode_frame(TEXT, b"abc", rsv1=True, mask=MASK)),  # compressed
         b"".join(encode_frame(TEXT, b"abc")),  # unmasked on a server
-        b"".join(encode_frame(CLOSE, b"", mask=MASK)),
         b"".join(encode_frame(BINARY, b"x" * 200, mask=MASK))[:-1],  # incomplete
     ):
-        assert speedups.scan_frames(frame, 0, True, -1) == ([], 0)
+        assert speedups.scan_frames(frame, 0, True, -1) == ([], 0, None)
     assert speedups.scan_frames(
         b"".join(encode_frame(BINARY, b"x" * 11, mask=MASK)), 0, True, 10
-    ) == ([], 0)
+    ) == ([], 0, None)
+
+
+def test_scanner_ends_with_the_peers_close_frame(speedups: ModuleType) -> None:
+    """A close frame that keeps the frame rules is taken, unmasked, behind
+    the messages before it, and the scan stops there: nothing after the
+    peer's close frame counts.  Any other is left to the general parser,
+    which words the error."""
+    close = b"".join(encode_frame(CLOSE, b"\x03\xe8bye", mask=MASK))
+    stream = encode_stream([(TEXT, True, b"last")], masked=True) + close + b"\x81\x80junk"
+    assert speedups.scan_frames(stream, 0, True, -1) == (
+        ["last"],
+        len(stream) - len(b"\x81\x80junk"),
+        b"\x03\xe8bye",
+    )
+    # unmasked, from a server to a client; and an empty payload
+    assert speedups.scan_frames(b"\x88\x00", 0, False, -1) == ([], 2, b"")
+    # the payload is judged by the engine, not here (1 byte: a protocol error)
+    assert speedups.scan_frames(b"".join(encode_frame(CLOSE, b"\x03", mask=MASK)), 0, True, -1)[
+        2
+    ] == b"\x03"
+    for frame in (
+        b"".join(encode_frame(CLOSE, b"\x03\xe8")),  # unmasked on a server
+        b"".join(encode_frame(CLOSE, b"\x03\xe8", rsv1=True, mask=MASK)),  # RSV1
+        b"".join(encode_frame(CLOSE, b"\x03\xe8", fin=False, mask=MASK)),  # not final
+        b"".join(encode_frame(CLOSE, b"\x03\xe8" + b"x" * 124, mask=MASK)),  # 126 bytes
+        close[:-1],  # incomplete
+        close[:5],  # incomplete mask
+    ):
+        assert speedups.scan_frames(frame, 0, True, -1, True) == ([], 0, None)
 
 
 def test_scan_frames_refuses_bad_arguments(speedups: ModuleType) -> None:
@@ -262,7 +311,11 @@ def test_scan_frames_refuses_bad_arguments(speedups: ModuleType) -> None:
     with pytest.raises(ValueError, match="pos out of range"):
         speedups.scan_frames(frame, len(frame) + 1, True, -1)
     # a bytearray, from a position, as the decoder's buffer is read
-    assert speedups.scan_frames(bytearray(b"xx" + frame), 2, True, -1) == (["abc"], 2 + len(frame))
+    assert speedups.scan_frames(bytearray(b"xx" + frame), 2, True, -1) == (
+        ["abc"],
+        2 + len(frame),
+        None,
+    )
 
 
 def test_decoder_holds_no_bytes_once_the_scanner_took_them_all(speedups: ModuleType) -> None:
@@ -271,16 +324,16 @@ def test_decoder_holds_no_bytes_once_the_scanner_took_them_all(speedups: ModuleT
     decoder = frames_module.FrameDecoder(expect_masked=True, scan=speedups.scan_frames)
     whole = encode_stream([(TEXT, True, b"one"), (BINARY, True, b"two")], masked=True)
     decoder.feed(whole)
-    assert decoder.whole_messages(None) == ["one", b"two"]
+    assert decoder.whole_messages(None) == (["one", b"two"], None)
     assert decoder.idle
     assert len(decoder._buf) == 0  # (the bytes themselves, not just the count)
     partial = encode_stream([(TEXT, True, b"three")], masked=True)
     decoder.feed(whole + partial[:-1])
-    assert decoder.whole_messages(None) == ["one", b"two"]
+    assert decoder.whole_messages(None) == (["one", b"two"], None)
     assert not decoder.idle
     assert decoder.buffered == len(partial) - 1
     decoder.feed(partial[-1:])
-    assert decoder.whole_messages(None) == ["three"]
+    assert decoder.whole_messages(None) == (["three"], None)
     assert decoder.idle
     # A frame whose payload is handed out piece by piece is not over
     # when the bytes received so far are.
@@ -303,7 +356,7 @@ def vars_of(part: frames_module.FramePart | None) -> dict[str, object] | None:
 @given(
     frames=st.lists(
         st.tuples(
-            st.sampled_from([TEXT, BINARY, PING]),
+            st.sampled_from([TEXT, BINARY, PING, CLOSE]),
             st.booleans(),  # compressed (RSV1, data frames only)
             st.binary(max_size=300),
         ),
@@ -317,10 +370,18 @@ def test_feed_whole_is_feed_then_whole_messages_then_idle(
 ) -> None:
     """What the engine's first pass takes from each read (the scanner reads
     the fresh bytes in place) is what feeding them and scanning the buffer
-    takes; a control frame stops both, for next_part().  Without the
-    scanner, nothing is taken and everything is left to next_part()."""
+    takes; a ping stops both, for next_part(), and a close frame ends
+    both.  Without the scanner, nothing is taken and everything is left to
+    next_part()."""
     stream = b"".join(
-        b"".join(encode_frame(op, data, rsv1=rsv1 and op != PING, mask=MASK))
+        b"".join(
+            encode_frame(
+                op,
+                data[:125] if op in (PING, CLOSE) else data,
+                rsv1=rsv1 and op in (TEXT, BINARY),
+                mask=MASK,
+            )
+        )
         for op, rsv1, data in frames
     )
     bounds = sorted({0, len(stream), *(c for c in cuts if c < len(stream))})
@@ -333,9 +394,12 @@ def test_feed_whole_is_feed_then_whole_messages_then_idle(
     for start, end in itertools.pairwise(bounds):
         piece = stream[start:end]
         two_calls.feed(piece)
-        expected = (two_calls.whole_messages(None), two_calls.idle)
+        messages, close = two_calls.whole_messages(None)
+        expected = (messages, two_calls.idle, close)
         assert one_call.feed_whole(piece, None) == expected
         assert one_call.buffered == two_calls.buffered
+        if close is not None:
+            break  # nothing after the peer's close frame is read
         if not expected[1] and one_call.buffered >= 2:
             # what is left starts with a frame the scanner does not take
             parts = [decoder.next_part() for decoder in (one_call, two_calls)]
@@ -346,7 +410,7 @@ def test_invalid_utf8_behind_good_messages_fails_with_1007(speedups: ModuleType)
     stream = encode_stream([(TEXT, True, b"good"), (TEXT, True, b"bad \xc0\xaf")], masked=True)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(frames_module, "c_scan_frames", speedups.scan_frames)
-        events, _ = run_engine(stream, [], max_size=None)
+        events, _, _ = run_engine(stream, [], max_size=None)
     assert events[0] == TextMessage("good")
     assert isinstance(events[1], ConnectionFailed) and events[1].code == 1007
 
@@ -407,7 +471,7 @@ def test_big_binary_messages_arrive_whole_in_any_split(
     assembler = speedups.PayloadAssembler if implementation == "c" else PythonPayloadAssembler
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(frames_module, "PayloadAssembler", assembler)
-        events, sent = run_engine(stream, cuts, max_size=2**20)
+        events, sent, _ = run_engine(stream, cuts, max_size=2**20)
     datas = [e.data for e in events if isinstance(e, (TextMessage, BytesMessage))]
     assert datas == [big, "between", big[: ASSEMBLE_THRESHOLD + 1] + big]
     assert len(sent) == 1  # the pong
@@ -587,3 +651,23 @@ def test_deflate_frame_encodes_exact_lengths_and_a_split_tail(
     assert speedups.deflate_frame(untouched, b"", zlib.Z_SYNC_FLUSH, TEXT) == b"".join(
         encode_frame(TEXT, b"\x01" * length, rsv1=True)
     )
+
+
+@pytest.mark.parametrize("server", [True, False], ids=["server", "client"])
+def test_a_close_frame_behind_a_message_that_fails_still_closes(
+    speedups: ModuleType, server: bool
+) -> None:
+    """The scanner takes a compressed message and the close frame behind it
+    in one read; the message fails to inflate (1007), and the close frame
+    still counts, as when the general parser reads it while discarding."""
+    stream = encode_compressed_stream(
+        [("corrupt", True, b"hello"), ("close", True, b"")],
+        masked=server,
+        no_context_takeover=False,
+    )
+    assert_scanner_matches_general_parser(speedups, stream, [], None, server, DeflateParams())
+    events, _, closing = run_engine(
+        stream, [], max_size=None, server=server, deflate=DeflateParams()
+    )
+    assert isinstance(events[0], ConnectionFailed)
+    assert closing[2] is not None  # the peer's close frame was received
