@@ -121,12 +121,13 @@ class ConnectionClosed(WebSocketException):
     def __init__(
         self, rcvd: Close | None, sent: Close | None, rcvd_then_sent: bool | None = None
     ) -> None:
+        # (No super().__init__(): `args` stays what the constructor got, as
+        # in websockets, which is also what pickling rebuilds the exception
+        # from.  The text is made when asked for (__str__): the ASGI face
+        # turns most of these into websocket.disconnect unread.)
         self.rcvd = rcvd
         self.sent = sent
         self.rcvd_then_sent = rcvd_then_sent
-        # The text is made when asked for (__str__), as in websockets: the
-        # ASGI face turns most of these into websocket.disconnect unread.
-        super().__init__()
 
     def __str__(self) -> str:
         return self._describe()

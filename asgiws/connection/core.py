@@ -934,7 +934,11 @@ class WebSocketConnection(asyncio.Protocol):
         return None if self._engine is None else self._engine.rcvd_then_sent
 
     def _closed_exception(self) -> ConnectionClosed:
-        exc = connection_closed(self.close_rcvd, self.close_sent, self._rcvd_then_sent)
+        engine = self._engine  # (read once: the three properties would each look)
+        if engine is None:
+            exc = connection_closed(None, None, None)
+        else:
+            exc = connection_closed(engine.close_received, engine.close_sent, engine.rcvd_then_sent)
         exc.__cause__ = self._failure
         return exc
 

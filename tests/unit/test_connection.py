@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import pickle
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -332,6 +333,16 @@ async def test_peer_close_is_echoed_then_the_server_closes_tcp_and_recv_raises_o
     with pytest.raises(ConnectionClosedOK) as info:
         await conn.recv()
     assert (info.value.code, info.value.reason) == (1000, "bye")
+    assert str(info.value) == "received 1000 (OK) bye; then sent 1000 (OK)"
+    # It survives pickling (a process pool, a multiprocessing queue), as
+    # websockets' does: the constructor's arguments are its `args`.
+    copy = pickle.loads(pickle.dumps(info.value))
+    assert type(copy) is ConnectionClosedOK and str(copy) == str(info.value)
+    assert (copy.rcvd, copy.sent, copy.rcvd_then_sent) == (
+        info.value.rcvd,
+        info.value.sent,
+        True,
+    )
     await asyncio.wait_for(conn.wait_closed(), 1)
     assert conn.closed and conn.close_code == 1000 and conn.close_reason == "bye"
 
