@@ -92,7 +92,7 @@ def both(scan: Scan, head: bytes) -> ScannedHead | None:
                     (b"hosts", b"y"),
                 ],
                 wire.head_size(b"POST", b"/", fields),
-                [pair for pair in fields if pair[0] not in (b"x", b"hosts")],
+                [pair for pair in fields if pair[0] in wire.FRAMING_POLICY_FIELDS],
             ),
         ),
     ],
@@ -101,6 +101,19 @@ def test_a_clean_head_is_split_into_its_parts(
     c_scan_head: Scan, head: bytes, parts: ScannedHead
 ) -> None:
     assert both(c_scan_head, head) == parts
+
+
+def test_the_c_scanner_sets_apart_every_framing_field_and_no_other(c_scan_head: Scan) -> None:
+    """The C scanner's list of names is its own copy of FRAMING_POLICY_FIELDS:
+    each name there (in any case), and no name close to one, is set apart
+    by both scanners alike."""
+    names = sorted(wire.FRAMING_POLICY_FIELDS)
+    near = [b"hosts", b"hos", b"x-upgrade", b"connectio", b"content-lengths", b"expec"]
+    lines = [n.upper() + b": v" for n in names] + [n + b": v" for n in near]
+    head = b"GET / HTTP/1.1\r\n" + b"\r\n".join(lines) + b"\r\n\r\n"
+    scanned = both(c_scan_head, head)
+    assert scanned is not None
+    assert [name for name, _ in scanned[6]] == names
 
 
 @pytest.mark.parametrize(
