@@ -207,6 +207,8 @@ def _c_scan_head() -> Callable[[bytes, int, int], ScannedHead | None] | None:
         from asgiws.http import _speedups
     except ImportError:  # not built: the Python scanner reads the same heads
         return None
+    if not hasattr(_speedups, "share"):
+        return None  # an older build: its heads lack the size and the framing fields
     _speedups.share(tuple(SHARED_FIELD_BYTES))
     return _speedups.scan_head
 

@@ -4,6 +4,7 @@ None (the line-by-line check words the fault) wherever it does not."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -237,3 +238,16 @@ def test_the_wire_check_answers_alike_with_either_scanner(
         return good, error, fields
 
     assert run(c_scan_head) == run(python_scan_head)
+
+
+def test_an_older_build_is_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A C scanner built before `share()` returns heads without their size
+    and framing fields: the wire check reads with the Python scanner then."""
+    older = ModuleType("asgiws.http._speedups")
+    older.scan_head = python_scan_head  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "asgiws.http._speedups", older)
+    monkeypatch.setattr(http_pkg, "_speedups", older, raising=False)
+    monkeypatch.setattr(wire, "extensions_enabled", lambda: True)
+    assert wire._c_scan_head() is None
+    older.share = lambda names: None  # type: ignore[attr-defined]
+    assert wire._c_scan_head() is python_scan_head
