@@ -159,6 +159,11 @@ def close_of(code: int, reason: str) -> Close:
     return Close(code, reason)
 
 
+_NO_REASON = {
+    code: Close(code, "") for code in (*range(1000, 1004), _NO_STATUS, *range(1007, 1015))
+}
+
+
 def is_valid_close_code(code: int) -> bool:
     """Codes allowed in a close frame on the wire (RFC 6455 7.4.1 / 7.4.2).
 
@@ -167,11 +172,6 @@ def is_valid_close_code(code: int) -> bool:
     reserved for future revisions; 1012-1014 are IANA-registered.
     """
     return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
-
-
-_NO_REASON = {
-    code: Close(code, "") for code in (*range(1000, 1004), _NO_STATUS, *range(1007, 1015))
-}
 
 
 def encode_close_payload(code: int, reason: str) -> bytes:
